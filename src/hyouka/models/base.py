@@ -1,0 +1,171 @@
+"""The small protocol every model backend implements.
+
+A backend receives a batch of requests of one kind and yields ``(index,
+Response)`` pairs as results become available, in any order. Yielding early
+lets the engine cache and record finished work while the rest is in flight,
+so a run killed halfway loses nothing it already paid for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+RequestKind = Literal["loglikelihood", "generate", "chat"]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Decoding settings shared by ``generate`` and ``chat`` requests."""
+
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class LoglikelihoodRequest:
+    """Score ``continuation`` given ``context`` (the two are joined as-is)."""
+
+    context: str
+    continuation: str
+    kind: Literal["loglikelihood"] = "loglikelihood"
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """Complete a raw text prompt."""
+
+    prompt: str
+    params: GenerationParams = field(default_factory=GenerationParams)
+    kind: Literal["generate"] = "generate"
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """Answer the last user message of a conversation."""
+
+    messages: tuple[Message, ...]
+    params: GenerationParams = field(default_factory=GenerationParams)
+    kind: Literal["chat"] = "chat"
+
+
+Request = LoglikelihoodRequest | GenerateRequest | ChatRequest
+
+
+@dataclass
+class Response:
+    """What one call returned, plus what it cost.
+
+    ``error`` is set (and the payload fields left empty) when the call failed
+    after all retries; the engine records such a sample as failed and goes on.
+    """
+
+    text: str | None = None
+    logprob: float | None = None
+    is_greedy: bool | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Response:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    @classmethod
+    def failure(cls, error: BaseException | str, error_type: str = "api_error") -> Response:
+        return cls(error=str(error) or type(error).__name__, error_type=error_type)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Which request kinds a backend can serve."""
+
+    loglikelihood: bool = False
+    generate: bool = False
+    chat: bool = False
+
+    def supports(self, kind: RequestKind) -> bool:
+        return bool(getattr(self, kind))
+
+
+class UnsupportedRequestError(RuntimeError):
+    """A backend was asked for a request kind it cannot serve."""
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A language model behind one of the backends."""
+
+    name: str
+    capabilities: Capabilities
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that changes an answer (never credentials); part of cache keys."""
+        ...
+
+    def loglikelihood(
+        self, requests: Sequence[LoglikelihoodRequest]
+    ) -> Iterator[tuple[int, Response]]: ...
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[tuple[int, Response]]: ...
+
+    def chat(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Response]]: ...
+
+
+def dispatch(model: Model, kind: RequestKind, requests: Sequence[Request]) -> Iterator[tuple[int, Response]]:
+    """Send a batch of one kind of request to the matching backend method."""
+    if not model.capabilities.supports(kind):
+        raise UnsupportedRequestError(f"model {model.name!r} does not support {kind} requests")
+    method = getattr(model, kind)
+    return method(requests)
+
+
+def collect(pairs: Iterable[tuple[int, Response]], n: int) -> list[Response]:
+    """Gather streamed ``(index, Response)`` pairs into a list ordered by index."""
+    out: list[Response | None] = [None] * n
+    for index, response in pairs:
+        out[index] = response
+    missing = [i for i, r in enumerate(out) if r is None]
+    if missing:
+        raise RuntimeError(f"backend returned no response for request indices {missing[:10]}")
+    return out  # type: ignore[return-value]
+
+
+def request_payload(request: Request) -> dict[str, Any]:
+    """A JSON-ready description of a request (used for cache keys and records)."""
+    return asdict(request)
+
+
+def request_key(identity: dict[str, Any], request: Request) -> str:
+    """Stable hash of model identity + request: the response-cache key."""
+    blob = json.dumps(
+        {"model": identity, "request": request_payload(request)},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()

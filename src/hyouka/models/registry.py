@@ -1,0 +1,67 @@
+"""Turn a model spec such as ``hf:rinna/japanese-gpt-neox-3.6b`` into a backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hyouka.models.base import Model
+
+BackendFactory = Callable[..., Model]
+
+
+def _hf(name: str, **options: Any) -> Model:
+    from hyouka.models.hf import HFModel
+
+    return HFModel(name, **options)
+
+
+def _openai(name: str, **options: Any) -> Model:
+    from hyouka.models.openai_api import OpenAIModel
+
+    return OpenAIModel(name, **options)
+
+
+def _recorded(name: str, **options: Any) -> Model:
+    from hyouka.models.recorded import RecordedModel
+
+    return RecordedModel(name, **options)
+
+
+BACKENDS: dict[str, BackendFactory] = {
+    "hf": _hf,
+    "openai": _openai,
+    "recorded": _recorded,
+}
+
+
+class UnknownModelError(ValueError):
+    """The model spec names no known backend."""
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Split ``prefix:name`` and check the prefix; the name may itself hold colons."""
+    prefix, sep, name = spec.partition(":")
+    if not sep or not name:
+        raise UnknownModelError(
+            f"model spec {spec!r} has no backend prefix; write it as <backend>:<name>, "
+            f"with backend one of: {', '.join(sorted(BACKENDS))}"
+        )
+    if prefix not in BACKENDS:
+        raise UnknownModelError(
+            f"unknown model backend {prefix!r} in {spec!r}; known backends: {', '.join(sorted(BACKENDS))}"
+        )
+    return prefix, name
+
+
+def load_model(spec: str, **options: Any) -> Model:
+    """Build the backend a spec names; ``options`` go to the backend (None values are dropped)."""
+    prefix, name = parse_spec(spec)
+    kwargs = {k: v for k, v in options.items() if v is not None}
+    factory = BACKENDS[prefix]
+    try:
+        return factory(name, **kwargs)
+    except TypeError as exc:
+        if "unexpected keyword argument" in str(exc):
+            raise UnknownModelError(f"option not supported by the {prefix!r} backend: {exc}") from exc
+        raise

@@ -1,0 +1,210 @@
+"""The Python API: ``hyouka.run`` evaluates a model on tasks and stores the results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hyouka.config import cache_path, jglue_dir
+from hyouka.engine.cache import ResponseCache
+from hyouka.engine.executor import Executor
+from hyouka.engine.runner import RunResult, evaluate_task
+from hyouka.models.base import Model
+from hyouka.models.registry import load_model
+from hyouka.store.store import Store
+from hyouka.tasks.loaders import DataError
+from hyouka.tasks.registry import builtin_suites, expand, load_task
+from hyouka.tasks.task import Task
+
+ProgressFactory = Callable[[str], Callable[[int, int], None]]
+
+
+@dataclass
+class EvalResult:
+    """The runs one call made, one per task, plus suite averages."""
+
+    model: str
+    runs: list[RunResult]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, task: str) -> RunResult:
+        for run in self.runs:
+            if run.task == task:
+                return run
+        raise KeyError(f"no run for task {task!r}; tasks run: {[r.task for r in self.runs]}")
+
+    @property
+    def suite_scores(self) -> dict[str, dict[str, Any]]:
+        """Each suite's weighted average of its tasks' headline metrics, and which tasks it covers."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in {r.suite for r in self.runs if r.suite}:
+            suite = builtin_suites()[name]
+            values, weights, covered = [], [], []
+            for entry in suite.tasks:
+                run = next((r for r in self.runs if r.task == entry.task), None)
+                value = run.metric(entry.metric) if run else None
+                if value is not None:
+                    values.append(value * entry.weight)
+                    weights.append(entry.weight)
+                    covered.append(entry.task)
+            score = sum(values) / sum(weights) if weights else None
+            out[name] = {"score": score, "tasks": covered, "n_tasks": len(suite.tasks)}
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "runs": [
+                {
+                    "run_id": r.run_id,
+                    "task": r.task,
+                    "mode": r.mode,
+                    "n_samples": r.n_samples,
+                    "aggregates": r.aggregates,
+                    "resumed": r.resumed,
+                    "model_calls": r.model_calls,
+                    "cache_hits": r.cache_hits,
+                }
+                for r in self.runs
+            ],
+            "suites": self.suite_scores,
+            "skipped": self.skipped,
+        }
+
+
+def _task_files(data_files: dict[str, str | Path] | None) -> dict[str, Path]:
+    return {k: Path(v).expanduser() for k, v in (data_files or {}).items()}
+
+
+def run(
+    model: str | Model,
+    tasks: str | list[str],
+    *,
+    mode: str = "auto",
+    num_fewshot: int | None = None,
+    prompt_family: str = "plain",
+    seed: int = 0,
+    limit: int | None = None,
+    data_dir: str | Path | None = None,
+    data_files: dict[str, str | Path] | None = None,
+    max_tokens: int | None = None,
+    chat: bool = False,
+    store: Store | str | None = None,
+    cache: ResponseCache | str | Path | bool = True,
+    resume: str | None = None,
+    progress: ProgressFactory | None = None,
+    **model_options: Any,
+) -> EvalResult:
+    """Evaluate a model on tasks or suites (``"jglue"``, ``"jcommonsenseqa,jnli"``).
+
+    ``model`` is a spec such as ``"hf:rinna/japanese-gpt-neox-3.6b"`` or
+    ``"openai:gpt-4o-mini"`` (``model_options`` go to the backend: ``base_url``,
+    ``dtype``, ``device``, ``batch_size``…) or an already built backend.
+    Tasks named explicitly must have their data; tasks that a suite brings in
+    are skipped, with the reason, when theirs is missing.
+    """
+    if resume:
+        return resume_run(resume, store=store, cache=cache, progress=progress)
+    the_store = store if isinstance(store, Store) else Store(store)
+    the_cache = _open_cache(cache)
+    backend = load_model(model, **model_options) if isinstance(model, str) else model
+    spec_name = model if isinstance(model, str) else f"{type(model).__name__}:{backend.name}"
+    root = jglue_dir(data_dir)
+    files = _task_files(data_files)
+
+    result = EvalResult(model=spec_name, runs=[])
+    for task_name, suite in expand(tasks):
+        task = Task(
+            load_task(task_name),
+            data_dir=root,
+            data_file=files.get(task_name),
+            family=prompt_family,
+            num_fewshot=num_fewshot,
+            seed=seed,
+        )
+        try:
+            task.docs()
+        except DataError as exc:
+            if suite is None:
+                raise
+            result.skipped[task_name] = str(exc)
+            continue
+        result.runs.append(
+            evaluate_task(
+                backend,
+                spec_name,
+                task,
+                store=the_store,
+                executor=Executor(backend, the_cache),
+                mode=mode,
+                limit=limit,
+                max_tokens=max_tokens,
+                use_chat=chat,
+                model_options=_recordable(model_options),
+                suite=suite,
+                progress=progress(task_name) if progress else None,
+            )
+        )
+    return result
+
+
+def resume_run(
+    run_id: str,
+    *,
+    store: Store | str | None = None,
+    cache: ResponseCache | str | Path | bool = True,
+    progress: ProgressFactory | None = None,
+) -> EvalResult:
+    """Continue an interrupted or failed run from its stored configuration."""
+    the_store = store if isinstance(store, Store) else Store(store)
+    stored = the_store.get_run(run_id)
+    config = stored["config"]
+    backend = load_model(config["model"], **config["model_options"])
+    task = Task(
+        load_task(config["task"]),
+        data_dir=Path(config["data_dir"]) if config["data_dir"] else None,
+        data_file=Path(config["data_file"]) if config["data_file"] else None,
+        family=config["prompt_family"],
+        num_fewshot=config["num_fewshot"],
+        seed=config["seed"],
+    )
+    result = evaluate_task(
+        backend,
+        config["model"],
+        task,
+        store=the_store,
+        executor=Executor(backend, _open_cache(cache)),
+        mode=config["mode"],
+        limit=config["limit"],
+        max_tokens=config["max_tokens"],
+        use_chat=config["chat"],
+        model_options=config["model_options"],
+        resume=stored["id"],
+        suite=stored["suite"],
+        progress=progress(config["task"]) if progress else None,
+    )
+    return EvalResult(model=config["model"], runs=[result])
+
+
+def _open_cache(cache: ResponseCache | str | Path | bool) -> ResponseCache | None:
+    if cache is False:
+        return None
+    if cache is True:
+        return ResponseCache(cache_path())
+    if isinstance(cache, ResponseCache):
+        return cache
+    return ResponseCache(cache)
+
+
+_SECRET_HINTS = ("key", "token", "secret", "password")
+
+
+def _recordable(options: dict[str, Any]) -> dict[str, Any]:
+    """Model options safe to store: names of secrets' variables are kept, values never."""
+    return {
+        k: v
+        for k, v in options.items()
+        if v is not None and (k.endswith("_env") or not any(h in k.lower() for h in _SECRET_HINTS))
+    }

@@ -1,0 +1,97 @@
+"""A response cache on SQLite: one row per request key, the response as JSON.
+
+Only successful responses are stored, so a failed call is retried on the next
+run. Writes are buffered and committed in small groups; the runner flushes the
+cache before it commits the sample records that depend on it, so a run killed
+mid-way keeps every answer behind a recorded sample.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from hyouka.models.base import Response
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    response TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+)
+"""
+
+_CHUNK = 500  # SQLite limits the number of bound parameters per statement
+_FLUSH_ROWS = 256
+_FLUSH_SECONDS = 1.0
+
+
+class ResponseCache:
+    """Persistent map from request key to :class:`Response`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(_SCHEMA)
+        self._conn.commit()
+        self._pending: list[tuple[str, str]] = []
+        self._last_flush = time.monotonic()
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Response]:
+        """The cached responses among ``keys``."""
+        unique = list(dict.fromkeys(keys))
+        found: dict[str, Response] = {}
+        with self._lock:
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk
+                ).fetchall()
+                for key, blob in rows:
+                    found[key] = Response.from_dict(json.loads(blob))
+        return found
+
+    def put(self, key: str, response: Response) -> None:
+        """Store one successful response (failures are never cached)."""
+        if not response.ok:
+            return
+        data = response.to_dict()
+        data["cached"] = False
+        with self._lock:
+            self._pending.append((key, json.dumps(data, ensure_ascii=False)))
+            due = time.monotonic() - self._last_flush > _FLUSH_SECONDS
+            if len(self._pending) >= _FLUSH_ROWS or due:
+                self._flush_locked()
+
+    def flush(self) -> None:
+        """Commit buffered writes."""
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self._pending:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO responses (key, response) VALUES (?, ?)", self._pending
+            )
+            self._conn.commit()
+            self._pending.clear()
+        self._last_flush = time.monotonic()
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._flush_locked()
+            return int(self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._flush_locked()
+            self._conn.close()

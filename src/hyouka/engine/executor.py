@@ -1,0 +1,78 @@
+"""Send requests to a model through the response cache, once each.
+
+The executor is the one door to a model: benchmark requests and judge prompts
+alike pass through it, so they share deduplication, caching and call counts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from hyouka.engine.cache import ResponseCache
+from hyouka.models.base import Model, Request, Response, dispatch, request_key
+
+
+@dataclass
+class CallStats:
+    """What an executor did: requests asked, answered from cache, sent to the model."""
+
+    requested: int = 0
+    cache_hits: int = 0
+    model_calls: int = 0
+    failures: int = 0
+
+
+class Executor:
+    """Deduplicate, look up the cache, dispatch the rest, cache what succeeds."""
+
+    def __init__(self, model: Model, cache: ResponseCache | None = None) -> None:
+        self.model = model
+        self.cache = cache
+        self.stats = CallStats()
+        self._identity = model.identity()
+
+    def key(self, request: Request) -> str:
+        return request_key(self._identity, request)
+
+    def execute(self, requests: Sequence[Request]) -> Iterator[tuple[int, Response]]:
+        """Yield ``(index, Response)`` for every request, cached answers first.
+
+        Identical requests are sent once and their answer fanned out. Answers
+        stream back as the backend produces them, in any order.
+        """
+        self.stats.requested += len(requests)
+        keys = [self.key(r) for r in requests]
+        positions: dict[str, list[int]] = defaultdict(list)
+        for index, key in enumerate(keys):
+            positions[key].append(index)
+
+        cached = self.cache.get_many(positions) if self.cache is not None else {}
+        for key, response in cached.items():
+            hit = replace(response, cached=True)
+            for index in positions[key]:
+                self.stats.cache_hits += 1
+                yield index, hit
+
+        missing = [key for key in positions if key not in cached]
+        by_kind: dict[str, list[str]] = defaultdict(list)
+        for key in missing:
+            by_kind[requests[positions[key][0]].kind].append(key)
+
+        for kind, kind_keys in by_kind.items():
+            batch = [requests[positions[key][0]] for key in kind_keys]
+            self.stats.model_calls += len(batch)
+            for local_index, response in dispatch(self.model, kind, batch):  # type: ignore[arg-type]
+                key = kind_keys[local_index]
+                if response.ok:
+                    if self.cache is not None:
+                        self.cache.put(key, response)
+                else:
+                    self.stats.failures += 1
+                for index in positions[key]:
+                    yield index, response
+
+    def flush(self) -> None:
+        if self.cache is not None:
+            self.cache.flush()

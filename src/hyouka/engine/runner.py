@@ -1,0 +1,250 @@
+"""Run one task against one model: plan, execute through the cache, record, aggregate.
+
+Records are written as samples complete. A run that is killed or fails keeps
+its finished samples; running the same configuration again (or ``--resume``)
+continues it without calling the model for them again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hyouka.engine.executor import Executor
+from hyouka.engine.records import compute_aggregates, config_hash, package_versions, sample_record
+from hyouka.models.base import ChatRequest, GenerateRequest, Message, Model, Request, Response
+from hyouka.store.store import Store
+from hyouka.tasks.spec import Mode
+from hyouka.tasks.task import Task
+
+ProgressCallback = Callable[[int, int], None]
+_FLUSH_EVERY_S = 1.0
+_FLUSH_EVERY_N = 200
+
+
+class ModeError(ValueError):
+    """The requested scoring mode does not fit the task or the model."""
+
+
+@dataclass
+class RunResult:
+    """What one task run produced."""
+
+    run_id: str
+    model: str
+    task: str
+    mode: str
+    aggregates: dict[str, dict[str, Any]]
+    n_samples: int
+    status: str
+    resumed: bool = False
+    model_calls: int = 0
+    cache_hits: int = 0
+    suite: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def metric(self, name: str) -> float | None:
+        agg = self.aggregates.get(name)
+        return None if agg is None else agg["value"]
+
+
+def choose_mode(task: Task, model: Model, requested: str) -> Mode:
+    """The scoring mode for a task: the requested one when the task supports it, else its default."""
+    modes = task.spec.modes
+    if requested in modes:
+        mode: Mode = requested  # type: ignore[assignment]
+    elif requested == "auto" or requested not in ("loglikelihood", "generate"):
+        mode = modes[0]
+        if mode == "loglikelihood" and not model.capabilities.loglikelihood and "generate" in modes:
+            mode = "generate"
+    else:
+        mode = modes[0]  # e.g. generation-only tasks in a log-likelihood run
+    if mode == "loglikelihood" and not model.capabilities.loglikelihood:
+        raise ModeError(
+            f"model {model.name!r} cannot score log-likelihoods; run task {task.name!r} with --mode generate"
+        )
+    if mode == "generate" and not (model.capabilities.generate or model.capabilities.chat):
+        raise ModeError(f"model {model.name!r} can neither generate nor chat")
+    return mode
+
+
+def adapt_request(request: Request, model: Model, use_chat: bool) -> Request:
+    """Send a text prompt as a single chat message to chat-only models (or when asked)."""
+    if isinstance(request, GenerateRequest) and (use_chat or not model.capabilities.generate):
+        return ChatRequest((Message("user", request.prompt),), request.params)
+    return request
+
+
+def run_config(
+    model_spec: str,
+    model: Model,
+    task: Task,
+    mode: Mode,
+    *,
+    limit: int | None,
+    max_tokens: int | None,
+    use_chat: bool,
+    data_dir: Path | None,
+    data_file: Path | None,
+    model_options: dict[str, Any],
+) -> dict[str, Any]:
+    """The full description of a run: enough to rebuild it for ``--resume``."""
+    return {
+        "model": model_spec,
+        "model_options": model_options,
+        "model_identity": model.identity(),
+        "task": task.name,
+        "task_version": task.spec.version,
+        "task_hash": task.spec.content_hash(),
+        "mode": mode,
+        "prompt_family": task.family.name,
+        "num_fewshot": task.num_fewshot,
+        "seed": task.seed,
+        "limit": limit,
+        "max_tokens": max_tokens,
+        "chat": use_chat,
+        "data_dir": str(data_dir) if data_dir else None,
+        "data_file": str(data_file) if data_file else None,
+    }
+
+
+def _hashed_part(config: dict[str, Any]) -> dict[str, Any]:
+    # Throughput settings change no answer, so they do not split runs.
+    options = {k: v for k, v in config["model_options"].items() if k not in ("batch_size", "concurrency")}
+    return {**config, "model_options": options}
+
+
+def evaluate_task(
+    model: Model,
+    model_spec: str,
+    task: Task,
+    *,
+    store: Store,
+    executor: Executor,
+    mode: str = "auto",
+    limit: int | None = None,
+    max_tokens: int | None = None,
+    use_chat: bool = False,
+    model_options: dict[str, Any] | None = None,
+    resume: str | None = None,
+    suite: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Evaluate ``model`` on ``task`` and store every sample and aggregate."""
+    chosen = choose_mode(task, model, mode)
+    docs = task.docs()[:limit] if limit else task.docs()
+    config = run_config(
+        model_spec,
+        model,
+        task,
+        chosen,
+        limit=limit,
+        max_tokens=max_tokens,
+        use_chat=use_chat,
+        data_dir=task._data_dir,
+        data_file=task._data_file,
+        model_options=model_options or {},
+    )
+    digest = config_hash(_hashed_part(config))
+
+    existing = store.get_run(resume) if resume else store.find_run(digest, unfinished=True)
+    if existing is not None:
+        run_id = existing["id"]
+        store.update_run(run_id, status="running", error=None)
+    else:
+        run_id = store.create_run(
+            model=model_spec,
+            task=task.name,
+            task_version=task.spec.version,
+            task_hash=task.spec.content_hash(),
+            mode=chosen,
+            suite=suite,
+            config=config,
+            config_hash=digest,
+            model_identity=config["model_identity"],
+            versions=package_versions(),
+            n_samples=len(docs),
+        )
+
+    started = time.perf_counter()
+    done = store.finished_indices(run_id)
+    todo = [i for i in range(len(docs)) if i not in done]
+    params = task.generation_params(max_tokens, seed=task.seed)
+
+    plan: list[tuple[int, int]] = []  # flat request position -> (sample, slot)
+    requests: list[Request] = []
+    per_sample: dict[int, list[Request]] = {}
+    prompts: dict[int, str] = {}
+    for index in todo:
+        doc = docs[index]
+        sample_requests = [adapt_request(r, model, use_chat) for r in task.requests(doc, chosen, params)]
+        per_sample[index] = sample_requests
+        prompts[index] = task.prompt(doc)
+        for slot, request in enumerate(sample_requests):
+            plan.append((index, slot))
+            requests.append(request)
+
+    answers: dict[int, list[Response | None]] = {i: [None] * len(r) for i, r in per_sample.items()}
+    pending = {i: len(r) for i, r in per_sample.items()}
+    buffer: list[dict[str, Any]] = []
+    last_flush = time.monotonic()
+    completed = len(done)
+    if progress:
+        progress(completed, len(docs))
+
+    def flush() -> None:
+        nonlocal last_flush
+        executor.flush()  # cache first: a recorded sample's answers are always cached
+        store.write_samples(run_id, buffer)
+        buffer.clear()
+        last_flush = time.monotonic()
+
+    try:
+        for position, response in executor.execute(requests):
+            index, slot = plan[position]
+            answers[index][slot] = response
+            pending[index] -= 1
+            if pending[index]:
+                continue
+            responses = [r for r in answers.pop(index) if r is not None]
+            scored = task.score(docs[index], chosen, responses)
+            buffer.append(sample_record(index, docs[index], prompts[index], per_sample[index], responses, scored))
+            completed += 1
+            if progress:
+                progress(completed, len(docs))
+            if len(buffer) >= _FLUSH_EVERY_N or time.monotonic() - last_flush > _FLUSH_EVERY_S:
+                flush()
+        flush()
+    except BaseException as exc:
+        flush()
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        store.update_run(run_id, status=status, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+    samples = store.samples(run_id)
+    aggregates = compute_aggregates(task, chosen, samples, n_total=len(docs), seed=task.seed)
+    store.set_aggregates(run_id, aggregates)
+    statuses: dict[str, int] = {}
+    for s in samples:
+        statuses[s["status"]] = statuses.get(s["status"], 0) + 1
+    previous = existing.get("duration_s") if existing else None
+    duration = (previous or 0.0) + time.perf_counter() - started
+    stats = {"statuses": statuses, "model_calls": executor.stats.model_calls}
+    store.finish_run(run_id, duration_s=duration, stats=stats)
+    return RunResult(
+        run_id=run_id,
+        model=model_spec,
+        task=task.name,
+        mode=chosen,
+        aggregates={a["metric"]: a for a in aggregates},
+        n_samples=len(docs),
+        status="completed",
+        resumed=existing is not None,
+        model_calls=executor.stats.model_calls,
+        cache_hits=executor.stats.cache_hits,
+        suite=suite,
+        extra={"statuses": statuses},
+    )

@@ -1,0 +1,164 @@
+"""The results store: SQLite by default, any SQLAlchemy database for teams."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import create_engine, delete, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from hyouka.store.schema import AggregateRow, Base, RunRow, SampleRow, utcnow
+
+FINISHED_STATUSES = ("ok", "format_error", "parse_error")
+
+
+class RunNotFoundError(LookupError):
+    """No run, or more than one, matches the id given."""
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    return {column.key: getattr(row, column.key) for column in row.__table__.columns}
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """Runs, samples and aggregates, behind a small query API."""
+
+    def __init__(self, url: str | None = None) -> None:
+        if url is None:
+            from hyouka.config import store_url
+
+            url = store_url()
+        self.url = url
+        self.engine: Engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._session()
+
+    # -- runs ---------------------------------------------------------------
+    def create_run(self, **fields: Any) -> str:
+        run_id = fields.pop("id", None) or uuid.uuid4().hex[:12]
+        with self.session() as s, s.begin():
+            s.add(RunRow(id=run_id, **fields))
+        return run_id
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        with self.session() as s, s.begin():
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise RunNotFoundError(f"no run {run_id!r} in {self.url}")
+            for key, value in fields.items():
+                setattr(row, key, value)
+
+    def finish_run(self, run_id: str, status: str = "completed", **fields: Any) -> None:
+        self.update_run(run_id, status=status, finished_at=utcnow(), **fields)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run by id or unique id prefix."""
+        with self.session() as s:
+            row = s.get(RunRow, run_id)
+            if row is not None:
+                return _as_dict(row)
+            rows = s.scalars(select(RunRow).where(RunRow.id.startswith(run_id))).all()
+        if len(rows) == 1:
+            return _as_dict(rows[0])
+        if not rows:
+            raise RunNotFoundError(f"no run {run_id!r} in the store ({self.url}); `hyouka runs` lists them")
+        raise RunNotFoundError(f"run id prefix {run_id!r} matches {len(rows)} runs; give more characters")
+
+    def find_run(self, config_hash: str, *, unfinished: bool) -> dict[str, Any] | None:
+        """The latest run with this configuration, completed or not."""
+        with self.session() as s:
+            query = select(RunRow).where(RunRow.config_hash == config_hash)
+            query = query.where(RunRow.status != "completed") if unfinished else query.where(
+                RunRow.status == "completed"
+            )
+            row = s.scalars(query.order_by(RunRow.created_at.desc())).first()
+        return _as_dict(row) if row else None
+
+    def list_runs(self, *, status: str | None = None) -> list[dict[str, Any]]:
+        with self.session() as s:
+            query = select(RunRow).order_by(RunRow.created_at)
+            if status:
+                query = query.where(RunRow.status == status)
+            return [_as_dict(r) for r in s.scalars(query)]
+
+    def delete_run(self, run_id: str) -> None:
+        with self.session() as s, s.begin():
+            s.execute(delete(SampleRow).where(SampleRow.run_id == run_id))
+            s.execute(delete(AggregateRow).where(AggregateRow.run_id == run_id))
+            s.execute(delete(RunRow).where(RunRow.id == run_id))
+
+    # -- samples ------------------------------------------------------------
+    def write_samples(self, run_id: str, records: Sequence[dict[str, Any]]) -> None:
+        """Insert or replace sample records (keyed by ``sample_index``) in one transaction."""
+        if not records:
+            return
+        indices = [r["sample_index"] for r in records]
+        with self.session() as s, s.begin():
+            s.execute(delete(SampleRow).where(SampleRow.run_id == run_id, SampleRow.sample_index.in_(indices)))
+            s.add_all(SampleRow(run_id=run_id, **record) for record in records)
+
+    def finished_indices(self, run_id: str) -> set[int]:
+        """Samples that need no more model calls (failed calls are retried on resume)."""
+        with self.session() as s:
+            rows = s.execute(
+                select(SampleRow.sample_index).where(
+                    SampleRow.run_id == run_id, SampleRow.status.in_(FINISHED_STATUSES)
+                )
+            )
+            return {index for (index,) in rows}
+
+    def samples(self, run_id: str, *, indices: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        with self.session() as s:
+            query = select(SampleRow).where(SampleRow.run_id == run_id).order_by(SampleRow.sample_index)
+            if indices is not None:
+                query = query.where(SampleRow.sample_index.in_(list(indices)))
+            return [_as_dict(r) for r in s.scalars(query)]
+
+    def update_sample_scores(self, run_id: str, updates: Sequence[dict[str, Any]]) -> None:
+        """Rewrite scoring fields (prediction, metrics, status…) of existing samples."""
+        with self.session() as s, s.begin():
+            rows = {
+                r.sample_index: r
+                for r in s.scalars(select(SampleRow).where(SampleRow.run_id == run_id))
+            }
+            for update in updates:
+                row = rows[update["sample_index"]]
+                for key, value in update.items():
+                    setattr(row, key, value)
+
+    # -- aggregates ---------------------------------------------------------
+    def set_aggregates(self, run_id: str, aggregates: Sequence[dict[str, Any]]) -> None:
+        with self.session() as s, s.begin():
+            s.execute(delete(AggregateRow).where(AggregateRow.run_id == run_id))
+            s.add_all(AggregateRow(run_id=run_id, **a) for a in aggregates)
+
+    def aggregates(self, run_id: str) -> dict[str, dict[str, Any]]:
+        with self.session() as s:
+            rows = s.scalars(select(AggregateRow).where(AggregateRow.run_id == run_id))
+            return {r.metric: _as_dict(r) for r in rows}
+
+    def all_aggregates(self, run_ids: Iterable[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        ids = list(run_ids)
+        out: dict[str, dict[str, dict[str, Any]]] = {i: {} for i in ids}
+        with self.session() as s:
+            for r in s.scalars(select(AggregateRow).where(AggregateRow.run_id.in_(ids))):
+                out[r.run_id][r.metric] = _as_dict(r)
+        return out
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,136 @@
+"""Read task documents from local files (JGLUE layout) or the Hugging Face hub.
+
+Every error names the file, and where it applies the line and the column, so
+a user can fix bad data without guessing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hyouka.tasks.spec import DatasetSpec
+
+JGLUE_HINT = (
+    "JGLUE lives at https://github.com/yahoojapan/JGLUE: clone it and pass its datasets/ folder "
+    "with --data-dir (or set HYOUKA_JGLUE_DIR)"
+)
+
+
+class DataError(ValueError):
+    """Task data is missing or malformed."""
+
+
+def read_jsonl(path: Path, required_fields: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Parse a JSON-lines file; blank lines are skipped."""
+    docs: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{line_no}: malformed JSON line ({exc.msg} at column {exc.colno})") from exc
+            if not isinstance(doc, dict):
+                raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(doc).__name__}")
+            missing = [name for name in required_fields if name not in doc]
+            if missing:
+                raise DataError(
+                    f"{path}:{line_no}: missing column(s) {', '.join(map(repr, missing))}; "
+                    f"the line has {', '.join(map(repr, doc))}"
+                )
+            docs.append(doc)
+    return docs
+
+
+def read_squad(path: Path) -> list[dict[str, Any]]:
+    """Flatten a SQuAD-format document into one doc per question."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from exc
+    if not isinstance(data, dict) or "data" not in data:
+        raise DataError(f"{path}: not a SQuAD-format file (no top-level 'data' list)")
+    docs: list[dict[str, Any]] = []
+    for article in data["data"]:
+        for paragraph in article.get("paragraphs", []):
+            context = paragraph.get("context")
+            if context is None:
+                raise DataError(f"{path}: a paragraph of {article.get('title')!r} has no 'context'")
+            for qa in paragraph.get("qas", []):
+                for name in ("id", "question", "answers"):
+                    if name not in qa:
+                        raise DataError(f"{path}: question {qa.get('id', '?')!r} is missing column {name!r}")
+                docs.append(
+                    {
+                        "id": qa["id"],
+                        "title": article.get("title", ""),
+                        "context": context,
+                        "question": qa["question"],
+                        "answers": [a["text"] for a in qa["answers"]],
+                        "is_impossible": qa.get("is_impossible", False),
+                    }
+                )
+    return docs
+
+
+def _read_file(spec: DatasetSpec, path: Path) -> list[dict[str, Any]]:
+    if spec.format == "squad":
+        return read_squad(path)
+    return read_jsonl(path, spec.required_fields)
+
+
+def _from_hub(spec: DatasetSpec, split: str) -> list[dict[str, Any]]:
+    try:
+        import datasets
+    except ImportError as exc:
+        raise DataError(
+            f"no local data given, and loading {spec.hf_path} from the hub needs `pip install datasets`. "
+            f"{spec.source_hint or JGLUE_HINT}"
+        ) from exc
+    hub_split = spec.hf_splits.get(split, split)
+    try:
+        rows = datasets.load_dataset(spec.hf_path, spec.hf_name, split=hub_split)
+    except Exception as exc:
+        raise DataError(
+            f"could not load {spec.hf_path} ({spec.hf_name}, split {hub_split}) from the hub: {exc}. "
+            f"{spec.source_hint or JGLUE_HINT}"
+        ) from exc
+    return [dict(row) for row in rows]
+
+
+def resolve_file(spec: DatasetSpec, split: str, data_dir: Path | None, data_file: Path | None) -> Path | None:
+    """The local file for a split, or None when the task should come from the hub."""
+    if data_file is not None and split == spec.eval_split:
+        return data_file
+    if data_dir is None:
+        return None
+    name = spec.files.get(split)
+    if name is None:
+        raise DataError(f"the task has no file for split {split!r}; known splits: {', '.join(spec.files)}")
+    return data_dir / spec.local_dir / name if spec.local_dir else data_dir / name
+
+
+def load_split(
+    spec: DatasetSpec,
+    split: str,
+    *,
+    data_dir: Path | None = None,
+    data_file: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Documents of one split, each with a stable ``_id``."""
+    path = resolve_file(spec, split, data_dir, data_file)
+    if path is None:
+        if spec.hf_path is None:
+            raise DataError(f"no data file given for this task. {spec.source_hint or JGLUE_HINT}")
+        docs = _from_hub(spec, split)
+    elif not path.is_file():
+        raise DataError(f"data file not found: {path}. {spec.source_hint or JGLUE_HINT}")
+    else:
+        docs = _read_file(spec, path)
+    for index, doc in enumerate(docs):
+        doc["_id"] = str(doc[spec.id_field]) if spec.id_field and spec.id_field in doc else str(index)
+    return docs

@@ -1,0 +1,95 @@
+"""Named prompt families and the Jinja rendering of task templates.
+
+A family decides how an instruction, the few-shot examples and the query are
+laid out; a task supplies the instruction and how a document becomes input
+text. The same task can so be run under several families and compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+
+
+class PromptError(ValueError):
+    """A template could not be rendered for a document."""
+
+
+@dataclass(frozen=True)
+class PromptFamily:
+    """How a prompt is laid out; ``{instruction}``, ``{input}`` and ``{answer}`` are filled in."""
+
+    name: str
+    description: str
+    header: str
+    shot: str
+    separator: str
+    query: str
+    stop: tuple[str, ...]
+
+    def render(self, instruction: str, shots: Sequence[tuple[str, str]], query_input: str) -> str:
+        parts = [self.shot.format(input=text, answer=answer) for text, answer in shots]
+        parts.append(self.query.format(input=query_input))
+        return self.header.format(instruction=instruction) + self.separator.join(parts)
+
+
+PROMPT_FAMILIES: dict[str, PromptFamily] = {
+    family.name: family
+    for family in (
+        PromptFamily(
+            name="plain",
+            description="a plain Japanese instruction, then 入力/答え pairs",
+            header="{instruction}\n\n",
+            shot="{input}\n答え：{answer}",
+            separator="\n\n",
+            query="{input}\n答え：",
+            stop=("\n",),
+        ),
+        PromptFamily(
+            name="alpaca",
+            description="the Alpaca-style Japanese prompt used by llm-jp-eval (### 指示 / 入力 / 応答)",
+            header=(
+                "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。"
+                "要求を適切に満たす応答を書きなさい。\n\n### 指示:\n{instruction}\n\n"
+            ),
+            shot="### 入力:\n{input}\n\n### 応答:\n{answer}",
+            separator="\n\n",
+            query="### 入力:\n{input}\n\n### 応答:\n",
+            stop=("\n\n", "###"),
+        ),
+    )
+}
+
+
+def get_family(name: str) -> PromptFamily:
+    try:
+        return PROMPT_FAMILIES[name]
+    except KeyError:
+        raise PromptError(
+            f"unknown prompt family {name!r}; known families: {', '.join(PROMPT_FAMILIES)}"
+        ) from None
+
+
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+@lru_cache(maxsize=512)
+def _compile(source: str) -> jinja2.Template:
+    return _ENV.from_string(source)
+
+
+def render(source: str, doc: Mapping[str, Any]) -> str:
+    """Render a Jinja template against a document, naming the missing field on error."""
+    try:
+        return _compile(source).render(**doc)
+    except jinja2.UndefinedError as exc:
+        raise PromptError(
+            f"template {source!r} uses a field the document lacks ({exc.message}); "
+            f"document fields: {', '.join(k for k in doc if not k.startswith('_'))}"
+        ) from exc
+    except jinja2.TemplateError as exc:
+        raise PromptError(f"template {source!r} failed: {exc}") from exc

@@ -1,0 +1,92 @@
+"""Find built-in tasks and suites by name, or task files by path."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from hyouka.tasks.spec import TaskFileError, TaskSpec, load_task_file
+
+BUILTIN_DIR = Path(__file__).parent / "builtin"
+SUITES_DIR = Path(__file__).parent / "suites"
+
+
+class UnknownTaskError(ValueError):
+    """A task or suite name that is neither built in nor a file."""
+
+
+class SuiteEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: str
+    metric: str
+    weight: float = 1.0
+    lower_is_better: bool = False
+
+
+class SuiteSpec(BaseModel):
+    """A named group of tasks whose headline metrics are averaged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    suite: str
+    version: str
+    description: str = ""
+    tasks: list[SuiteEntry]
+
+
+def builtin_task_names() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+@lru_cache
+def builtin_suites() -> dict[str, SuiteSpec]:
+    suites: dict[str, SuiteSpec] = {}
+    for path in sorted(SUITES_DIR.glob("*.yaml")):
+        try:
+            suite = SuiteSpec.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except ValidationError as exc:
+            raise TaskFileError(f"suite file {path} is invalid:\n{exc}") from exc
+        suites[suite.suite] = suite
+    return suites
+
+
+def _known() -> str:
+    return (
+        f"built-in tasks: {', '.join(builtin_task_names())}; "
+        f"suites: {', '.join(builtin_suites())}; or a path to a task YAML file"
+    )
+
+
+def load_task(name_or_path: str) -> TaskSpec:
+    """A built-in task by name, or a task file by path."""
+    builtin = BUILTIN_DIR / f"{name_or_path}.yaml"
+    if builtin.is_file():
+        return load_task_file(builtin)
+    path = Path(name_or_path)
+    if path.suffix in {".yaml", ".yml"} and path.is_file():
+        return load_task_file(path)
+    raise UnknownTaskError(f"unknown task {name_or_path!r}; {_known()}")
+
+
+def expand(names: str | list[str]) -> list[tuple[str, str | None]]:
+    """Expand a comma-separated list of tasks and suites into ``(task, suite or None)`` pairs."""
+    items = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+    out: list[tuple[str, str | None]] = []
+    suites = builtin_suites()
+    for item in filter(None, items):
+        if item in suites:
+            out.extend((entry.task, item) for entry in suites[item].tasks)
+        else:
+            load_task(item)  # raises with the list of known names
+            out.append((item, None))
+    seen: set[str] = set()
+    unique = []
+    for task, suite in out:
+        if task not in seen:
+            seen.add(task)
+            unique.append((task, suite))
+    return unique

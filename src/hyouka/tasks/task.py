@@ -1,0 +1,173 @@
+"""A task bound to its data: build requests for a document and score the answers."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hyouka.models.base import GenerateRequest, GenerationParams, LoglikelihoodRequest, Response
+from hyouka.tasks.extract import extract_choice, extract_number, extract_text
+from hyouka.tasks.loaders import DataError, load_split
+from hyouka.tasks.prompts import PromptFamily, get_family, render
+from hyouka.tasks.spec import Mode, TaskSpec
+
+
+@dataclass
+class Scored:
+    """The outcome of one sample: what was predicted, against what, and how it scored."""
+
+    prediction: Any
+    extracted: str | None
+    reference: Any
+    metrics: dict[str, float]
+    status: str  # ok | format_error | api_error | timeout
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Task:
+    """A :class:`TaskSpec` with its documents loaded and a prompt family chosen."""
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        *,
+        data_dir: Path | None = None,
+        data_file: Path | None = None,
+        family: str = "plain",
+        num_fewshot: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.spec = spec
+        self.family: PromptFamily = get_family(family)
+        self.num_fewshot = spec.num_fewshot if num_fewshot is None else num_fewshot
+        self.seed = seed
+        self._data_dir = data_dir
+        self._data_file = data_file
+        self._docs: list[dict[str, Any]] | None = None
+        self._fewshot_pool: list[dict[str, Any]] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.task
+
+    # -- data ---------------------------------------------------------------
+    def docs(self) -> list[dict[str, Any]]:
+        if self._docs is None:
+            self._docs = load_split(
+                self.spec.dataset, self.spec.dataset.eval_split, data_dir=self._data_dir, data_file=self._data_file
+            )
+            if not self._docs:
+                raise DataError(f"task {self.name}: the {self.spec.dataset.eval_split} split has no documents")
+        return self._docs
+
+    def _pool(self) -> list[dict[str, Any]]:
+        if self._fewshot_pool is None:
+            split = self.spec.dataset.fewshot_split
+            if split is None or split == self.spec.dataset.eval_split:
+                self._fewshot_pool = self.docs()
+            else:
+                self._fewshot_pool = load_split(self.spec.dataset, split, data_dir=self._data_dir)
+        return self._fewshot_pool
+
+    def fewshot_for(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
+        """The seed-fixed few-shot examples, never the document being scored.
+
+        The same examples serve every document (one spare is drawn in case the
+        document itself is among them), so prompts share their prefix.
+        """
+        k = self.num_fewshot
+        if k <= 0:
+            return []
+        pool = self._pool()
+        if len(pool) <= k:
+            raise DataError(f"task {self.name}: {k}-shot needs more than {len(pool)} few-shot documents")
+        picks = random.Random(self.seed).sample(range(len(pool)), k + 1)
+        chosen = [pool[i] for i in picks if pool[i] is not doc and pool[i]["_id"] != doc["_id"]]
+        return chosen[:k]
+
+    # -- prompts ------------------------------------------------------------
+    def choices(self, doc: dict[str, Any]) -> list[str]:
+        return [render(template, doc) for template in self.spec.doc_to_choice or []]
+
+    def gold(self, doc: dict[str, Any]) -> Any:
+        """The gold answer: a choice index, a number, or a list of acceptable texts."""
+        raw = render(self.spec.doc_to_target, doc)
+        if self.spec.output_type == "multiple_choice":
+            if self.spec.choice_values is not None:
+                values = [str(v) for v in self.spec.choice_values]
+                if raw not in values:
+                    raise DataError(f"task {self.name}, doc {doc['_id']}: label {raw!r} not in {values}")
+                return values.index(raw)
+            return int(raw)
+        if self.spec.generation.answer_format == "number":
+            return float(raw)
+        refs = doc.get(self.spec.references_field) if self.spec.references_field else None
+        return list(refs) if refs else [raw]
+
+    def target_text(self, doc: dict[str, Any]) -> str:
+        """The answer as written in a few-shot example."""
+        if self.spec.output_type == "multiple_choice":
+            return self.choices(doc)[self.gold(doc)]
+        return render(self.spec.doc_to_target, doc)
+
+    def prompt(self, doc: dict[str, Any]) -> str:
+        shots = [(render(self.spec.doc_to_text, d), self.target_text(d)) for d in self.fewshot_for(doc)]
+        instruction = render(self.spec.instruction, doc)
+        return self.family.render(instruction, shots, render(self.spec.doc_to_text, doc))
+
+    def generation_params(self, max_tokens: int | None = None, seed: int | None = None) -> GenerationParams:
+        return GenerationParams(
+            max_tokens=max_tokens or self.spec.generation.max_tokens,
+            temperature=0.0,
+            stop=self.family.stop,
+            seed=seed,
+        )
+
+    def requests(
+        self, doc: dict[str, Any], mode: Mode, params: GenerationParams | None = None
+    ) -> list[LoglikelihoodRequest | GenerateRequest]:
+        """The model requests one document needs in a mode."""
+        prompt = self.prompt(doc)
+        if mode == "loglikelihood":
+            delimiter = self.spec.target_delimiter
+            return [LoglikelihoodRequest(prompt, delimiter + choice) for choice in self.choices(doc)]
+        return [GenerateRequest(prompt, params or self.generation_params())]
+
+    # -- scoring ------------------------------------------------------------
+    def score(self, doc: dict[str, Any], mode: Mode, responses: Sequence[Response]) -> Scored:
+        """Turn a document's responses into a prediction and per-sample metrics."""
+        from hyouka.metrics.registry import sample_score
+
+        reference = self.gold(doc)
+        failed = [r for r in responses if not r.ok]
+        if failed:
+            first = failed[0]
+            return Scored(None, None, reference, {}, first.error_type or "api_error", first.error)
+
+        details: dict[str, Any] = {}
+        if mode == "loglikelihood":
+            logprobs = [float(r.logprob) for r in responses]  # type: ignore[arg-type]
+            prediction: Any = max(range(len(logprobs)), key=logprobs.__getitem__)
+            extracted = self.choices(doc)[prediction]
+            details["logprobs"] = logprobs
+            details["is_greedy"] = [r.is_greedy for r in responses]
+        else:
+            text = responses[0].text or ""
+            fmt = self.spec.generation.answer_format
+            if fmt == "choice":
+                extracted, prediction = extract_choice(text, self.choices(doc))
+            elif fmt == "number":
+                extracted, prediction = extract_number(text, self.spec.generation.number_range)
+            else:
+                extracted, prediction = extract_text(text, self.family.stop)
+        status = "ok" if prediction is not None else "format_error"
+        metrics: dict[str, float] = {}
+        for name in self.spec.metrics_for(mode):
+            value = sample_score(name, prediction, reference)
+            if value is not None:
+                metrics[name] = value
+        return Scored(prediction, extracted, reference, metrics, status, details=details)

@@ -1,0 +1,48 @@
+"""Shared fixtures: paths to the real data in ../shared/data and a tiny model built at test time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("HYOUKA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def jglue_dir(shared_data: Path) -> Path:
+    """JGLUE v1.3 in the upstream ``datasets/`` layout."""
+    return shared_data / "jglue-v1.3"
+
+
+@pytest.fixture(scope="session")
+def mt_bench_dir(shared_data: Path) -> Path:
+    return shared_data / "japanese-mt-bench"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, jglue_dir: Path) -> Path:
+    """A randomly initialised Llama with a byte-level BPE tokenizer trained on JGLUE train text."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from hyouka.testing.tiny import build_tiny_model
+
+    out = tmp_path_factory.mktemp("tiny-llama")
+    return build_tiny_model(out, corpus_dir=jglue_dir, arch="llama", seed=0)
+
+
+@pytest.fixture()
+def hyouka_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty results store and cache for one test."""
+    home = tmp_path / "hyouka-home"
+    monkeypatch.setenv("HYOUKA_HOME", str(home))
+    return home

@@ -87,6 +87,7 @@ class AggregateRow(Base):
     n_scored: Mapped[int] = mapped_column(Integer, default=0)
     n_total: Mapped[int] = mapped_column(Integer, default=0)
     higher_is_better: Mapped[bool] = mapped_column(default=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 Index("ix_runs_model_task", RunRow.model, RunRow.task)

@@ -1,0 +1,151 @@
+"""The runner: records, failures, resume without repeated calls, cache re-use, rescoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import hyouka
+from hyouka.engine.cache import ResponseCache
+from hyouka.engine.rescore import rescore
+from hyouka.models.base import Capabilities, LoglikelihoodRequest, request_key
+from hyouka.store.store import Store
+from tests.fakes import ScriptedModel
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'results.sqlite'}")
+
+
+@pytest.fixture()
+def cache(tmp_path: Path) -> ResponseCache:
+    return ResponseCache(tmp_path / "cache.sqlite")
+
+
+def test_loglikelihood_run_records_every_sample(jglue_dir: Path, store: Store, cache: ResponseCache) -> None:
+    model = ScriptedModel()
+    result = hyouka.run(model, "jcommonsenseqa", num_fewshot=2, limit=30, data_dir=jglue_dir, store=store, cache=cache)
+    run = result["jcommonsenseqa"]
+    assert run.mode == "loglikelihood" and run.n_samples == 30
+    assert len(model.calls) == 150  # five choices each
+    samples = store.samples(run.run_id)
+    assert [s["sample_index"] for s in samples] == list(range(30))
+    first = samples[0]
+    assert len(first["details"]["logprobs"]) == 5
+    assert first["prediction"] == max(range(5), key=first["details"]["logprobs"].__getitem__)
+    assert first["metrics"]["acc"] == float(first["prediction"] == first["reference"])
+    acc = run.aggregates["acc"]
+    assert acc["n_scored"] == acc["n_total"] == 30
+    assert acc["value"] == pytest.approx(sum(s["metrics"]["acc"] for s in samples) / 30)
+    assert acc["ci_low"] <= acc["value"] <= acc["ci_high"]
+    stored = store.get_run(run.run_id)
+    assert stored["status"] == "completed" and stored["task_hash"] and stored["config"]["num_fewshot"] == 2
+    assert stored["versions"]["python"]
+
+
+def test_interrupted_run_resumes_without_repeating_calls(
+    jglue_dir: Path, store: Store, cache: ResponseCache
+) -> None:
+    killer = ScriptedModel(interrupt_after=60, batch_size=10)
+    with pytest.raises(KeyboardInterrupt):
+        hyouka.run(killer, "jcommonsenseqa", limit=40, data_dir=jglue_dir, store=store, cache=cache)
+    (interrupted,) = store.list_runs()
+    assert interrupted["status"] == "interrupted"
+    finished = store.finished_indices(interrupted["id"])
+    assert 0 < len(finished) < 40
+
+    model = ScriptedModel(batch_size=10)
+    result = hyouka.run(model, "jcommonsenseqa", limit=40, data_dir=jglue_dir, store=store, cache=cache)
+    run = result["jcommonsenseqa"]
+    assert run.run_id == interrupted["id"] and run.resumed
+    first_calls = {request_key(model.identity(), r) for r in killer.calls}
+    second_calls = [request_key(model.identity(), r) for r in model.calls]
+    assert not first_calls & set(second_calls)  # no request paid twice
+    assert len(first_calls) + len(second_calls) == 200
+    assert len(store.samples(run.run_id)) == 40
+    assert store.get_run(run.run_id)["status"] == "completed"
+
+
+def test_failed_requests_mark_samples_and_run_completes(jglue_dir: Path, store: Store, cache: ResponseCache) -> None:
+    def fail(request: object) -> bool:
+        return isinstance(request, LoglikelihoodRequest) and "マザーボード" in request.continuation
+
+    model = ScriptedModel(fail=fail)
+    result = hyouka.run(model, "jcommonsenseqa", limit=20, data_dir=jglue_dir, store=store, cache=cache)
+    run = result["jcommonsenseqa"]
+    samples = store.samples(run.run_id)
+    failed = [s for s in samples if s["status"] == "api_error"]
+    assert failed and all("500" in s["error"] for s in failed)
+    assert run.aggregates["acc"]["n_scored"] == 20 - len(failed)
+    assert run.aggregates["acc"]["n_total"] == 20
+    assert store.get_run(run.run_id)["status"] == "completed"
+
+    # the same command again retries only the failed samples' missing answers
+    healthy = ScriptedModel()
+    again = hyouka.run(healthy, "jcommonsenseqa", limit=20, data_dir=jglue_dir, store=store, cache=cache)
+    assert all(isinstance(r, LoglikelihoodRequest) and "マザーボード" in r.continuation for r in healthy.calls)
+    assert again["jcommonsenseqa"].aggregates["acc"]["n_scored"] == 20
+
+
+def test_completed_run_again_is_served_from_cache(jglue_dir: Path, store: Store, cache: ResponseCache) -> None:
+    first = hyouka.run(ScriptedModel(), "jnli", limit=25, data_dir=jglue_dir, store=store, cache=cache)
+    model = ScriptedModel()
+    second = hyouka.run(model, "jnli", limit=25, data_dir=jglue_dir, store=store, cache=cache)
+    assert model.calls == []
+    assert second["jnli"].run_id != first["jnli"].run_id
+    assert second["jnli"].cache_hits == 75
+    assert second["jnli"].aggregates["acc"]["value"] == first["jnli"].aggregates["acc"]["value"]
+
+
+def test_generation_scoring_and_format_errors(jglue_dir: Path, store: Store, cache: ResponseCache) -> None:
+    answers = iter(["中立", "含意です", "たぶん", "矛盾"] * 10)
+    model = ScriptedModel(answer=lambda prompt: next(answers))
+    result = hyouka.run(model, "jnli", mode="generate", limit=20, data_dir=jglue_dir, store=store, cache=cache)
+    run = result["jnli"]
+    assert run.mode == "generate"
+    assert run.aggregates["format_error_rate"]["value"] == pytest.approx(0.25)
+    samples = store.samples(run.run_id)
+    assert {s["status"] for s in samples} == {"ok", "format_error"}
+    assert samples[2]["prediction"] is None and samples[2]["output"] == "たぶん"
+    assert samples[1]["prediction"] == 0 and samples[1]["extracted"] == "含意です"
+
+
+def test_chat_only_model_gets_chat_requests(jglue_dir: Path, store: Store, cache: ResponseCache) -> None:
+    model = ScriptedModel(answer=lambda _: "3.5", capabilities=Capabilities(chat=True))
+    result = hyouka.run(model, "jsts", limit=10, data_dir=jglue_dir, store=store, cache=cache)
+    assert all(r.kind == "chat" for r in model.calls)
+    assert result["jsts"].aggregates["format_error_rate"]["value"] == 0.0
+    with pytest.raises(ValueError, match="--mode generate"):
+        hyouka.run(model, "jcommonsenseqa", mode="loglikelihood", limit=5, data_dir=jglue_dir, store=store)
+
+
+def test_rescore_reproduces_aggregates(jglue_dir: Path, store: Store, cache: ResponseCache) -> None:
+    result = hyouka.run(ScriptedModel(answer=lambda _: "小笠原諸島"), "jsquad", num_fewshot=1, limit=15,
+                        data_dir=jglue_dir, store=store, cache=cache)
+    run = result["jsquad"]
+    before = run.aggregates
+    with store.session() as s, s.begin():  # tamper with the stored scores
+        from hyouka.store.schema import AggregateRow
+
+        s.query(AggregateRow).filter_by(run_id=run.run_id).delete()
+    after = rescore(store, run.run_id)
+    assert after["char_f1"]["value"] == pytest.approx(before["char_f1"]["value"])
+    assert after["exact_match"]["value"] == pytest.approx(before["exact_match"]["value"])
+    assert before["exact_match"]["value"] > 0  # the first questions' answer is 小笠原諸島
+
+
+def test_suite_skips_tasks_without_data(jglue_dir: Path, store: Store, cache: ResponseCache) -> None:
+    result = hyouka.run(ScriptedModel(answer=lambda _: "2"), "jglue", limit=5, data_dir=jglue_dir,
+                        store=store, cache=cache)
+    assert [r.task for r in result.runs] == ["jcommonsenseqa", "jnli", "jsts", "jsquad"]
+    assert "marc_ja" in result.skipped and "no longer distributed" in result.skipped["marc_ja"]
+    suite = result.suite_scores["jglue"]
+    # a constant answer gives JSTS no correlation: the average says which tasks it covers
+    assert result["jsts"].aggregates["pearson"]["value"] is None
+    assert result["jsts"].aggregates["pearson"]["note"] == "predictions is constant"
+    assert suite["tasks"] == ["jcommonsenseqa", "jnli", "jsquad"] and suite["n_tasks"] == 5
+    expected = [result[t].aggregates[m]["value"] for t, m in (("jcommonsenseqa", "acc"), ("jnli", "acc"),
+                                                             ("jsquad", "char_f1"))]
+    assert suite["score"] == pytest.approx(sum(expected) / 3)

@@ -107,6 +107,7 @@ def run(
     """
     if resume:
         return resume_run(resume, store=store, cache=cache, progress=progress)
+    planned = expand(tasks)  # unknown names fail before a model is loaded
     the_store = store if isinstance(store, Store) else Store(store)
     the_cache = _open_cache(cache)
     backend = load_model(model, **model_options) if isinstance(model, str) else model
@@ -115,7 +116,7 @@ def run(
     files = _task_files(data_files)
 
     result = EvalResult(model=spec_name, runs=[])
-    for task_name, suite in expand(tasks):
+    for task_name, suite in planned:
         task = Task(
             load_task(task_name),
             data_dir=root,

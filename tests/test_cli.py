@@ -1,0 +1,90 @@
+"""The command line: runs, show, score and leaderboard read the store; run reports bad input clearly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import hyouka
+from hyouka.cli import app
+from hyouka.store.store import Store
+from tests.fakes import ScriptedModel
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def filled_store(tmp_path: Path, jglue_dir: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    store = Store(url)
+    for name, answer in (("model-a", "中立"), ("model-b", "含意")):
+        model = ScriptedModel(answer=lambda _, a=answer: a)
+        model.name = name
+        hyouka.run(model, "jnli", mode="generate", limit=12, data_dir=jglue_dir, store=store, cache=False)
+        hyouka.run(model, "jcommonsenseqa", limit=8, data_dir=jglue_dir, store=store, cache=False)
+    return url
+
+
+def test_runs_json_lists_every_run(filled_store: str) -> None:
+    result = runner.invoke(app, ["runs", "--store", filled_store, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 4
+    assert {r["task"] for r in rows} == {"jnli", "jcommonsenseqa"}
+    assert all(r["status"] == "completed" for r in rows)
+
+
+def test_show_json_has_prompt_output_answer_gold_metrics(filled_store: str) -> None:
+    run_id = Store(filled_store).list_runs()[0]["id"]
+    result = runner.invoke(app, ["show", run_id[:6], "--store", filled_store, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    samples = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(samples) == 12
+    first = samples[0]
+    assert first["prompt"].endswith("答え：") and first["output"] == "中立"
+    assert first["extracted"] == "中立" and first["prediction"] == 2 and first["gold"] == 2
+    assert first["metrics"]["acc"] == 1.0
+
+    loglik_id = [r for r in Store(filled_store).list_runs() if r["task"] == "jcommonsenseqa"][0]["id"]
+    result = runner.invoke(app, ["show", loglik_id, "--store", filled_store, "--format", "json"])
+    sample = json.loads(result.stdout.splitlines()[0])
+    assert len(sample["choices"]) == 5 and len(sample["logprobs"]) == 5
+
+
+def test_leaderboard_json_sorted_by_average(filled_store: str) -> None:
+    result = runner.invoke(app, ["leaderboard", "--store", filled_store, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    averages = [r["average"] for r in rows]
+    assert averages == sorted(averages, reverse=True)
+    assert {r["model"] for r in rows} == {"ScriptedModel:model-a", "ScriptedModel:model-b"}
+    assert all(r["jnli"]["metric"] == "acc" for r in rows if r["jnli"])
+    table = runner.invoke(app, ["leaderboard", "--store", filled_store])
+    assert "jnli" in table.stdout and "average" in table.stdout
+
+
+def test_score_recomputes_without_a_model(filled_store: str) -> None:
+    run = Store(filled_store).list_runs()[0]
+    result = runner.invoke(app, ["score", run["id"], "--store", filled_store, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rescored = json.loads(result.stdout)
+    assert rescored["acc"]["value"] == Store(filled_store).aggregates(run["id"])["acc"]["value"]
+
+
+def test_unknown_run_and_bad_specs_fail_clearly(filled_store: str, hyouka_home: Path) -> None:
+    result = runner.invoke(app, ["show", "zzzz", "--store", filled_store])
+    assert result.exit_code == 2 and "no run 'zzzz'" in result.output
+    result = runner.invoke(app, ["run", "--model", "vllm9:x", "--tasks", "jnli"])
+    assert result.exit_code == 2 and "known backends" in result.output
+    result = runner.invoke(app, ["run", "--model", "openai:x", "--tasks", "jnlii"])
+    assert result.exit_code == 2 and "jcommonsenseqa" in result.output
+
+
+def test_tasks_command_lists_tasks_and_families() -> None:
+    result = runner.invoke(app, ["tasks"])
+    assert result.exit_code == 0
+    for name in ("jcommonsenseqa", "jsquad", "suite jglue", "alpaca"):
+        assert name in result.stdout

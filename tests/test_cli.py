@@ -48,7 +48,7 @@ def test_show_json_has_prompt_output_answer_gold_metrics(filled_store: str) -> N
     assert first["extracted"] == "中立" and first["prediction"] == 2 and first["gold"] == 2
     assert first["metrics"]["acc"] == 1.0
 
-    loglik_id = [r for r in Store(filled_store).list_runs() if r["task"] == "jcommonsenseqa"][0]["id"]
+    loglik_id = next(r for r in Store(filled_store).list_runs() if r["task"] == "jcommonsenseqa")["id"]
     result = runner.invoke(app, ["show", loglik_id, "--store", filled_store, "--format", "json"])
     sample = json.loads(result.stdout.splitlines()[0])
     assert len(sample["choices"]) == 5 and len(sample["logprobs"]) == 5

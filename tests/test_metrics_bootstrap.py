@@ -61,9 +61,7 @@ def test_vectorised_macro_f1_matches_loop() -> None:
     golds = [labels[i] for i in rng.integers(0, 3, 300)]
     preds = [g if rng.random() < 0.6 else rng.choice([*labels, None]) for g in golds]
     pred_codes, gold_codes, _ = encode_labels(preds, golds, labels)
-    result = bootstrap(
-        lambda p, g: macro_f1_codes(p, g, 3), pred_codes, gold_codes, n_resamples=200, vectorized=True
-    )
+    result = bootstrap(lambda p, g: macro_f1_codes(p, g, 3), pred_codes, gold_codes, n_resamples=200, vectorized=True)
     _assert_matches(result, _loop_values(lambda p, g: macro_f1(p, g, labels), preds, golds))
 
 

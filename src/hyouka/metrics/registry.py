@@ -1,0 +1,270 @@
+"""Metric names used in task files (``metric_list``) and the functions the engine calls.
+
+``sample_score`` scores one record for per-sample metrics; ``aggregate`` scores a whole set of
+records with a bootstrap standard error and percentile 95% interval. Conventions for a
+prediction of ``None`` (no usable answer):
+
+- classification (``acc``, ``macro_f1``, ``balanced_acc``): counts as wrong;
+- answer matching and text metrics: scores 0;
+- correlations (``pearson``, ``spearman``, ``kendall``): the pair is left out, and ``n_scored``
+  says how many pairs were used;
+- ``format_error_rate``: the share of ``None`` predictions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from hyouka.metrics import classification, correlation, qa, text
+from hyouka.metrics.bootstrap import DEFAULT_N_RESAMPLES, BootstrapResult, bootstrap
+
+__all__ = [
+    "METRICS",
+    "Aggregate",
+    "MetricInfo",
+    "aggregate",
+    "metric_info",
+    "metric_names",
+    "sample_score",
+]
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a metric name means; ``tokenizer`` is set for metrics whose value depends on one."""
+
+    name: str
+    description: str
+    kind: str  # "per_sample", "classification", "correlation" or "corpus_text"
+    higher_is_better: bool = True
+    tokenizer: str | None = None
+
+    @property
+    def per_sample(self) -> bool:
+        return self.kind == "per_sample"
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A metric over a set of records, with the number of records it covers.
+
+    ``n_scored`` records entered the value, out of ``n_total`` in the run (records that failed
+    before scoring count in ``n_total`` only). ``note`` says why ``value`` is NaN when it is.
+    """
+
+    metric: str
+    value: float
+    stderr: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n_scored: int
+    n_total: int
+    higher_is_better: bool = True
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict; NaN becomes ``None``."""
+        out = asdict(self)
+        if isinstance(out["value"], float) and math.isnan(out["value"]):
+            out["value"] = None
+        return out
+
+
+_TOK = text.TOKENIZER_NAME
+METRICS: dict[str, MetricInfo] = {
+    info.name: info
+    for info in (
+        MetricInfo("acc", "accuracy; a None prediction is wrong", "per_sample"),
+        MetricInfo("macro_f1", "macro-averaged F1 over the label set; None is wrong", "classification"),
+        MetricInfo("balanced_acc", "mean per-class recall; None is wrong", "classification"),
+        MetricInfo("pearson", "Pearson's r; None predictions left out", "correlation"),
+        MetricInfo("spearman", "Spearman's rho; None predictions left out", "correlation"),
+        MetricInfo("kendall", "Kendall's tau-b; None predictions left out", "correlation"),
+        MetricInfo("exact_match", "normalised exact match, best over golds", "per_sample"),
+        MetricInfo("char_f1", "character F1 on normalised text, best over golds", "per_sample"),
+        MetricInfo("format_error_rate", "share of None predictions", "per_sample", higher_is_better=False),
+        MetricInfo("rouge1", "ROUGE-1 F on morphemes", "per_sample", tokenizer=_TOK),
+        MetricInfo("rouge2", "ROUGE-2 F on morphemes", "per_sample", tokenizer=_TOK),
+        MetricInfo("rouge_l", "ROUGE-L F on morphemes", "per_sample", tokenizer=_TOK),
+        MetricInfo("bleu", "corpus BLEU (0-1) on morphemes", "corpus_text", tokenizer=_TOK),
+        MetricInfo("chrf", "corpus chrF (0-1) on characters", "corpus_text"),
+        MetricInfo("ja_char_ratio", "share of kana/kanji characters in the prediction", "per_sample"),
+    )
+}
+
+
+def metric_names() -> list[str]:
+    """The metric names a task file may use."""
+    return list(METRICS)
+
+
+def metric_info(metric: str) -> MetricInfo:
+    """The ``MetricInfo`` of ``metric``; ``ValueError`` listing the known names if unknown."""
+    try:
+        return METRICS[metric]
+    except KeyError:
+        raise ValueError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}") from None
+
+
+def _text_or_none(prediction: Any) -> str | None:
+    return None if prediction is None else str(prediction)
+
+
+def _acc(prediction: Any, reference: Any) -> float:
+    return float(prediction is not None and bool(prediction == reference))
+
+
+_SAMPLE_FUNCS: dict[str, Callable[[Any, Any], float]] = {
+    "acc": _acc,
+    "exact_match": lambda p, r: qa.exact_match(_text_or_none(p), r),
+    "char_f1": lambda p, r: qa.char_f1(_text_or_none(p), r),
+    "format_error_rate": lambda p, r: float(p is None),
+    "rouge1": lambda p, r: 0.0 if p is None else text.rouge_n(str(p), r, 1),
+    "rouge2": lambda p, r: 0.0 if p is None else text.rouge_n(str(p), r, 2),
+    "rouge_l": lambda p, r: 0.0 if p is None else text.rouge_l(str(p), r),
+    "ja_char_ratio": lambda p, r: text.japanese_char_ratio(_text_or_none(p)),
+}
+
+
+def sample_score(metric: str, prediction: Any, reference: Any) -> float | None:
+    """Score of one record for a per-sample metric; ``None`` for corpus-level metrics."""
+    info = metric_info(metric)
+    if not info.per_sample:
+        return None
+    return _SAMPLE_FUNCS[metric](prediction, reference)
+
+
+def _mean_rows(scores: np.ndarray) -> np.ndarray:
+    return scores.mean(axis=-1)
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _correlation_value(
+    metric: str, x: np.ndarray, y: np.ndarray, seed: int, n_resamples: int
+) -> tuple[float, BootstrapResult | None, str | None]:
+    reason = correlation.degenerate_reason(x, y)
+    if reason is not None:
+        return float("nan"), None, reason.replace("first vector", "predictions").replace("second vector", "references")
+    if metric == "pearson":
+        value = correlation.pearson(x, y)
+        stat, arrays = correlation.pearson_rows, (x, y)
+    elif metric == "spearman":
+        value = correlation.spearman(x, y)
+        ux, cx = np.unique(x, return_inverse=True)
+        uy, cy = np.unique(y, return_inverse=True)
+
+        def stat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return correlation.pearson_rows(
+                correlation.average_ranks_codes(a, ux.size), correlation.average_ranks_codes(b, uy.size)
+            )
+
+        arrays = (cx.ravel(), cy.ravel())
+    else:
+        value = correlation.kendall(x, y)
+        boot = bootstrap(correlation.kendall, x, y, n_resamples=n_resamples, seed=seed) if n_resamples else None
+        return value, boot, None
+    boot = bootstrap(stat, *arrays, n_resamples=n_resamples, seed=seed, vectorized=True) if n_resamples else None
+    return value, boot, None
+
+
+def aggregate(
+    metric: str,
+    predictions: Sequence[Any],
+    references: Sequence[Any],
+    *,
+    n_total: int | None = None,
+    labels: Sequence[Hashable] | None = None,
+    seed: int = 0,
+    n_resamples: int = DEFAULT_N_RESAMPLES,
+) -> Aggregate:
+    """Score ``predictions`` against ``references`` with ``metric``, plus a bootstrap interval.
+
+    ``n_total`` (default ``len(predictions)``) is the number of records in the run, including those
+    that never got a prediction. ``labels`` is the label set for ``macro_f1`` / ``balanced_acc``
+    (default: the distinct references). ``n_resamples=0`` skips the bootstrap.
+    """
+    info = metric_info(metric)
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
+    n_items = len(predictions)
+    n_total = n_items if n_total is None else n_total
+    if n_total < n_items:
+        raise ValueError(f"n_total={n_total} is smaller than the {n_items} predictions given")
+    if n_resamples < 0:
+        raise ValueError("n_resamples must be >= 0")
+
+    def result(value: float, boot: BootstrapResult | None, n_scored: int, note: str | None = None) -> Aggregate:
+        ok = boot is not None and boot.n_valid >= 2
+        return Aggregate(
+            metric=metric,
+            value=float(value),
+            stderr=boot.stderr if ok else None,
+            ci_low=boot.ci_low if ok else None,
+            ci_high=boot.ci_high if ok else None,
+            n_scored=n_scored,
+            n_total=n_total,
+            higher_is_better=info.higher_is_better,
+            note=note,
+        )
+
+    def run_boot(stat: Callable[..., Any], *arrays: Any) -> BootstrapResult | None:
+        if not n_resamples:
+            return None
+        return bootstrap(stat, *arrays, n_resamples=n_resamples, seed=seed, vectorized=True)
+
+    if info.kind == "correlation":
+        pairs = [(p, r) for p, r in zip(predictions, references, strict=True) if not (_is_missing(p) or _is_missing(r))]
+        if len(pairs) < 2:
+            return result(float("nan"), None, len(pairs), f"fewer than 2 scored pairs (n={len(pairs)})")
+        try:
+            x = np.array([float(p) for p, _ in pairs])
+            y = np.array([float(r) for _, r in pairs])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{metric} needs numeric predictions and references: {exc}") from None
+        value, boot, note = _correlation_value(metric, x, y, seed, n_resamples)
+        return result(value, boot, len(pairs), note)
+
+    if n_items == 0:
+        return result(float("nan"), None, 0, "no predictions to score")
+
+    if info.kind == "per_sample":
+        func = _SAMPLE_FUNCS[metric]
+        scores = np.array([func(p, r) for p, r in zip(predictions, references, strict=True)], dtype=float)
+        return result(float(scores.mean()), run_boot(_mean_rows, scores), n_items)
+
+    if info.kind == "classification":
+        pred_codes, gold_codes, label_list = classification.encode_labels(predictions, references, labels)
+        k = len(label_list)
+        kernel = classification.macro_f1_codes if metric == "macro_f1" else classification.balanced_accuracy_codes
+
+        def stat(p: np.ndarray, g: np.ndarray) -> np.ndarray:
+            return kernel(p, g, k)
+
+        return result(float(stat(pred_codes, gold_codes)), run_boot(stat, pred_codes, gold_codes), n_items)
+
+    # corpus text metrics: per-item sufficient statistics, summed per resample
+    if metric == "bleu":
+        stats_fn, from_stats, width = text.bleu_stats, text.bleu_from_stats, 2 + 2 * text.BLEU_MAX_ORDER
+    else:
+        stats_fn, from_stats, width = text.chrf_stats, text.chrf_from_stats, 3 * text.CHRF_CHAR_ORDER
+    stats = np.array(
+        [stats_fn("" if p is None else str(p), r) for p, r in zip(predictions, references, strict=True)], dtype=np.int64
+    ).reshape(n_items, width)
+
+    def corpus_stat(rows: np.ndarray) -> np.ndarray:
+        return from_stats(rows.sum(axis=-2))
+
+    return result(float(from_stats(stats.sum(axis=0))), run_boot(corpus_stat, stats), n_items)

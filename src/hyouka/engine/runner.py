@@ -180,9 +180,9 @@ def evaluate_task(
     prompts: dict[int, str] = {}
     for index in todo:
         doc = docs[index]
-        sample_requests = [adapt_request(r, model, use_chat) for r in task.requests(doc, chosen, params)]
-        per_sample[index] = sample_requests
         prompts[index] = task.prompt(doc)
+        built = task.requests(doc, chosen, params, prompt=prompts[index])
+        per_sample[index] = sample_requests = [adapt_request(r, model, use_chat) for r in built]
         for slot, request in enumerate(sample_requests):
             plan.append((index, slot))
             requests.append(request)

@@ -49,6 +49,8 @@ class Task:
         self._data_file = data_file
         self._docs: list[dict[str, Any]] | None = None
         self._fewshot_pool: list[dict[str, Any]] | None = None
+        self._shot_cache: dict[str, tuple[str, str]] = {}
+        self._picks: list[int] | None = None
 
     @property
     def name(self) -> str:
@@ -85,8 +87,9 @@ class Task:
         pool = self._pool()
         if len(pool) <= k:
             raise DataError(f"task {self.name}: {k}-shot needs more than {len(pool)} few-shot documents")
-        picks = random.Random(self.seed).sample(range(len(pool)), k + 1)
-        chosen = [pool[i] for i in picks if pool[i] is not doc and pool[i]["_id"] != doc["_id"]]
+        if self._picks is None:
+            self._picks = random.Random(self.seed).sample(range(len(pool)), k + 1)
+        chosen = [pool[i] for i in self._picks if pool[i] is not doc and pool[i]["_id"] != doc["_id"]]
         return chosen[:k]
 
     # -- prompts ------------------------------------------------------------
@@ -114,8 +117,15 @@ class Task:
             return self.choices(doc)[self.gold(doc)]
         return render(self.spec.doc_to_target, doc)
 
+    def _shot(self, doc: dict[str, Any]) -> tuple[str, str]:
+        """A few-shot example's input and answer text (the same examples recur in every prompt)."""
+        cached = self._shot_cache.get(doc["_id"])
+        if cached is None:
+            cached = self._shot_cache[doc["_id"]] = (render(self.spec.doc_to_text, doc), self.target_text(doc))
+        return cached
+
     def prompt(self, doc: dict[str, Any]) -> str:
-        shots = [(render(self.spec.doc_to_text, d), self.target_text(d)) for d in self.fewshot_for(doc)]
+        shots = [self._shot(d) for d in self.fewshot_for(doc)]
         instruction = render(self.spec.instruction, doc)
         return self.family.render(instruction, shots, render(self.spec.doc_to_text, doc))
 
@@ -128,10 +138,10 @@ class Task:
         )
 
     def requests(
-        self, doc: dict[str, Any], mode: Mode, params: GenerationParams | None = None
+        self, doc: dict[str, Any], mode: Mode, params: GenerationParams | None = None, prompt: str | None = None
     ) -> list[LoglikelihoodRequest | GenerateRequest]:
-        """The model requests one document needs in a mode."""
-        prompt = self.prompt(doc)
+        """The model requests one document needs in a mode (``prompt`` if already built)."""
+        prompt = self.prompt(doc) if prompt is None else prompt
         if mode == "loglikelihood":
             delimiter = self.spec.target_delimiter
             return [LoglikelihoodRequest(prompt, delimiter + choice) for choice in self.choices(doc)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from hyouka.models.base import (
@@ -157,7 +159,7 @@ def test_no_prompt_logprobs_fails_fast_with_a_hint(mode: str) -> None:
     assert stats.requests == 1
 
 
-def test_bounded_concurrency(echo_url: str) -> None:
+def test_bounded_concurrency() -> None:
     stats = ServerStats()
     with serve_openai(EchoModel(), delay_s=0.02, stats=stats) as url:
         model = _model(url, api="completions", concurrency=3)
@@ -176,7 +178,10 @@ def test_responses_stream_in_completion_order() -> None:
     assert order[-1] == 0 and sorted(order) == [0, 1, 2]
 
 
-def test_credentials_stay_out_of_identity_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credentials_stay_out_of_identity_logs_and_errors(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     secret = "sk-test-0123456789abcdef"
     monkeypatch.setenv("MY_ENDPOINT_KEY", secret)
 
@@ -188,8 +193,11 @@ def test_credentials_stay_out_of_identity_and_errors(monkeypatch: pytest.MonkeyP
         (r,) = collect(model.generate([GenerateRequest("x")]), 1)
     assert not r.ok and secret not in (r.error or "") and "***" in (r.error or "")
     assert secret not in repr(model)
+    assert "HTTP" in caplog.text and secret not in caplog.text
 
-    tricky = OpenAIModel("gpt-x", base_url="https://user:pw@example.com/v1/?api-key=abc#frag", api_key_env="MY_ENDPOINT_KEY")
+    tricky = OpenAIModel(
+        "gpt-x", base_url="https://user:pw@example.com/v1/?api-key=abc#frag", api_key_env="MY_ENDPOINT_KEY"
+    )
     identity = tricky.identity()
     assert identity == {"backend": "openai", "model": "gpt-x", "base_url": "https://example.com/v1", "api": "auto"}
     assert all(s not in str(identity) for s in (secret, "pw", "abc"))

@@ -1,0 +1,345 @@
+"""The ``openai:`` backend: any OpenAI-compatible endpoint (OpenAI, Azure, vLLM, Ollama, llama.cpp...).
+
+Requests go out through the official ``openai`` client from a pool of
+``concurrency`` threads, never more in flight, and stream back in completion
+order. Failed attempts are retried here (the client's own retries are off)
+with jittered exponential backoff that honours ``Retry-After``; a request
+that still fails becomes a failed :class:`Response` and the run goes on.
+Log-likelihoods need prompt log-probabilities (``echo`` + ``logprobs`` on
+``/completions``, as vLLM offers them); endpoints without them are detected
+on the first request.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from hyouka.models.base import (
+    Capabilities,
+    ChatRequest,
+    GenerateRequest,
+    GenerationParams,
+    LoglikelihoodRequest,
+    Response,
+    UnsupportedRequestError,
+)
+from hyouka.models.openai_logprobs import PromptLogprobsUnavailableError, continuation_logprob
+from hyouka.models.openai_retry import Failure, backoff, classify
+
+ApiKind = Literal["auto", "chat", "completions"]
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+PLACEHOLDER_KEY = "EMPTY"
+FATAL_STATUSES = frozenset({401, 403, 404})
+
+__all__ = ["OpenAIEndpointError", "OpenAIModel", "OpenAIStats", "PromptLogprobsUnavailableError"]
+
+
+class OpenAIEndpointError(RuntimeError):
+    """The endpoint refuses every request (bad key, unknown model or route): stop instead of retrying."""
+
+
+@dataclass
+class OpenAIStats:
+    """HTTP attempts made, retries among them, and requests that failed for good."""
+
+    attempts: int = 0
+    retries: int = 0
+    failures: int = 0
+
+
+def public_url(url: str) -> str:
+    """``url`` without user info, query or fragment: safe to log and to hash."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+class OpenAIModel:
+    """A model behind an OpenAI-compatible HTTP API.
+
+    ``api`` picks the route for ``generate``: ``"completions"``, ``"chat"``
+    (the prompt sent as one user message), or ``"auto"`` (completions, falling
+    back to chat when the server offers only chat). The key is read from the
+    environment variable ``api_key_env``; a custom ``base_url`` works without one.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        max_retries: int = 6,
+        timeout: float = 60.0,
+        api: ApiKind = "auto",
+        backoff_s: float = 0.5,
+    ) -> None:
+        if api not in ("auto", "chat", "completions"):
+            raise ValueError(f"api must be 'auto', 'chat' or 'completions', not {api!r}")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.name = model
+        self.api: ApiKind = api
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.backoff_s = backoff_s
+        self.api_key_env = api_key_env
+        self.capabilities = Capabilities(loglikelihood=api != "chat", generate=True, chat=api != "completions")
+        self.stats = OpenAIStats()
+        self._key = self._read_key(custom_url=self.base_url != DEFAULT_BASE_URL)
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._generate_route: str | None = None if api == "auto" else api
+        self._has_prompt_logprobs: bool | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIModel({self.name!r}, base_url={public_url(self.base_url)!r}, api={self.api!r})"
+
+    def _read_key(self, *, custom_url: bool) -> str:
+        key = os.environ.get(self.api_key_env, "")
+        if not key and not custom_url:
+            raise OpenAIEndpointError(
+                f"no API key: set the environment variable {self.api_key_env} "
+                f"(or give a base_url for a server that needs none)"
+            )
+        return key or PLACEHOLDER_KEY
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "openai", "model": self.name, "base_url": public_url(self.base_url), "api": self.api}
+
+    @property
+    def client(self) -> Any:
+        """The ``openai.OpenAI`` client, made on first use (its own retries off)."""
+        with self._client_lock:
+            if self._client is None:
+                import openai
+
+                self._client = openai.OpenAI(
+                    api_key=self._key, base_url=self.base_url, max_retries=0, timeout=self.timeout
+                )
+            return self._client
+
+    # ------------------------------------------------------------------ protocol
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> Iterator[tuple[int, Response]]:
+        if not self.capabilities.loglikelihood:
+            raise UnsupportedRequestError(f"model {self.name!r} with api='chat' cannot score log-likelihoods")
+
+        def call(request: LoglikelihoodRequest, stop: threading.Event) -> Response:
+            return self._send(lambda: self._loglikelihood_once(request), stop)
+
+        return self._stream(requests, call, probe=lambda: self._has_prompt_logprobs is None)
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[tuple[int, Response]]:
+        def call(request: GenerateRequest, stop: threading.Event) -> Response:
+            if self._generate_route == "chat":
+                return self._send(lambda: self._chat_once([_user(request.prompt)], request.params), stop)
+            return self._send(lambda: self._completion_once(request.prompt, request.params), stop)
+
+        return self._stream(requests, call, probe=lambda: self._generate_route is None)
+
+    def chat(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Response]]:
+        if not self.capabilities.chat:
+            raise UnsupportedRequestError(f"model {self.name!r} with api='completions' cannot chat")
+
+        def call(request: ChatRequest, stop: threading.Event) -> Response:
+            messages = [{"role": m.role, "content": m.content} for m in request.messages]
+            return self._send(lambda: self._chat_once(messages, request.params), stop)
+
+        return self._stream(requests, call, probe=lambda: False)
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _stream(
+        self,
+        requests: Sequence[Any],
+        call: Callable[[Any, threading.Event], Response],
+        probe: Callable[[], bool],
+    ) -> Iterator[tuple[int, Response]]:
+        """Run ``call`` over ``requests``, at most ``concurrency`` at a time, yielding as each finishes.
+
+        While ``probe()`` is true (something about the endpoint is still unknown),
+        the first request goes alone so a misfit endpoint fails on one request.
+        """
+        stop = threading.Event()
+        start = 0
+        if requests and probe():
+            yield 0, call(requests[0], stop)
+            start = 1
+        yield from self._pool(range(start, len(requests)), lambda i: call(requests[i], stop), stop)
+
+    def _pool(
+        self, indices: Iterable[int], run: Callable[[int], Response], stop: threading.Event
+    ) -> Iterator[tuple[int, Response]]:
+        todo = iter(indices)
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="hyouka-openai")
+        pending: dict[Future[Response], int] = {}
+
+        def refill() -> None:
+            while len(pending) < self.concurrency:
+                index = next(todo, None)
+                if index is None:
+                    return
+                pending[pool.submit(run, index)] = index
+
+        try:
+            refill()
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                finished = [(pending.pop(f), f.result()) for f in done]
+                refill()
+                yield from finished
+        finally:
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ one request, with retries
+
+    def _send(self, attempt: Callable[[], Response], stop: threading.Event) -> Response:
+        last: Failure | None = None
+        for n in range(self.max_retries + 1):
+            if n:
+                self._count(retries=1)
+                assert last is not None
+                if stop.wait(backoff(n - 1, base_s=self.backoff_s, retry_after_s=last.retry_after)):
+                    break
+            self._count(attempts=1)
+            try:
+                return attempt()
+            except (PromptLogprobsUnavailableError, OpenAIEndpointError, UnsupportedRequestError):
+                raise
+            except Exception as exc:
+                last = classify(exc)
+                if last.status in FATAL_STATUSES:
+                    raise OpenAIEndpointError(self._fatal_message(last)) from None
+                if not last.retryable:
+                    break
+        self._count(failures=1)
+        failure = last or Failure("cancelled", "api_error", False)
+        return Response.failure(self._redact(failure.message), failure.error_type)
+
+    def _count(self, **deltas: int) -> None:
+        with self._stats_lock:
+            for name, delta in deltas.items():
+                setattr(self.stats, name, getattr(self.stats, name) + delta)
+
+    def _fatal_message(self, failure: Failure) -> str:
+        hint = {
+            401: f"check the key in {self.api_key_env}",
+            403: f"the key in {self.api_key_env} may lack access",
+            404: f"check the model name {self.name!r} and the base URL",
+        }[failure.status or 404]
+        return self._redact(f"{public_url(self.base_url)} refused the request ({failure.message}); {hint}")
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key and self._key != PLACEHOLDER_KEY else text
+
+    # ------------------------------------------------------------------ the three calls
+
+    def _completion_once(self, prompt: str, params: GenerationParams) -> Response:
+        import openai
+
+        started = time.perf_counter()
+        try:
+            out = self.client.completions.create(model=self.name, prompt=prompt, **_sampling(params))
+        except (openai.NotFoundError, openai.BadRequestError) as exc:
+            if self._generate_route is None and _offers_only_chat(exc):
+                self._generate_route = "chat"
+                return self._chat_once([_user(prompt)], params)
+            raise
+        latency = time.perf_counter() - started
+        if self._generate_route is None:
+            self._generate_route = "completions"
+        choice = out.choices[0]
+        return _finish(choice.text, choice.finish_reason, params, out.usage, latency)
+
+    def _chat_once(self, messages: list[dict[str, str]], params: GenerationParams) -> Response:
+        started = time.perf_counter()
+        out = self.client.chat.completions.create(model=self.name, messages=messages, **_sampling(params))
+        latency = time.perf_counter() - started
+        choice = out.choices[0]
+        return _finish(choice.message.content or "", choice.finish_reason, params, out.usage, latency)
+
+    def _loglikelihood_once(self, request: LoglikelihoodRequest) -> Response:
+        import openai
+
+        prompt = request.context + request.continuation
+        started = time.perf_counter()
+        try:
+            out = self.client.completions.create(
+                model=self.name, prompt=prompt, echo=True, logprobs=1, max_tokens=0, temperature=0.0
+            )
+        except openai.BadRequestError as exc:
+            message = str(exc).lower()
+            if "echo" in message or "logprobs" in message:
+                raise PromptLogprobsUnavailableError(self.name, public_url(self.base_url), str(exc)) from None
+            raise
+        latency = time.perf_counter() - started
+        choice = out.choices[0]
+        try:
+            logprob, greedy = continuation_logprob(choice.logprobs, request.context, request.continuation)
+        except PromptLogprobsUnavailableError as exc:
+            self._has_prompt_logprobs = False
+            raise PromptLogprobsUnavailableError(self.name, public_url(self.base_url), exc.detail) from None
+        except ValueError as exc:
+            return Response.failure(exc, "api_error")
+        self._has_prompt_logprobs = True
+        usage = out.usage
+        return Response(
+            logprob=logprob,
+            is_greedy=greedy,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=0,
+            latency_s=latency,
+            finish_reason=choice.finish_reason,
+        )
+
+
+def _user(prompt: str) -> dict[str, str]:
+    return {"role": "user", "content": prompt}
+
+
+def _sampling(params: GenerationParams) -> dict[str, Any]:
+    out: dict[str, Any] = {"max_tokens": params.max_tokens, "temperature": params.temperature}
+    if params.top_p != 1.0:
+        out["top_p"] = params.top_p
+    if params.stop:
+        out["stop"] = list(params.stop)
+    if params.seed is not None:
+        out["seed"] = params.seed
+    return out
+
+
+def _finish(text: str, finish_reason: str | None, params: GenerationParams, usage: Any, latency: float) -> Response:
+    """A generation :class:`Response`, cut at the first stop string in case the server ignored them."""
+    cut = min((i for s in params.stop if s and (i := text.find(s)) >= 0), default=-1)
+    if cut >= 0:
+        text, finish_reason = text[:cut], "stop"
+    return Response(
+        text=text,
+        prompt_tokens=getattr(usage, "prompt_tokens", None),
+        completion_tokens=getattr(usage, "completion_tokens", None),
+        latency_s=latency,
+        finish_reason=finish_reason,
+    )
+
+
+def _offers_only_chat(exc: Any) -> bool:
+    """Whether a refusal of ``/completions`` may mean "this server or model only does chat" (if it means
+    the model does not exist, chat refuses too and the error surfaces there)."""
+    message = str(exc).lower()
+    return getattr(exc, "status_code", None) == 404 or ("chat" in message and "completions" in message)

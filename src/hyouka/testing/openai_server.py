@@ -1,0 +1,528 @@
+"""A local OpenAI-compatible server backed by any hyouka model, for tests and benchmarks.
+
+It speaks the real protocol over real HTTP (``/v1/models``, ``/v1/completions``
+with ``echo`` + ``logprobs`` the way vLLM answers them, ``/v1/chat/completions``,
+``usage``), so the ``openai:`` backend is tested along the path it takes in
+production. Test knobs: a fixed response delay, fault injection, request
+counters, and a mode that imitates hosted OpenAI (no prompt log-probabilities)::
+
+    stats = ServerStats()
+    with serve_openai(EchoModel(), delay_s=0.2, fail=fail_first(1, status=429), stats=stats) as url:
+        model = OpenAIModel("echo", base_url=url)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from hyouka.models.base import (
+    Capabilities,
+    ChatRequest,
+    GenerateRequest,
+    GenerationParams,
+    LoglikelihoodRequest,
+    Message,
+    Model,
+    Response,
+    collect,
+)
+
+LogprobsMode = Literal["echo", "omit", "reject"]
+HOSTED_ECHO_ERROR = "Setting 'echo' and 'logprobs' at the same time is not supported for this model."
+
+
+# --------------------------------------------------------------------------- faults and counters
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What a fault rule sees of one incoming request."""
+
+    path: str  # "completions" or "chat/completions"
+    prompt: str  # the prompt, or the chat messages' contents joined by newlines
+    attempt: int  # 1 for the first time this (path, prompt) arrives, 2 for its first retry...
+    number: int  # 1-based arrival order over all requests
+
+
+@dataclass(frozen=True)
+class Fault:
+    """How to answer instead of normally: wait ``delay_s``, then an error (or, with ``status=None``, the
+    normal answer)."""
+
+    status: int | None = 500
+    retry_after: float | None = None
+    delay_s: float = 0.0
+    message: str = "injected failure"
+
+
+FaultRule = Callable[[RequestInfo], Fault | None]
+
+
+def fail_first(n: int, *, status: int = 429, retry_after: float | None = 0.05) -> FaultRule:
+    """Fail the first ``n`` attempts of every prompt, then answer normally."""
+
+    def rule(info: RequestInfo) -> Fault | None:
+        return Fault(status, retry_after, message="rate limited") if info.attempt <= n else None
+
+    return rule
+
+
+def fail_matching(text: str, *, status: int = 500) -> FaultRule:
+    """Always fail requests whose prompt contains ``text``."""
+
+    def rule(info: RequestInfo) -> Fault | None:
+        return Fault(status) if text in info.prompt else None
+
+    return rule
+
+
+@dataclass
+class ServerStats:
+    """Thread-safe counts of what the server received and answered."""
+
+    requests: int = 0
+    by_path: Counter[str] = field(default_factory=Counter)
+    by_status: Counter[int] = field(default_factory=Counter)
+    attempts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def arrive(self, path: str, prompt: str) -> RequestInfo:
+        with self._lock:
+            self.requests += 1
+            self.by_path[path] += 1
+            self.attempts[(path, prompt)] += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return RequestInfo(path, prompt, self.attempts[(path, prompt)], self.requests)
+
+    def leave(self, status: int) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self.by_status[status] += 1
+
+
+# --------------------------------------------------------------------------- a model that needs no weights
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One prompt token as ``/v1/completions`` with ``echo`` reports it."""
+
+    text: str
+    offset: int
+    logprob: float | None
+    top: dict[str, float] | None
+
+
+def char_logprobs(text: str) -> list[TokenLogprob]:
+    """Deterministic per-character log-probabilities after a zero-width BOS: the toy language model
+    behind ``EchoModel``."""
+    out = [TokenLogprob("", 0, None, None)]
+    for i, ch in enumerate(text):
+        lp = -1.0 - (ord(ch) % 5) * 0.25
+        top = {ch: lp} if lp == -1.0 else {"の": -1.0, ch: lp}
+        out.append(TokenLogprob(ch, i, lp, top))
+    return out
+
+
+def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Cut ``text`` before the first stop string; say whether it was cut."""
+    cut = min((i for s in stop if s and (i := text.find(s)) >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+class EchoModel:
+    """A weightless model: answers ``reply`` (or echoes the prompt / last user message).
+
+    Characters stand for tokens, so ``max_tokens`` cuts the answer after that
+    many characters; log-likelihoods come from :func:`char_logprobs`.
+    """
+
+    capabilities = Capabilities(loglikelihood=True, generate=True, chat=True)
+
+    def __init__(self, reply: str | None = None, name: str = "echo") -> None:
+        self.reply = reply
+        self.name = name
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "echo", "model": self.name, "reply": self.reply}
+
+    def _answer(self, text: str, params: GenerationParams) -> Response:
+        out = self.reply if self.reply is not None else text
+        out, stopped = apply_stop(out, params.stop)
+        finish = "stop" if stopped or len(out) <= params.max_tokens else "length"
+        out = out[: params.max_tokens]
+        return Response(text=out, prompt_tokens=len(text), completion_tokens=len(out), finish_reason=finish)
+
+    def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> Iterator[tuple[int, Response]]:
+        for i, r in enumerate(requests):
+            toks = char_logprobs(r.context + r.continuation)[1 + len(r.context) :]
+            lp = sum(t.logprob or 0.0 for t in toks)
+            greedy = all(t.top is not None and t.logprob == max(t.top.values()) for t in toks)
+            yield i, Response(logprob=lp, is_greedy=greedy)
+
+    def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[tuple[int, Response]]:
+        for i, r in enumerate(requests):
+            yield i, self._answer(r.prompt, r.params)
+
+    def chat(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, Response]]:
+        for i, r in enumerate(requests):
+            last = next((m.content for m in reversed(r.messages) if m.role == "user"), "")
+            yield i, self._answer(last, r.params)
+
+
+# --------------------------------------------------------------------------- prompt log-probabilities
+
+
+class NoPromptLogprobs(Exception):
+    """The served backend cannot score prompt tokens one by one."""
+
+
+def prompt_logprobs(backend: Model, text: str, top_n: int) -> list[TokenLogprob]:
+    """Per-token log-probabilities of ``text`` under ``backend``, vLLM-style (first token unscored)."""
+    if isinstance(backend, EchoModel):
+        return char_logprobs(text)
+    method = getattr(backend, "prompt_logprobs", None)
+    if callable(method):
+        return list(method(text, top_n))
+    if hasattr(backend, "model") and hasattr(backend, "tokenizer"):
+        return _hf_prompt_logprobs(backend, text, top_n)
+    raise NoPromptLogprobs(f"backend {type(backend).__name__} cannot score prompt tokens")
+
+
+def _hf_prompt_logprobs(backend: Any, text: str, top_n: int) -> list[TokenLogprob]:
+    """Score ``text`` with a Hugging Face causal LM held as ``backend.model`` / ``backend.tokenizer``."""
+    import torch
+
+    from hyouka.models.hf_tokens import special_prefix
+
+    tok, lm = backend.tokenizer, backend.model
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids: list[int] = list(enc["input_ids"])
+    offsets = [s for s, _ in enc["offset_mapping"]]
+    prefix = special_prefix(tok)  # e.g. BOS, put in front as the hf backend does
+    if prefix:
+        ids, offsets = [*prefix, *ids], [0] * len(prefix) + offsets
+    if not ids:
+        return []
+    device = getattr(lm, "device", "cpu")
+    with torch.inference_mode():
+        logits = lm(torch.tensor([ids], device=device)).logits[0].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        top_vals, top_ids = logp.topk(max(top_n, 1), dim=-1)
+    out = []
+    for i, (tid, off) in enumerate(zip(ids, offsets, strict=True)):
+        piece = tok.decode([tid])
+        if i == 0:
+            out.append(TokenLogprob(piece, off, None, None))
+            continue
+        top = {tok.decode([int(t)]): float(v) for t, v in zip(top_ids[i - 1], top_vals[i - 1], strict=True)}
+        lp = float(logp[i - 1, tid])
+        top.setdefault(piece, lp)
+        out.append(TokenLogprob(piece, off, lp, top))
+    return out
+
+
+# --------------------------------------------------------------------------- the app
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.retry_after = status, message, retry_after
+
+
+def _error_body(status: int, message: str) -> dict[str, Any]:
+    kind = {400: "invalid_request_error", 404: "not_found_error", 429: "rate_limit_error"}.get(status, "api_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": str(status)}}
+
+
+def _params(body: dict[str, Any]) -> GenerationParams:
+    def pick(*names: str, default: Any) -> Any:
+        return next((body[n] for n in names if body.get(n) is not None), default)
+
+    stop = body.get("stop") or ()
+    return GenerationParams(
+        max_tokens=int(pick("max_tokens", "max_completion_tokens", default=16)),
+        temperature=float(pick("temperature", default=1.0)),
+        top_p=float(pick("top_p", default=1.0)),
+        stop=(stop,) if isinstance(stop, str) else tuple(stop),
+        seed=body.get("seed"),
+    )
+
+
+class _Handler:
+    """Turns OpenAI request bodies into backend calls and backend responses into OpenAI bodies."""
+
+    def __init__(self, backend: Model, *, model_name: str, logprobs_mode: LogprobsMode) -> None:
+        self.backend = backend
+        self.model_name = model_name
+        self.logprobs_mode = logprobs_mode
+        self._lock = threading.Lock()  # backends are not assumed thread-safe
+
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        with self._lock:
+            return fn()
+
+    def _one(self, method: Callable[[Any], Iterator[tuple[int, Response]]], request: Any) -> Response:
+        response = collect(method([request]), 1)[0]
+        if not response.ok:
+            raise _ApiError(500, f"backend failed: {response.error}")
+        return response
+
+    def _count(self, text: str) -> int:
+        tok = getattr(self.backend, "tokenizer", None)
+        return len(tok(text, add_special_tokens=False)["input_ids"]) if tok is not None else len(text)
+
+    def completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        prompts = body.get("prompt")
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts or [])
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise _ApiError(400, "prompt must be a string or a list of strings")
+        params = _params(body)
+        echo, top_n = bool(body.get("echo")), body.get("logprobs")
+        if echo and top_n is not None and self.logprobs_mode == "reject":
+            raise _ApiError(400, HOSTED_ECHO_ERROR)
+        if self.logprobs_mode != "echo":
+            top_n = None
+        choices, n_prompt, n_completion = [], 0, 0
+        for index, prompt in enumerate(prompts):
+            choice, p_tok, c_tok = self._call(lambda p=prompt: self._complete(p, params, echo, top_n))
+            choices.append({"index": index, **choice})
+            n_prompt, n_completion = n_prompt + p_tok, n_completion + c_tok
+        return self._envelope("text_completion", choices, n_prompt, n_completion)
+
+    def _complete(
+        self, prompt: str, params: GenerationParams, echo: bool, top_n: int | None
+    ) -> tuple[dict[str, Any], int, int]:
+        if params.max_tokens > 0:
+            r = self._one(self.backend.generate, GenerateRequest(prompt, params))
+            text, finish = apply_stop(r.text or "", params.stop)
+            finish_reason = "stop" if finish else (r.finish_reason or "stop")
+        else:
+            r, text, finish_reason = Response(), "", "length"
+        full = prompt + text if echo else text
+        logprobs = None
+        if top_n is not None:
+            try:
+                toks = prompt_logprobs(self.backend, prompt + text, int(top_n))
+            except NoPromptLogprobs as exc:
+                raise _ApiError(400, str(exc)) from exc
+            if not echo:
+                toks = [t for t in toks if t.offset >= len(prompt)]
+            logprobs = {
+                "tokens": [t.text for t in toks],
+                "token_logprobs": [t.logprob for t in toks],
+                "top_logprobs": [t.top for t in toks],
+                "text_offset": [t.offset for t in toks],
+            }
+        n_prompt = r.prompt_tokens if r.prompt_tokens is not None else self._count(prompt)
+        n_completion = r.completion_tokens if r.completion_tokens is not None else self._count(text)
+        choice = {"text": full, "logprobs": logprobs, "finish_reason": finish_reason}
+        return choice, n_prompt, n_completion
+
+    def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            messages = tuple(Message(m["role"], m.get("content") or "") for m in body["messages"])
+        except (KeyError, TypeError) as exc:
+            raise _ApiError(400, "messages must be a list of {role, content}") from exc
+        params = _params(body)
+        if self.backend.capabilities.chat:
+            r = self._call(lambda: self._one(self.backend.chat, ChatRequest(messages, params)))
+        else:  # a plain template over generate, enough for a test double
+            prompt = "".join(f"{m.role}: {m.content}\n" for m in messages) + "assistant: "
+            r = self._call(lambda: self._one(self.backend.generate, GenerateRequest(prompt, params)))
+        text, stopped = apply_stop(r.text or "", params.stop)
+        finish = "stop" if stopped else (r.finish_reason or "stop")
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+        n_prompt = r.prompt_tokens if r.prompt_tokens is not None else self._count("".join(m.content for m in messages))
+        n_completion = r.completion_tokens if r.completion_tokens is not None else self._count(text)
+        return self._envelope("chat.completion", [choice], n_prompt, n_completion)
+
+    def _envelope(self, obj: str, choices: list[dict[str, Any]], n_prompt: int, n_completion: int) -> dict:
+        return {
+            "id": f"hyouka-{uuid.uuid4().hex[:16]}",
+            "object": obj,
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": n_prompt,
+                "completion_tokens": n_completion,
+                "total_tokens": n_prompt + n_completion,
+            },
+        }
+
+
+def _prompt_of(path: str, body: dict[str, Any]) -> str:
+    if path == "completions":
+        p = body.get("prompt")
+        return p if isinstance(p, str) else "\n".join(map(str, p or []))
+    return "\n".join(str(m.get("content") or "") for m in body.get("messages") or [] if isinstance(m, dict))
+
+
+def create_app(
+    backend: Model,
+    *,
+    model_name: str | None = None,
+    delay_s: float = 0.0,
+    fail: FaultRule | None = None,
+    logprobs_mode: LogprobsMode = "echo",
+    endpoints: Sequence[str] = ("completions", "chat/completions"),
+    ignore_stop: bool = False,
+    stats: ServerStats | None = None,
+) -> Any:
+    """The FastAPI app; see :func:`serve_openai` for the options."""
+    name = model_name or backend.name
+    handler = _Handler(backend, model_name=name, logprobs_mode=logprobs_mode)
+    counts = stats if stats is not None else ServerStats()
+    inline = isinstance(backend, EchoModel)  # cheap enough to answer on the event loop
+    app = FastAPI(title="hyouka local OpenAI-compatible server")
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "hyouka"}]}
+
+    async def serve(path: str, request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return JSONResponse(_error_body(400, "body must be a JSON object"), status_code=400)
+        if ignore_stop:
+            body.pop("stop", None)
+        info = counts.arrive(path, _prompt_of(path, body))
+        status = 200
+        try:
+            if path not in endpoints:
+                raise _ApiError(404, f"this server does not offer /v1/{path}")
+            if body.get("model") != name:
+                raise _ApiError(404, f"The model `{body.get('model')}` does not exist.")
+            fault = fail(info) if fail is not None else None
+            if delay_s or (fault and fault.delay_s):
+                await asyncio.sleep(delay_s + (fault.delay_s if fault else 0.0))
+            if fault is not None and fault.status is not None:
+                raise _ApiError(fault.status, fault.message, fault.retry_after)
+            work = handler.completion if path == "completions" else handler.chat
+            payload = work(body) if inline else await run_in_threadpool(work, body)
+            return JSONResponse(payload)
+        except _ApiError as exc:
+            status = exc.status
+            headers = {"retry-after": f"{exc.retry_after:g}"} if exc.retry_after is not None else None
+            return JSONResponse(_error_body(exc.status, exc.message), status_code=exc.status, headers=headers)
+        finally:
+            counts.leave(status)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> JSONResponse:
+        return await serve("completions", request)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> JSONResponse:
+        return await serve("chat/completions", request)
+
+    return app
+
+
+# --------------------------------------------------------------------------- running it
+
+
+class OpenAIServer:
+    """Runs :func:`create_app` under uvicorn in a daemon thread on 127.0.0.1 and a free port."""
+
+    def __init__(self, backend: Model, **options: Any) -> None:
+        self.stats: ServerStats = options.pop("stats", None) or ServerStats()
+        self._app = create_app(backend, stats=self.stats, **options)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    def start(self, timeout: float = 30.0) -> str:
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # accepted sockets inherit this; without it small writes wait ~40 ms on delayed ACKs
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app, log_level="warning", access_log=False, backlog=2048, timeout_keep_alive=30, lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="hyouka-openai-server", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("local OpenAI-compatible server did not start")
+            time.sleep(0.01)
+        self.url = f"http://127.0.0.1:{port}/v1"
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> OpenAIServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def serve_openai(
+    backend: Model | None = None,
+    *,
+    model_name: str | None = None,
+    delay_s: float = 0.0,
+    fail: FaultRule | None = None,
+    logprobs_mode: LogprobsMode = "echo",
+    endpoints: Sequence[str] = ("completions", "chat/completions"),
+    ignore_stop: bool = False,
+    stats: ServerStats | None = None,
+) -> Iterator[str]:
+    """Serve ``backend`` (default: an :class:`EchoModel`) and yield the base URL ``http://127.0.0.1:PORT/v1``.
+
+    ``delay_s`` holds every POST answer that long (an async sleep, so requests
+    overlap); ``fail`` decides per request whether to answer with an error
+    instead (see :func:`fail_first`, :func:`fail_matching`); ``logprobs_mode``
+    ``"omit"`` answers ``echo`` + ``logprobs`` without log-probabilities and
+    ``"reject"`` refuses them with hosted OpenAI's 400; ``endpoints`` limits the
+    POST routes offered; ``ignore_stop`` drops stop strings like some servers
+    do; pass ``stats`` to read the request counts.
+    """
+    server = OpenAIServer(
+        backend if backend is not None else EchoModel(),
+        model_name=model_name,
+        delay_s=delay_s,
+        fail=fail,
+        logprobs_mode=logprobs_mode,
+        endpoints=tuple(endpoints),
+        ignore_stop=ignore_stop,
+        stats=stats,
+    )
+    with server:
+        yield server.url

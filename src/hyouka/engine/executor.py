@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from hyouka.engine.cache import ResponseCache
-from hyouka.models.base import Model, Request, Response, dispatch, request_key
+from hyouka.models.base import Model, Request, Response, dispatch, identity_digest, request_key
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Executor:
         self.model = model
         self.cache = cache
         self.stats = CallStats()
-        self._identity = model.identity()
+        self._identity = identity_digest(model.identity())
 
     def key(self, request: Request) -> str:
         return request_key(self._identity, request)

@@ -88,7 +88,7 @@ class Response:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _RESPONSE_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Response:
@@ -98,6 +98,9 @@ class Response:
     @classmethod
     def failure(cls, error: BaseException | str, error_type: str = "api_error") -> Response:
         return cls(error=str(error) or type(error).__name__, error_type=error_type)
+
+
+_RESPONSE_FIELDS = tuple(Response.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -155,17 +158,39 @@ def collect(pairs: Iterable[tuple[int, Response]], n: int) -> list[Response]:
     return out  # type: ignore[return-value]
 
 
+def _params_payload(params: GenerationParams) -> dict[str, Any]:
+    return {
+        "max_tokens": params.max_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "stop": list(params.stop),
+        "seed": params.seed,
+    }
+
+
 def request_payload(request: Request) -> dict[str, Any]:
     """A JSON-ready description of a request (used for cache keys and records)."""
+    if isinstance(request, LoglikelihoodRequest):
+        return {"kind": request.kind, "context": request.context, "continuation": request.continuation}
+    if isinstance(request, GenerateRequest):
+        return {"kind": request.kind, "prompt": request.prompt, "params": _params_payload(request.params)}
+    if isinstance(request, ChatRequest):
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        return {"kind": request.kind, "messages": messages, "params": _params_payload(request.params)}
     return asdict(request)
 
 
-def request_key(identity: dict[str, Any], request: Request) -> str:
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def identity_digest(identity: dict[str, Any]) -> bytes:
+    """The model-identity part of every cache key, computed once per model."""
+    return hashlib.sha256(_canonical_json(identity).encode("utf-8")).digest()
+
+
+def request_key(identity: dict[str, Any] | bytes, request: Request) -> str:
     """Stable hash of model identity + request: the response-cache key."""
-    blob = json.dumps(
-        {"model": identity, "request": request_payload(request)},
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    prefix = identity if isinstance(identity, bytes) else identity_digest(identity)
+    blob = _canonical_json(request_payload(request)).encode("utf-8")
+    return hashlib.sha256(prefix + blob).hexdigest()

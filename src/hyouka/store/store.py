@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, select
+from sqlalchemy import create_engine, delete, event, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -110,7 +110,7 @@ class Store:
         indices = [r["sample_index"] for r in records]
         with self.session() as s, s.begin():
             s.execute(delete(SampleRow).where(SampleRow.run_id == run_id, SampleRow.sample_index.in_(indices)))
-            s.add_all(SampleRow(run_id=run_id, **record) for record in records)
+            s.execute(insert(SampleRow), [{"run_id": run_id, **record} for record in records])
 
     def finished_indices(self, run_id: str) -> set[int]:
         """Samples that need no more model calls (failed calls are retried on resume)."""

@@ -7,6 +7,7 @@ text. The same task can so be run under several families and compared.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -82,8 +83,21 @@ def _compile(source: str) -> jinja2.Template:
     return _ENV.from_string(source)
 
 
+_PLAIN_FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+@lru_cache(maxsize=512)
+def _lone_field(source: str) -> str | None:
+    """The field name when a template is just ``{{ field }}`` (rendered without Jinja)."""
+    match = _PLAIN_FIELD.fullmatch(source)
+    return match.group(1) if match else None
+
+
 def render(source: str, doc: Mapping[str, Any]) -> str:
     """Render a Jinja template against a document, naming the missing field on error."""
+    field = _lone_field(source)
+    if field is not None and field in doc:
+        return str(doc[field])
     try:
         return _compile(source).render(**doc)
     except jinja2.UndefinedError as exc:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["EvalResult", "Store", "__version__", "load_model", "resume_run", "run"]
+__all__ = ["EvalResult", "Store", "__version__", "evaluate", "load_model", "pairwise", "resume_run", "run"]
 
 if TYPE_CHECKING:
     from hyouka.api import EvalResult, resume_run, run
+    from hyouka.evaluation import evaluate, pairwise
     from hyouka.models.registry import load_model
     from hyouka.store.store import Store
 
@@ -18,6 +19,9 @@ _LAZY = {
     "EvalResult": "hyouka.api",
     "load_model": "hyouka.models.registry",
     "Store": "hyouka.store.store",
+    # -- judge evaluations (hyouka.evaluation) --
+    "evaluate": "hyouka.evaluation",
+    "pairwise": "hyouka.evaluation",
 }
 
 

@@ -8,11 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from hyouka.config import cache_path, jglue_dir
+from hyouka.engine.budget import Budget, MeteredModel
 from hyouka.engine.cache import ResponseCache
+from hyouka.engine.estimate import RunEstimate, check_ceiling, estimate_tasks
 from hyouka.engine.executor import Executor
 from hyouka.engine.runner import RunResult, evaluate_task
+from hyouka.judge.runs import JudgeRunResult
+from hyouka.judge.tasks import JudgeTaskError, mt_bench_data_dir, resume_judge_run, run_judge_task, split_judge_tasks
 from hyouka.models.base import Model
 from hyouka.models.registry import load_model
+from hyouka.pricing.table import PriceTable, load_prices
 from hyouka.store.store import Store
 from hyouka.tasks.loaders import DataError
 from hyouka.tasks.registry import builtin_suites, expand, load_task
@@ -95,6 +100,10 @@ def run(
     cache: ResponseCache | str | Path | bool = True,
     resume: str | None = None,
     progress: ProgressFactory | None = None,
+    max_cost: float | None = None,
+    prices: str | Path | PriceTable | None = None,
+    judge: str | Model | None = None,
+    judge_options: dict[str, Any] | None = None,
     **model_options: Any,
 ) -> EvalResult:
     """Evaluate a model on tasks or suites (``"jglue"``, ``"jcommonsenseqa,jnli"``).
@@ -104,9 +113,23 @@ def run(
     ``dtype``, ``device``, ``batch_size``…) or an already built backend.
     Tasks named explicitly must have their data; tasks that a suite brings in
     are skipped, with the reason, when theirs is missing.
+
+    Costs come from the price table (``prices``: a YAML file consulted before the
+    defaults). ``max_cost`` (USD) refuses to start when the estimate is above it and
+    stops cleanly, resumable, before spending crosses it (``BudgetExceededError``).
+
+    Tasks graded by a judge (``ja_mt_bench``) need ``judge``: a spec such as
+    ``"openai:gpt-4o"`` or ``"recorded:gpt-4_single.jsonl"`` (``judge_options`` go to its
+    backend); the MT-Bench folder is ``data_files["ja_mt_bench"]``, ``data_dir`` or
+    ``HYOUKA_MT_BENCH_DIR``.
     """
     if resume:
-        return resume_run(resume, store=store, cache=cache, progress=progress)
+        return resume_run(resume, store=store, cache=cache, progress=progress, max_cost=max_cost, prices=prices)
+    # -- judge tasks (hyouka.judge.tasks) --
+    tasks, judge_tasks = split_judge_tasks(tasks)
+    if judge_tasks and judge is None:
+        raise JudgeTaskError(f"{', '.join(judge_tasks)} is graded by a judge: give one, e.g. judge='openai:gpt-4o'")
+    # -- end judge tasks --
     planned = expand(tasks)  # unknown names fail before a model is loaded
     the_store = store if isinstance(store, Store) else Store(store)
     the_cache = _open_cache(cache)
@@ -116,6 +139,62 @@ def run(
     files = _task_files(data_files)
 
     result = EvalResult(model=spec_name, runs=[])
+    # -- judge tasks (hyouka.judge.tasks) --
+    for name in judge_tasks:
+        judged = run_judge_task(
+            name, backend, spec_name, judge, store=the_store, cache=the_cache,
+            data_dir=mt_bench_data_dir(data_dir, data_files), limit=limit, max_tokens=max_tokens,
+            judge_options=judge_options, model_options=_recordable(model_options),
+            progress=progress(name) if progress else None,
+        )
+        result.runs.append(_judge_run_result(judged))
+    # -- end judge tasks --
+    built = _build_tasks(planned, root, files, prompt_family, num_fewshot, seed, result.skipped)
+    # -- accounting and budget (hyouka.engine.budget) --
+    table = load_prices(prices)
+    price = table.lookup(spec_name, backend.identity())
+    if max_cost is not None:
+        check_ceiling(
+            estimate_tasks(backend, spec_name, [t for t, _ in built], store=the_store,
+                           executor=Executor(backend, the_cache), price=price, mode=mode, limit=limit,
+                           max_tokens=max_tokens, use_chat=chat, model_options=_recordable(model_options)),
+            max_cost,
+        )
+    metered = MeteredModel(backend, price.price if price else None, Budget(ceiling=max_cost))
+    # -- end accounting and budget --
+    for task, suite in built:
+        task_name = task.name
+        result.runs.append(
+            evaluate_task(
+                metered,
+                spec_name,
+                task,
+                store=the_store,
+                executor=Executor(metered, the_cache),
+                prices=table,
+                mode=mode,
+                limit=limit,
+                max_tokens=max_tokens,
+                use_chat=chat,
+                model_options=_recordable(model_options),
+                suite=suite,
+                progress=progress(task_name) if progress else None,
+            )
+        )
+    return result
+
+
+def _build_tasks(
+    planned: list[tuple[str, str | None]],
+    root: Path | None,
+    files: dict[str, Path],
+    prompt_family: str,
+    num_fewshot: int | None,
+    seed: int,
+    skipped: dict[str, str],
+) -> list[tuple[Task, str | None]]:
+    """Tasks with their data loaded; a suite's tasks without data go to ``skipped`` with the reason."""
+    out = []
     for task_name, suite in planned:
         task = Task(
             load_task(task_name),
@@ -130,25 +209,45 @@ def run(
         except DataError as exc:
             if suite is None:
                 raise
-            result.skipped[task_name] = str(exc)
+            skipped[task_name] = str(exc)
             continue
-        result.runs.append(
-            evaluate_task(
-                backend,
-                spec_name,
-                task,
-                store=the_store,
-                executor=Executor(backend, the_cache),
-                mode=mode,
-                limit=limit,
-                max_tokens=max_tokens,
-                use_chat=chat,
-                model_options=_recordable(model_options),
-                suite=suite,
-                progress=progress(task_name) if progress else None,
-            )
-        )
-    return result
+        out.append((task, suite))
+    return out
+
+
+def estimate(
+    model: str | Model,
+    tasks: str | list[str],
+    *,
+    mode: str = "auto",
+    num_fewshot: int | None = None,
+    prompt_family: str = "plain",
+    seed: int = 0,
+    limit: int | None = None,
+    data_dir: str | Path | None = None,
+    data_files: dict[str, str | Path] | None = None,
+    max_tokens: int | None = None,
+    chat: bool = False,
+    store: Store | str | None = None,
+    cache: ResponseCache | str | Path | bool = True,
+    prices: str | Path | PriceTable | None = None,
+    **model_options: Any,
+) -> RunEstimate:
+    """The calls, tokens and (upper) cost that :func:`run` with the same arguments would take; calls nothing."""
+    planned = expand(tasks)
+    the_store = store if isinstance(store, Store) else Store(store)
+    backend = load_model(model, **model_options) if isinstance(model, str) else model
+    spec_name = model if isinstance(model, str) else f"{type(model).__name__}:{backend.name}"
+    skipped: dict[str, str] = {}
+    built = _build_tasks(planned, jglue_dir(data_dir), _task_files(data_files), prompt_family, num_fewshot, seed,
+                         skipped)
+    out = estimate_tasks(
+        backend, spec_name, [t for t, _ in built], store=the_store, executor=Executor(backend, _open_cache(cache)),
+        price=load_prices(prices).lookup(spec_name, backend.identity()), mode=mode, limit=limit,
+        max_tokens=max_tokens, use_chat=chat, model_options=_recordable(model_options),
+    )
+    out.skipped = skipped
+    return out
 
 
 def resume_run(
@@ -157,12 +256,23 @@ def resume_run(
     store: Store | str | None = None,
     cache: ResponseCache | str | Path | bool = True,
     progress: ProgressFactory | None = None,
+    max_cost: float | None = None,
+    prices: str | Path | PriceTable | None = None,
 ) -> EvalResult:
     """Continue an interrupted or failed run from its stored configuration."""
     the_store = store if isinstance(store, Store) else Store(store)
     stored = the_store.get_run(run_id)
+    # -- judge runs (hyouka.judge.tasks) --
+    if stored.get("kind", "benchmark") != "benchmark":
+        judged = resume_judge_run(stored, store=the_store, cache=_open_cache(cache),
+                                  progress=progress(stored["task"]) if progress else None)
+        return EvalResult(model=judged.model, runs=[_judge_run_result(judged)])
+    # -- end judge runs --
     config = stored["config"]
-    backend = load_model(config["model"], **config["model_options"])
+    table = load_prices(prices)
+    inner = load_model(config["model"], **config["model_options"])
+    price = table.lookup(config["model"], inner.identity())
+    backend = MeteredModel(inner, price.price if price else None, Budget(ceiling=max_cost))
     task = Task(
         load_task(config["task"]),
         data_dir=Path(config["data_dir"]) if config["data_dir"] else None,
@@ -185,8 +295,21 @@ def resume_run(
         resume=stored["id"],
         suite=stored["suite"],
         progress=progress(config["task"]) if progress else None,
+        prices=table,
     )
     return EvalResult(model=config["model"], runs=[result])
+
+
+# -- judge tasks (hyouka.judge.tasks) --
+def _judge_run_result(judged: JudgeRunResult) -> RunResult:
+    """A judge task's run in the shape of a benchmark task's."""
+    return RunResult(
+        run_id=judged.run_id, model=judged.model, task=judged.task, mode=judged.mode,
+        aggregates=judged.aggregates, n_samples=judged.n_samples, status=judged.status, resumed=judged.resumed,
+        model_calls=judged.model_calls, cache_hits=judged.cache_hits,
+        extra={"kind": judged.kind, "judge": judged.judge, "calls": judged.calls, **judged.extra},
+    )
+# -- end judge tasks --
 
 
 def _open_cache(cache: ResponseCache | str | Path | bool) -> ResponseCache | None:

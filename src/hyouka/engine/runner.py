@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hyouka.engine.accounting import price_for, run_accounting, sample_cost
+from hyouka.engine.budget import BudgetExceededError
 from hyouka.engine.executor import Executor
 from hyouka.engine.records import compute_aggregates, config_hash, package_versions, sample_record
 from hyouka.models.base import ChatRequest, GenerateRequest, Message, Model, Request, Response
+from hyouka.pricing.table import PriceTable, default_prices
 from hyouka.store.store import Store
 from hyouka.tasks.spec import Mode
 from hyouka.tasks.task import Task
@@ -132,6 +135,7 @@ def evaluate_task(
     resume: str | None = None,
     suite: str | None = None,
     progress: ProgressCallback | None = None,
+    prices: PriceTable | None = None,
 ) -> RunResult:
     """Evaluate ``model`` on ``task`` and store every sample and aggregate."""
     chosen = choose_mode(task, model, mode)
@@ -149,6 +153,8 @@ def evaluate_task(
         model_options=model_options or {},
     )
     digest = config_hash(_hashed_part(config))
+    # accounting: each sample's cost at the price table's rates (hyouka.engine.accounting)
+    price = price_for(prices if prices is not None else default_prices(), model_spec, config["model_identity"])
 
     existing = store.get_run(resume) if resume else store.find_run(digest, unfinished=True)
     if existing is not None:
@@ -211,7 +217,9 @@ def evaluate_task(
                 continue
             responses = [r for r in answers.pop(index) if r is not None]
             scored = task.score(docs[index], chosen, responses)
-            buffer.append(sample_record(index, docs[index], prompts[index], per_sample[index], responses, scored))
+            record = sample_record(index, docs[index], prompts[index], per_sample[index], responses, scored)
+            record["cost_usd"] = sample_cost(price.price if price else None, responses)
+            buffer.append(record)
             completed += 1
             if progress:
                 progress(completed, len(docs))
@@ -220,7 +228,7 @@ def evaluate_task(
         flush()
     except BaseException as exc:
         flush()
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        status = "interrupted" if isinstance(exc, (KeyboardInterrupt, BudgetExceededError)) else "failed"
         store.update_run(run_id, status=status, error=f"{type(exc).__name__}: {exc}")
         raise
 
@@ -232,7 +240,8 @@ def evaluate_task(
         statuses[s["status"]] = statuses.get(s["status"], 0) + 1
     previous = existing.get("duration_s") if existing else None
     duration = (previous or 0.0) + time.perf_counter() - started
-    stats = {"statuses": statuses, "model_calls": executor.stats.model_calls}
+    accounting = run_accounting(samples, price, duration_s=duration)
+    stats = {"statuses": statuses, "model_calls": executor.stats.model_calls, "accounting": accounting}
     store.finish_run(run_id, duration_s=duration, stats=stats)
     return RunResult(
         run_id=run_id,
@@ -246,5 +255,5 @@ def evaluate_task(
         model_calls=executor.stats.model_calls,
         cache_hits=executor.stats.cache_hits,
         suite=suite,
-        extra={"statuses": statuses},
+        extra={"statuses": statuses, "accounting": accounting},
     )

@@ -1,0 +1,136 @@
+"""Latency, tokens and cost of model calls: per call, per sample, per run.
+
+Costs are *nominal*: what producing the answers costs at the price table's rates, whether
+or not this session paid for them (an answer served from the cache keeps the tokens and
+latency of the call that produced it). ``spent_usd`` in a run's summary counts only the
+calls that were not served from the cache, i.e. the money the run actually cost.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from hyouka.models.base import ChatRequest, GenerateRequest, LoglikelihoodRequest, Request, Response
+from hyouka.pricing.table import Price, PriceMatch, PriceTable
+
+TokenCounter = Callable[[str], int]
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free estimate: one token per kana/kanji/full-width character, one per 4 other characters."""
+    cjk = len(_CJK.findall(text))
+    return cjk + math.ceil((len(text) - cjk) / 4)
+
+
+def token_counter(model: Any) -> TokenCounter:
+    """Count tokens with the model's own tokenizer when it exposes one, else :func:`estimate_tokens`."""
+    count = getattr(model, "count_tokens", None)
+    if callable(count):
+        return count
+    tokenizer = getattr(model, "tokenizer", None)
+    encode = getattr(tokenizer, "encode", None)
+    if callable(encode):
+        return lambda text: len(encode(text))
+    return estimate_tokens
+
+
+def request_text(request: Request) -> str:
+    """The text a request sends to the model (what its prompt tokens count)."""
+    if isinstance(request, LoglikelihoodRequest):
+        return request.context + request.continuation
+    if isinstance(request, GenerateRequest):
+        return request.prompt
+    assert isinstance(request, ChatRequest)
+    return "\n".join(m.content for m in request.messages)
+
+
+def fill_tokens(request: Request, response: Response, count: TokenCounter) -> Response:
+    """Fill token counts the API did not report, from the tokenizer (in place; returns the response)."""
+    if not response.ok:
+        return response
+    if response.prompt_tokens is None:
+        response.prompt_tokens = count(request_text(request))
+    if response.completion_tokens is None:
+        response.completion_tokens = 0 if request.kind == "loglikelihood" else count(response.text or "")
+    return response
+
+
+def price_for(table: PriceTable | None, model: str, identity: Mapping[str, Any] | None = None) -> PriceMatch | None:
+    return None if table is None else table.lookup(model, dict(identity or {}))
+
+
+def response_cost(price: Price | None, response: Response | Mapping[str, Any]) -> float | None:
+    """Cost of one call (a :class:`Response` or its stored dict); ``None`` if unpriced or failed."""
+    data = response.to_dict() if isinstance(response, Response) else response
+    if price is None or data.get("error") is not None:
+        return None
+    return price.call_cost(data.get("prompt_tokens"), data.get("completion_tokens"), data.get("latency_s"))
+
+
+def sample_cost(price: Price | None, responses: Iterable[Response | Mapping[str, Any]]) -> float | None:
+    """Sum of a sample's call costs; ``None`` when no call could be priced."""
+    costs = [c for c in (response_cost(price, r) for r in responses) if c is not None]
+    return math.fsum(costs) if costs else None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (linear interpolation, as numpy), ``None`` for no values."""
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if len(values) else None
+
+
+def latency_summary(latencies: Sequence[float]) -> dict[str, float | None]:
+    return {
+        "mean": float(np.mean(latencies)) if len(latencies) else None,
+        "p50": percentile(latencies, 50),
+        "p95": percentile(latencies, 95),
+        "max": float(max(latencies)) if len(latencies) else None,
+    }
+
+
+def call_rows(samples: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every stored call of every sample, as response dicts."""
+    return [dict(r) for s in samples for r in (s.get("responses") or [])]
+
+
+def run_accounting(
+    samples: Sequence[Mapping[str, Any]],
+    price: PriceMatch | None,
+    *,
+    duration_s: float | None = None,
+) -> dict[str, Any]:
+    """Totals, latency percentiles and throughput of a run's calls, from its stored samples."""
+    calls = call_rows(samples)
+    ok = [c for c in calls if c.get("error") is None]
+    fresh = [c for c in ok if not c.get("cached")]
+    latencies = [float(c["latency_s"]) for c in ok if c.get("latency_s") is not None]
+    ttfts = [float(c["ttft_s"]) for c in ok if c.get("ttft_s") is not None]
+    prompt = sum(int(c.get("prompt_tokens") or 0) for c in ok)
+    completion = sum(int(c.get("completion_tokens") or 0) for c in ok)
+    the_price = price.price if price else None
+    costs = [response_cost(the_price, c) for c in ok]
+    fresh_costs = [response_cost(the_price, c) for c in fresh]
+    busy = math.fsum(latencies)
+    summary: dict[str, Any] = {
+        "n_calls": len(calls),
+        "n_failed_calls": len(calls) - len(ok),
+        "n_cached_calls": len(ok) - len(fresh),
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "cost_usd": math.fsum(c for c in costs if c is not None) if price else None,
+        "spent_usd": math.fsum(c for c in fresh_costs if c is not None) if price else None,
+        "n_unpriced_calls": sum(c is None for c in costs) if price else len(ok),
+        "latency_s": latency_summary(latencies),
+        "ttft_s": latency_summary(ttfts) if ttfts else None,
+        "busy_s": busy,
+        "completion_tokens_per_s": completion / busy if busy > 0 else None,
+        "calls_per_s": len(fresh) / duration_s if duration_s and fresh else None,
+        "price": price.to_dict() if price else None,
+    }
+    return summary

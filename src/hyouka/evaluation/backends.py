@@ -1,0 +1,33 @@
+"""Model and judge backends for evaluations: specs loaded once, with the names runs record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hyouka.engine.cache import ResponseCache
+from hyouka.models.base import Model
+from hyouka.models.registry import load_model
+
+__all__ = ["open_cache", "resolve_model", "spec_name"]
+
+
+def spec_name(model: str | Model) -> str:
+    """The name a run records for a model: its spec, or ``<Backend>:<name>`` for a built backend."""
+    return model if isinstance(model, str) else f"{type(model).__name__}:{model.name}"
+
+
+def resolve_model(model: str | Model, options: dict[str, Any] | None = None) -> Model:
+    """A backend from a spec (``options`` go to it) or the backend itself."""
+    return load_model(model, **(options or {})) if isinstance(model, str) else model
+
+
+def open_cache(cache: ResponseCache | str | Path | bool) -> ResponseCache | None:
+    """The response cache: the default one (``True``), none (``False``), a path, or one given."""
+    if cache is False:
+        return None
+    if cache is True:
+        from hyouka.config import cache_path
+
+        return ResponseCache(cache_path())
+    return cache if isinstance(cache, ResponseCache) else ResponseCache(cache)

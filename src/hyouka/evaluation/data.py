@@ -1,0 +1,182 @@
+"""Evaluation data: CSV, JSON lines, JSON, Parquet or a pandas DataFrame, with a column mapping.
+
+Columns: the inputs (question or prompt), the ground truth (a string or a list of accepted
+answers), the context (a string or a list of passages), existing predictions, and a row id.
+Unnamed columns are found by their usual names (``inputs``/``question``…, ``ground_truth``…,
+``context``…).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["DataError", "EvalRow", "EvalTable", "load_table"]
+
+INPUT_NAMES = ("inputs", "input", "question", "prompt", "instruction", "query")
+TARGET_NAMES = ("ground_truth", "targets", "target", "reference", "expected_response")
+CONTEXT_NAMES = ("context", "contexts", "retrieved_context", "passage")
+
+
+class DataError(ValueError):
+    """The evaluation data is unreadable or lacks a column it needs."""
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    """One row to evaluate; ``ground_truth`` may hold several accepted answers."""
+
+    index: int
+    id: str
+    inputs: str | None
+    ground_truth: str | list[str] | None = None
+    context: str | None = None
+    prediction: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ground_truth_text(self) -> str | None:
+        if isinstance(self.ground_truth, list):
+            return " / ".join(self.ground_truth) if self.ground_truth else None
+        return self.ground_truth
+
+
+@dataclass
+class EvalTable:
+    """The rows, the columns they came from, and where the data came from (with its hash)."""
+
+    rows: list[EvalRow]
+    columns: dict[str, str | None]
+    source: str
+    digest: str
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready value (numpy scalars and arrays become Python ones, NaN becomes None)."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _text(value: Any) -> str | None:
+    value = _plain(value)
+    if _missing(value):
+        return None
+    if isinstance(value, list):
+        parts = [str(v) for v in value if not _missing(v)]
+        return "\n\n".join(parts) or None
+    return str(value)
+
+
+def _prediction(value: Any) -> str | None:
+    """An existing prediction; an empty answer stays an (empty) answer."""
+    value = _plain(value)
+    if value is None:
+        return None
+    return "\n\n".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _targets(value: Any) -> str | list[str] | None:
+    value = _plain(value)
+    if _missing(value):
+        return None
+    if isinstance(value, list):
+        answers = [str(v) for v in value if not _missing(v)]
+        return answers or None
+    return str(value)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
+    if suffix in (".jsonl", ".ndjson"):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return pd.DataFrame([json.loads(line) for line in lines if line.strip()])
+    if suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return pd.DataFrame(data if isinstance(data, list) else data.get("data", data))
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    raise DataError(f"unsupported data file {path.name}: use .csv, .tsv, .jsonl, .json or .parquet")
+
+
+def _pick(frame: pd.DataFrame, given: str | None, candidates: Sequence[str], role: str) -> str | None:
+    if given is not None:
+        if given not in frame.columns:
+            raise DataError(f"{role} column {given!r} not in the data; columns: {', '.join(map(str, frame.columns))}")
+        return given
+    return next((c for c in candidates if c in frame.columns), None)
+
+
+def _digest(frame: pd.DataFrame) -> str:
+    blob = frame.to_json(orient="records", force_ascii=False, default_handler=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def load_table(
+    data: str | Path | pd.DataFrame | Sequence[dict[str, Any]],
+    *,
+    inputs: str | None = None,
+    targets: str | None = None,
+    context: str | None = None,
+    predictions: str | None = None,
+    id_column: str | None = None,
+    limit: int | None = None,
+) -> EvalTable:
+    """Read the data and map its columns; ``DataError`` names a missing column and the ones present."""
+    if isinstance(data, pd.DataFrame):
+        frame, source = data, "DataFrame"
+    elif isinstance(data, (str, Path)):
+        path = Path(data).expanduser()
+        frame, source = _read(path), path.name
+    else:
+        frame, source = pd.DataFrame(list(data)), "records"
+    if limit:
+        frame = frame.head(limit)
+    columns = {
+        "inputs": _pick(frame, inputs, INPUT_NAMES, "inputs"),
+        "targets": _pick(frame, targets, TARGET_NAMES, "targets"),
+        "context": _pick(frame, context, CONTEXT_NAMES, "context"),
+        "predictions": _pick(frame, predictions, (), "predictions"),
+        "id": _pick(frame, id_column, ("id", "_id", "question_id", "qid"), "id"),
+    }
+    rows = []
+    for index, record in enumerate(frame.to_dict(orient="records")):
+        record = {str(k): _plain(v) for k, v in record.items()}
+        rid = record.get(columns["id"]) if columns["id"] else None
+        rows.append(
+            EvalRow(
+                index=index,
+                id=str(rid) if not _missing(rid) else str(index),
+                inputs=_text(record.get(columns["inputs"])) if columns["inputs"] else None,
+                ground_truth=_targets(record.get(columns["targets"])) if columns["targets"] else None,
+                context=_text(record.get(columns["context"])) if columns["context"] else None,
+                prediction=_prediction(record.get(columns["predictions"])) if columns["predictions"] else None,
+                fields=record,
+            )
+        )
+    return EvalTable(rows=rows, columns=columns, source=source, digest=_digest(frame))

@@ -1,0 +1,62 @@
+"""Assemble a report from stored runs: leaderboard, row costs, charts, examples and metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from hyouka.pricing.table import PriceTable, load_prices
+from hyouka.report.charts import Chart, board_charts
+from hyouka.report.examples import category_scores
+from hyouka.report.leaderboard import Leaderboard, build_leaderboard
+from hyouka.report.summary import RowStats, board_stats
+from hyouka.report.views import RunView, load_views
+from hyouka.store.store import Store
+from hyouka.tasks.registry import SuiteSpec
+
+
+@dataclass
+class Report:
+    """Everything a report shows, before it is rendered."""
+
+    title: str
+    board: Leaderboard
+    stats: list[RowStats]
+    views: list[RunView]
+    charts: list[Chart] = field(default_factory=list)
+    categories: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    price_source: str = "the default price table"
+    generated_at: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def build_report(
+    store: Store,
+    run_ids: Iterable[str] | None = None,
+    *,
+    suite: str | SuiteSpec | None = None,
+    prices: PriceTable | str | None = None,
+    charts: bool = True,
+    title: str = "hyouka evaluation report",
+) -> Report:
+    """A report on ``run_ids`` (ids or unique prefixes; default: every completed run)."""
+    table = load_prices(prices)
+    views = load_views(store, run_ids, prices=table)
+    notes = [f"run {v.id} ({v.model} on {v.task}) is {v.run['status']}: it is listed but not ranked"
+             for v in views if v.run["status"] != "completed"]
+    done = [v for v in views if v.run["status"] == "completed"]
+    board = build_leaderboard(store, suite=suite, run_ids=[v.id for v in done],
+                              kinds=("benchmark", "judge"))
+    stats = board_stats(board, done)
+    categories = category_scores(done)
+    report = Report(title=title, board=board, stats=stats, views=views, categories=categories, notes=notes,
+                    price_source=_describe(table))
+    if charts:
+        report.charts = board_charts(board, stats, categories)
+    return report
+
+
+def _describe(table: PriceTable) -> str:
+    names = [f"{source} ({version})" if version else source for source, version, _ in table.layers]
+    return "prices from " + ", then ".join(names)

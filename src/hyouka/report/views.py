@@ -1,0 +1,92 @@
+"""Runs read back from the store with their samples and accounting, for reports and exports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hyouka.engine.accounting import call_rows, price_for, run_accounting
+from hyouka.pricing.table import PriceTable, load_prices
+from hyouka.report.leaderboard import subject_model
+from hyouka.store.store import Store
+
+
+@dataclass
+class RunView:
+    """One stored run: its row, aggregates, samples and accounting (priced with the report's table)."""
+
+    run: dict[str, Any]
+    aggregates: dict[str, dict[str, Any]]
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    accounting: dict[str, Any] = field(default_factory=dict)
+    answer_accounting: dict[str, Any] | None = None  # judge runs: the evaluated model's answer calls
+
+    def answer_calls(self) -> list[dict[str, Any]]:
+        """In a judge run, the evaluated model's answers (kept in ``details['answer']``)."""
+        return [s["details"]["answer"] for s in self.samples
+                if isinstance((s.get("details") or {}).get("answer"), dict)]
+
+    @property
+    def id(self) -> str:
+        return self.run["id"]
+
+    @property
+    def kind(self) -> str:
+        return self.run.get("kind") or "benchmark"
+
+    @property
+    def model(self) -> str:
+        """The model that answered the calls of this run (for a judge run, the judge)."""
+        return self.run["model"]
+
+    @property
+    def subject(self) -> str:
+        """The model this run evaluates."""
+        return subject_model(self.run)
+
+    @property
+    def task(self) -> str:
+        return self.run["task"]
+
+    def latencies(self, *, answers: bool = False) -> list[float]:
+        """Latency of each successful call (of the answers instead, for a judge run's subject)."""
+        calls = self.answer_calls() if answers else call_rows(self.samples)
+        return [float(c["latency_s"]) for c in calls if c.get("error") is None and c.get("latency_s") is not None]
+
+
+def load_views(
+    store: Store,
+    run_ids: Iterable[str] | None = None,
+    *,
+    prices: PriceTable | str | None = None,
+    completed_only: bool = False,
+) -> list[RunView]:
+    """Runs by id (or unique prefix), or all runs, oldest first; costs use ``prices`` (default table)."""
+    table = load_prices(prices)
+    if run_ids is None:
+        rows = store.list_runs(status="completed" if completed_only else None)
+    else:
+        rows = [store.get_run(i) for i in dict.fromkeys(run_ids)]
+        rows.sort(key=lambda r: r["created_at"])
+    views = []
+    for row in rows:
+        if completed_only and row["status"] != "completed":
+            continue
+        samples = store.samples(row["id"])
+        price = price_for(table, row["model"], row.get("model_identity"))
+        view = RunView(
+            run=row,
+            aggregates=store.aggregates(row["id"]),
+            samples=samples,
+            accounting=run_accounting(samples, price, duration_s=row.get("duration_s")),
+        )
+        if view.kind != "benchmark" and view.answer_calls():
+            subject_price = price_for(table, view.subject, (row.get("config") or {}).get("model_identity"))
+            view.answer_accounting = run_accounting([{"responses": view.answer_calls()}], subject_price)
+        views.append(view)
+    return views
+
+
+def by_id(views: Sequence[RunView]) -> dict[str, RunView]:
+    return {v.id: v for v in views}

@@ -19,7 +19,8 @@ from tests.judge_fakes import ScriptedJudge, prompt_of
 
 ROWS = [
     {"id": "q1", "question": "日本の首都はどこですか？", "ground_truth": "東京", "answer": "東京"},
-    {"id": "q2", "question": "富士山の高さは？", "ground_truth": ["3776メートル", "3,776m"], "answer": "３７７６メートル"},
+    {"id": "q2", "question": "富士山の高さは？", "ground_truth": ["3776メートル", "3,776m"],
+     "answer": "３７７６メートル"},
     {"id": "q3", "question": "光の速さは？", "ground_truth": "秒速約30万キロメートル", "answer": "わかりません"},
 ]
 

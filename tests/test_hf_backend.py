@@ -230,6 +230,9 @@ def test_identity(model, tiny_model_dir: Path) -> None:
     assert ident["revision"].startswith("local-")
     assert HFModel(str(tiny_model_dir), device="cpu").identity() == ident
     json.dumps(ident)
+    hub = HFModel(str(tiny_model_dir), device="cpu")
+    hub.model.config._commit_hash = "0123abcd" * 5  # what from_pretrained records for a hub snapshot
+    assert hub.identity()["revision"] == "0123abcd" * 5
 
 
 def test_registry_loads_hf_spec(tiny_model_dir: Path) -> None:

@@ -16,7 +16,7 @@ from hyouka.store.store import Store
 from tests.judge_fakes import ScriptedJudge, prompt_of
 
 pytest.importorskip("fastapi")
-from hyouka.testing.openai_server import serve_openai  # noqa: E402
+from hyouka.testing.openai_server import serve_openai
 
 runner = CliRunner()
 QA = [
@@ -99,3 +99,21 @@ def test_pairwise_on_mt_bench_reports_position_bias(mt_bench_dir: Path, tmp_path
     out = json.loads(result.stdout)
     assert out["win_rates"]["n_judged"] == 4 and out["win_rates"]["inconsistent"] == 4
     assert out["aggregates"]["inconsistency_rate"]["value"] == 1.0
+
+
+def test_agreement_of_a_replayed_run_with_the_published_judgments(mt_bench_dir: Path, tmp_path: Path,
+                                                                  hyouka_home: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    judgments = mt_bench_dir / "model_judgment" / "gpt-4_single.jsonl"
+    model = "japanese-stablelm-instruct-alpha-7b"
+    run = runner.invoke(app, ["run", "--model", f"recorded:{mt_bench_dir / 'model_answer' / f'{model}.jsonl'}",
+                              "--tasks", "ja_mt_bench", "--judge", f"recorded:{judgments}", "--data-dir",
+                              str(mt_bench_dir), "--limit", "16", "--store", store, "-o", str(tmp_path / "o.json")])
+    assert run.exit_code == 0, run.output
+    run_id = json.loads((tmp_path / "o.json").read_text())["runs"][0]["run_id"]
+    result = runner.invoke(app, ["agreement", run_id, str(judgments), "--model", model, "--data-dir",
+                                 str(mt_bench_dir), "--store", store, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n"] == 16 and report["exact"] == 1.0 and report["n_only_b"] == 64
+    assert set(report["per_category"]) == {"coding", "extraction"}  # the first 16 questions

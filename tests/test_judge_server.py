@@ -11,12 +11,12 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from hyouka.evaluation import evaluate  # noqa: E402
-from hyouka.models.base import Message  # noqa: E402
-from hyouka.models.openai_api import OpenAIModel  # noqa: E402
-from hyouka.store.store import Store  # noqa: E402
-from hyouka.testing.openai_server import ServerStats, fail_matching, serve_openai  # noqa: E402
-from tests.judge_fakes import ScriptedJudge, is_repair, prompt_of  # noqa: E402
+from hyouka.evaluation import evaluate
+from hyouka.models.base import Message
+from hyouka.models.openai_api import OpenAIModel
+from hyouka.store.store import Store
+from hyouka.testing.openai_server import ServerStats, fail_matching, serve_openai
+from tests.judge_fakes import ScriptedJudge, is_repair, prompt_of
 
 # what the judge answers first, and (after "〔" markers) to the repair request
 FIRST = {

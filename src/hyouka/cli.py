@@ -741,6 +741,39 @@ def _pairwise(specs: list[str], columns: list[str | None], data: Path, judge: st
     return {"run_id": result.run_id, "aggregates": result.aggregates, **result.extra}
 
 
+@app.command("agreement")
+def agreement_cmd(
+    judge_a: Annotated[str, typer.Argument(help="a judge run id, or a FastChat judgment .jsonl file")],
+    judge_b: Annotated[str, typer.Argument(help="another judge run id or judgment file (the reference)")],
+    data_dir: Annotated[Path | None, typer.Option(help="MT-Bench folder, for categories of judgment files")] = None,
+    model: Annotated[str | None, typer.Option(help="only the judgments of this model")] = None,
+    metric: Annotated[str, typer.Option(help="the per-row score compared")] = "score",
+    store: StoreOpt = None,
+    format: Format = "table",
+) -> None:
+    """How far two judges agree: correlations, exact and within-one agreement, per category."""
+    from hyouka.judge.agreement import compare_judges
+    from hyouka.store.store import RunNotFoundError, Store
+
+    try:
+        report = compare_judges(judge_a, judge_b, store=Store(store), metric=metric, data_dir=data_dir, model=model)
+    except (RunNotFoundError, ValueError, OSError) as exc:
+        _fail(str(exc))
+        return
+    if format == "json":
+        print(json.dumps(report.to_dict(), ensure_ascii=False, default=str))
+        return
+    table = Table(title=f"agreement of {escape(judge_a)} with {escape(judge_b)}")
+    for column in ("items", "n", "pearson", "spearman", "kendall", "exact", "within 1", "mean A", "mean B"):
+        table.add_column(column, justify="right")
+    for label, r in [("all", report), *report.per_category.items()]:
+        table.add_row(label, str(r.n), _fmt(r.pearson, 3), _fmt(r.spearman, 3), _fmt(r.kendall, 3), _fmt(r.exact, 3),
+                      _fmt(r.within_one, 3), _fmt(r.mean_a, 2), _fmt(r.mean_b, 2))
+    console.print(table)
+    if report.note:
+        err.print(f"[yellow]note:[/] {escape(report.note)}")
+
+
 # -- end judge evaluations ------------------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ from hyouka.metrics.text import tokenizer_info
 from hyouka.models.base import ChatRequest, GenerateRequest, GenerationParams, Message, Model, Request, Response
 from hyouka.store.store import Store
 
-__all__ = ["EvaluationResult", "evaluate"]
+__all__ = ["EvaluationResult", "answer_request", "evaluate"]
 
 Progress = Callable[[int, int], None]
 DEFAULT_METRICS_WITH_TARGETS = ("exact_match", "char_f1", "rouge_l", "ja_char_ratio", "answer_tokens")
@@ -104,7 +104,8 @@ def _split_metrics(
     return list(dict.fromkeys(heuristics)), judged
 
 
-def _request(row: EvalRow, model: Model, params: GenerationParams, system_prompt: str | None) -> Request:
+def answer_request(row: EvalRow, model: Model, params: GenerationParams, system_prompt: str | None = None) -> Request:
+    """The request asking ``model`` to answer a row: a chat message when it chats, else a prompt."""
     text = row.inputs or ""
     if model.capabilities.chat:
         messages = (Message("system", system_prompt),) if system_prompt else ()
@@ -279,7 +280,7 @@ def _run_rows(
     if progress:
         progress(done, len(table.rows))
     if model_exec is not None and backend is not None:
-        requests = [_request(row, backend, params, system_prompt) for row in todo]
+        requests = [answer_request(row, backend, params, system_prompt) for row in todo]
         for position, response in model_exec.execute(requests):
             answers[todo[position].index] = response
             if not judged:

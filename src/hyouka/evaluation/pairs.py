@@ -19,13 +19,14 @@ import pandas as pd
 from hyouka.engine.cache import ResponseCache
 from hyouka.engine.executor import Executor
 from hyouka.evaluation.backends import open_cache, resolve_model, spec_name
+from hyouka.evaluation.core import answer_request
 from hyouka.evaluation.data import EvalRow, load_table
 from hyouka.judge.grading import JudgeCall
 from hyouka.judge.mt_bench.prompts import verdict_call
 from hyouka.judge.pairwise import PairOutcome, pair_metrics, pair_summaries, run_pairs, win_rates
 from hyouka.judge.prompts import mt_bench_prompt, mt_bench_prompt_version
 from hyouka.judge.runs import RunRecorder, call_stats
-from hyouka.models.base import ChatRequest, GenerationParams, Message, Model, Response
+from hyouka.models.base import GenerationParams, Message, Model, Response
 from hyouka.store.store import Store
 
 __all__ = ["PairwiseResult", "pairwise"]
@@ -65,7 +66,7 @@ def _answers(executor: Executor | None, rows: Sequence[EvalRow], column: str | N
              table_rows: dict[int, dict[str, Any]]) -> dict[int, Response]:
     if executor is None:
         return {r.index: Response(text=str(table_rows[r.index].get(column) or "")) for r in rows}
-    requests = [ChatRequest((Message("user", r.inputs or ""),), params) for r in rows]
+    requests = [answer_request(r, executor.model, params) for r in rows]
     return {rows[i].index: resp for i, resp in executor.execute(requests)}
 
 

@@ -43,6 +43,14 @@ def mt_bench_data_dir(data_dir: str | os.PathLike[str] | None, data_files: Mappi
     return None
 
 
+def _beside_recorded_answers(model: Model) -> Path | None:
+    """The MT-Bench folder a ``recorded:<root>/model_answer/<model>.jsonl`` file lies in, if it does."""
+    path = getattr(model, "path", None)
+    if isinstance(path, Path) and (path.parent.parent / "question.jsonl").is_file():
+        return path.parent.parent
+    return None
+
+
 def run_judge_task(
     task: str,
     model: Model,
@@ -62,6 +70,8 @@ def run_judge_task(
     """Run one judge task for ``model``; ``judge`` is a spec or a backend."""
     if judge is None:
         raise JudgeTaskError(f"task {task} is graded by a judge: give one, e.g. --judge openai:gpt-4o")
+    if data_dir is None and not os.environ.get("HYOUKA_MT_BENCH_DIR"):
+        data_dir = _beside_recorded_answers(model)
     judge_backend = load_model(judge, **(judge_options or {})) if isinstance(judge, str) else judge
     judge_spec = judge if isinstance(judge, str) else f"{type(judge).__name__}:{judge.name}"
     kwargs = {k: v for k, v in options.items() if v is not None}

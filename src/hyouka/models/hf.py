@@ -101,7 +101,11 @@ class HFModel:
         if pad is None:
             pad = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
         self._fwd = Forward(self.model, self.device, int(pad))
+        if scoring == "shared_prefix" and not self._fwd.positions_ok:
+            log.warning("%s takes no position ids; using naive scoring", name_or_path)
+            self.scoring = "naive"
         self._budget = token_budget
+        self._identity: dict[str, Any] | None = None
         self._bytes_per_slot: float | None = None
         self.capabilities = Capabilities(
             loglikelihood=True,
@@ -111,18 +115,24 @@ class HFModel:
 
     # -- identity ---------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
-        """Backend, model, resolved revision, dtype, tokenizer and max length (no credentials)."""
-        return {
-            "backend": "hf",
-            "model": self.name,
-            "revision": self._resolved_revision(),
-            "dtype": str(self.dtype).removeprefix("torch."),
-            "tokenizer": getattr(self.tokenizer, "name_or_path", None) or self.name,
-            "tokenizer_class": type(self.tokenizer).__name__,
-            "max_length": self.max_length,
-        }
+        """Backend, model, resolved revision, dtype, tokenizer and max length (no credentials).
+
+        The scoring mode is left out on purpose: shared-prefix and naive scores agree to float rounding.
+        """
+        if self._identity is None:
+            self._identity = {
+                "backend": "hf",
+                "model": self.name,
+                "revision": self._resolved_revision(),
+                "dtype": str(self.dtype).removeprefix("torch."),
+                "tokenizer": getattr(self.tokenizer, "name_or_path", None) or self.name,
+                "tokenizer_class": type(self.tokenizer).__name__,
+                "max_length": self.max_length,
+            }
+        return dict(self._identity)
 
     def _resolved_revision(self) -> str | None:
+        """The hub commit the weights came from, else a digest of a local directory's file names and sizes."""
         commit = getattr(self.model.config, "_commit_hash", None)
         if commit:
             return str(commit)

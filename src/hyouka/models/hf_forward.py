@@ -28,18 +28,19 @@ class Forward:
         self.pad_id = pad_id
         params = inspect.signature(model.forward).parameters
         self.keep_kw = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
+        #: whether rows can carry explicit positions (needed for padding gaps and packed rows)
+        self.positions_ok = "position_ids" in params
         attn = getattr(model.config, "_attn_implementation", None)
         #: how a custom 4D attention mask must be written for this model (None: not supported)
         self.mask_kind: str | None = {"sdpa": "bool", "eager": "float"}.get(attn or "")
+        if not self.positions_ok or _has_local_attention(model.config):
+            self.mask_kind = None
 
     def __call__(self, ids: Any, mask: Any, positions: Any, cache: Any = None, keep: int = 1) -> Any:
         """Run one pass; return logits for the last ``keep`` positions ``[batch, keep, vocab]``."""
-        kwargs: dict[str, Any] = {
-            "input_ids": ids,
-            "attention_mask": mask,
-            "position_ids": positions,
-            "use_cache": cache is not None,
-        }
+        kwargs: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "use_cache": cache is not None}
+        if self.positions_ok:
+            kwargs["position_ids"] = positions
         if cache is not None:
             kwargs["past_key_values"] = cache
         if self.keep_kw is not None:
@@ -76,6 +77,15 @@ class Forward:
         base = torch.tensor(list(starts), dtype=torch.long) - (width - lengths)
         positions = (base[:, None] + torch.arange(width)[None, :]).clamp_(min=0)
         return ids.to(self.device), valid.to(self.device), positions.to(self.device)
+
+
+def _has_local_attention(config: Any) -> bool:
+    """Sliding-window or other non-global attention layers (custom 4D masks would bypass them)."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    layer_types = getattr(text, "layer_types", None)
+    if layer_types:
+        return any(t != "full_attention" for t in layer_types)
+    return bool(getattr(text, "sliding_window", None)) and getattr(text, "use_sliding_window", True) is not False
 
 
 def cache_tensors(cache: Any) -> list[tuple[Any, Any]]:

@@ -36,6 +36,7 @@ __all__ = ["EvaluationResult", "answer_request", "evaluate"]
 Progress = Callable[[int, int], None]
 DEFAULT_METRICS_WITH_TARGETS = ("exact_match", "char_f1", "rouge_l", "ja_char_ratio", "answer_tokens")
 DEFAULT_METRICS = ("ja_char_ratio", "answer_tokens")
+MODEL_TYPES = ("question-answering", "text")  # MLflow's names; both answer the data's inputs
 
 
 @dataclass
@@ -154,6 +155,7 @@ def evaluate(
     metrics: Sequence[Any] | str | None = None,
     extra_metrics: Sequence[Any] | str | None = None,
     judge: str | Model | None = None,
+    model_type: str = "question-answering",
     language: str = "ja",
     max_tokens: int = 256,
     system_prompt: str | None = None,
@@ -174,10 +176,12 @@ def evaluate(
     metrics (``answer_correctness``… by name, a rubric file, or ``hyouka.judge.metrics.answer_correctness(judge)``);
     judge metrics use ``judge`` unless they carry their own. ``language`` picks the rubrics'
     language (``ja`` or ``en``). ``model_options`` go to the model's backend, ``judge_options``
-    to the judge's.
+    to the judge's. ``model_type`` is accepted as in MLflow (``question-answering`` or ``text``).
     """
     if data is None:
         raise ValueError("give data: a DataFrame, a list of records, or a .csv/.jsonl/.json/.parquet path")
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"model_type {model_type!r} is not supported; one of: {', '.join(MODEL_TYPES)}")
     if model is not None and predictions is not None:
         raise ValueError("give a model to call or a predictions column to read, not both")
     table = load_table(data, inputs=inputs, targets=targets, context=context, predictions=predictions,

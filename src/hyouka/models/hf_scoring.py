@@ -1,19 +1,26 @@
 """Log-likelihood scoring: naive (one full pass per request) and shared-prefix (context run once).
 
-Both end in the same *tail pass*: left-padded rows whose last ``n_cont`` logits predict the
-continuation. Only those positions are projected to the vocabulary (``logits_to_keep``) and only
-they are log-softmaxed, in fp32; nothing of shape ``[batch, time, vocab]`` over the whole sequence
-is ever built.
+Only the positions that predict continuation tokens are projected to the vocabulary
+(``logits_to_keep``) and only they are log-softmaxed, in fp32; nothing of shape
+``[batch, time, vocab]`` over whole sequences is ever built.
 
-Shared prefix: requests with the same context (after truncation) form a group. Inside one batch of
-groups the longest common prefix of all group contexts (the *trunk*, e.g. a fixed few-shot block)
-runs once with batch 1 and is remembered across batches; each group's remaining context runs once
-on top of it; every request then runs only its *tail*, from the last stable context token to the
-end, on top of its group's cached keys/values. The last stable context token is the last one the
-joint encoding shares with the context encoded alone, capped one before the continuation start so
-the tail always produces the first continuation logit; when a token merges across the boundary the
-tail simply starts earlier (only that tail is recomputed, the group cache is unchanged and the
-row's mask hides the slots it does not share).
+Naive: left-padded full sequences, one row per request.
+
+Shared prefix: requests with the same context tokens (same text, same truncation) form a group.
+Inside one batch of groups, the longest common prefix of the group contexts (the *trunk*, e.g. a
+fixed few-shot block) runs once with batch 1 and is remembered for the next batch. Every request
+then only needs its *tail*: its tokens from its last stable context token to the end. The last
+stable context token is the last one the joint encoding shares with the context encoded alone,
+capped one before the continuation start so the tail yields the first continuation logit; when a
+token merges across the boundary the tail just starts earlier (only that tail is recomputed).
+
+* packed (models with SDPA or eager attention): one row per group holds the group's remaining
+  context followed by all its members' tails, on top of the trunk's cached keys/values, under a
+  custom 4D mask: a context token sees the trunk and the context before it, a tail token sees the
+  context before its stable point and the earlier tokens of its own tail. One pass per batch.
+* rows (other attention implementations): the groups' remaining contexts run in one pass, their
+  cache rows are copied to one row per member, and the tails run on top with 2D masks that hide
+  the slots a member does not share.
 """
 
 from __future__ import annotations
@@ -90,6 +97,7 @@ class TrunkMemo:
         self.tensors: list[tuple[Any, Any]] = []
 
     def get(self, fwd: Forward, trunk: list[int]) -> list[tuple[Any, Any]]:
+        """Per-layer ``(keys, values)`` of ``trunk``, computing only what the remembered trunk lacks."""
         torch = fwd.torch
         have = common_prefix_len(self.ids, trunk)
         if have == len(trunk):

@@ -9,7 +9,7 @@ import pytest
 
 from hyouka.engine.executor import Executor
 from hyouka.models.base import ChatRequest, GenerateRequest, Message, collect, request_key
-from hyouka.models.recorded import RecordedFormatError, RecordedModel, TaggedChatRequest, request_tags, tag_request
+from hyouka.models.recorded import RecordedFormatError, RecordedModel, request_tags, tag_request
 from hyouka.models.registry import load_model
 
 
@@ -71,7 +71,7 @@ def test_tags_reach_only_backends_that_match_by_them(mt_bench_dir: Path) -> None
     assert tag_request(Endpoint(), plain, {"question_id": "1"}) is plain  # real endpoints: prompt-only cache keys
     recorded = RecordedModel(mt_bench_dir / "model_answer" / "gpt-4.jsonl")
     tagged = tag_request(recorded, plain, {"question_id": 1, "turn": 2, "skip": None})
-    assert isinstance(tagged, TaggedChatRequest)
+    assert isinstance(tagged, ChatRequest) and tagged.tags
     assert request_tags(tagged) == {"question_id": "1", "turn": "2"}
     identity = recorded.identity()
     assert request_key(identity, tagged) != request_key(identity, tag_request(recorded, plain, {"question_id": 2}))

@@ -139,10 +139,18 @@ def run(
     files = _task_files(data_files)
 
     result = EvalResult(model=spec_name, runs=[])
+    table = load_prices(prices)
+    budget = Budget(ceiling=max_cost)  # one budget for the model's and the judge's calls
+    price = table.lookup(spec_name, backend.identity())
+    metered = MeteredModel(backend, price.price if price else None, budget)
     # -- judge tasks (hyouka.judge.tasks) --
     for name in judge_tasks:
+        judge_backend = load_model(judge, **(judge_options or {})) if isinstance(judge, str) else judge
+        judge_spec = judge if isinstance(judge, str) else f"{type(judge).__name__}:{judge.name}"
+        judge_price = table.lookup(judge_spec, judge_backend.identity())
         judged = run_judge_task(
-            name, backend, spec_name, judge, store=the_store, cache=the_cache,
+            name, metered, spec_name, MeteredModel(judge_backend, judge_price.price if judge_price else None, budget),
+            judge_spec=judge_spec, store=the_store, cache=the_cache,
             data_dir=mt_bench_data_dir(data_dir, data_files), limit=limit, max_tokens=max_tokens,
             judge_options=judge_options, model_options=_recordable(model_options),
             progress=progress(name) if progress else None,
@@ -151,8 +159,6 @@ def run(
     # -- end judge tasks --
     built = _build_tasks(planned, root, files, prompt_family, num_fewshot, seed, result.skipped)
     # -- accounting and budget (hyouka.engine.budget) --
-    table = load_prices(prices)
-    price = table.lookup(spec_name, backend.identity())
     if max_cost is not None:
         check_ceiling(
             estimate_tasks(backend, spec_name, [t for t, _ in built], store=the_store,
@@ -160,7 +166,6 @@ def run(
                            max_tokens=max_tokens, use_chat=chat, model_options=_recordable(model_options)),
             max_cost,
         )
-    metered = MeteredModel(backend, price.price if price else None, Budget(ceiling=max_cost))
     # -- end accounting and budget --
     for task, suite in built:
         task_name = task.name

@@ -65,15 +65,18 @@ def run_judge_task(
     judge_options: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
     resume: str | None = None,
+    judge_spec: str | None = None,
     **options: Any,
 ) -> JudgeRunResult:
-    """Run one judge task for ``model``; ``judge`` is a spec or a backend."""
+    """Run one judge task for ``model``; ``judge`` is a spec or a backend (``judge_spec`` names a
+    backend given already built, e.g. wrapped for accounting)."""
     if judge is None:
         raise JudgeTaskError(f"task {task} is graded by a judge: give one, e.g. --judge openai:gpt-4o")
     if data_dir is None and not os.environ.get("HYOUKA_MT_BENCH_DIR"):
         data_dir = _beside_recorded_answers(model)
     judge_backend = load_model(judge, **(judge_options or {})) if isinstance(judge, str) else judge
-    judge_spec = judge if isinstance(judge, str) else f"{type(judge).__name__}:{judge.name}"
+    if judge_spec is None:
+        judge_spec = judge if isinstance(judge, str) else f"{type(judge).__name__}:{judge.name}"
     kwargs = {k: v for k, v in options.items() if v is not None}
     if max_tokens is not None:
         kwargs["max_tokens"] = max_tokens

@@ -54,10 +54,15 @@ class Message:
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """Answer the last user message of a conversation."""
+    """Answer the last user message of a conversation.
+
+    ``tags`` label what a request is about (``question_id``, ``model``, ``turn``…) for
+    backends that replay recorded answers; they are part of the cache key only when set.
+    """
 
     messages: tuple[Message, ...]
     params: GenerationParams = field(default_factory=GenerationParams)
+    tags: tuple[tuple[str, str], ...] = ()
     kind: Literal["chat"] = "chat"
 
 
@@ -176,7 +181,10 @@ def request_payload(request: Request) -> dict[str, Any]:
         return {"kind": request.kind, "prompt": request.prompt, "params": _params_payload(request.params)}
     if isinstance(request, ChatRequest):
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
-        return {"kind": request.kind, "messages": messages, "params": _params_payload(request.params)}
+        payload = {"kind": request.kind, "messages": messages, "params": _params_payload(request.params)}
+        if request.tags:
+            payload["tags"] = [list(tag) for tag in request.tags]
+        return payload
     return asdict(request)
 
 

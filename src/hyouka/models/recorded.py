@@ -13,7 +13,7 @@ Formats, detected from the first record of a JSON lines file:
   ``g1_judgment``, ``g2_judgment``), matched by ``question_id``, ``model_a``,
   ``model_b`` and ``turn``; the swapped order replays ``g2_judgment``.
 
-Tags travel on a :class:`TaggedChatRequest`, which the callers that know what a
+Tags travel on a :class:`ChatRequest`'s ``tags``, which the callers that know what a
 request is about (the MT-Bench runner, the judge) build with :func:`tag_request`
 for backends that ask for them (``matches_by_tags``). A request with no
 recorded answer fails with ``error_type="not_recorded"``.
@@ -24,43 +24,23 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from hyouka.models.base import (
     Capabilities,
     ChatRequest,
     GenerateRequest,
-    GenerationParams,
     LoglikelihoodRequest,
-    Message,
     Request,
     Response,
 )
 
-__all__ = ["RecordedFormatError", "RecordedModel", "TaggedChatRequest", "request_tags", "tag_request"]
+__all__ = ["RecordedFormatError", "RecordedModel", "request_tags", "tag_request"]
 
 NOT_RECORDED = "not_recorded"
 _PROMPT_KEYS = ("prompt", "input", "inputs", "question")
 _OUTPUT_KEYS = ("output", "outputs", "response", "answer", "prediction")
-
-
-@dataclass(frozen=True)
-class TaggedChatRequest:
-    """A chat request with labels naming what it is about (``question_id``, ``model``, ``turn``…).
-
-    It has a chat request's fields (``messages``, ``params``, ``kind="chat"``), so backends serve
-    it as one, plus ``tags``, which replaying backends match on. It is deliberately not a
-    subclass of :class:`ChatRequest`: :func:`~hyouka.models.base.request_payload` describes a
-    ``ChatRequest`` by its messages and parameters only, while for this type it falls back to all
-    fields, so the tags are part of the cache key (two models' identical answers are two keys).
-    """
-
-    messages: tuple[Message, ...]
-    params: GenerationParams = field(default_factory=GenerationParams)
-    tags: tuple[tuple[str, str], ...] = ()
-    kind: Literal["chat"] = "chat"
 
 
 def tag_request(backend: Any, request: ChatRequest, tags: Mapping[str, Any]) -> Any:
@@ -71,7 +51,7 @@ def tag_request(backend: Any, request: ChatRequest, tags: Mapping[str, Any]) -> 
     if not getattr(backend, "matches_by_tags", False):
         return request
     items = tuple(sorted((k, str(v)) for k, v in tags.items() if v is not None))
-    return TaggedChatRequest(request.messages, request.params, tags=items)  # served as a chat request
+    return ChatRequest(request.messages, request.params, tags=items)
 
 
 def request_tags(request: Request) -> dict[str, str]:
@@ -211,7 +191,7 @@ class RecordedModel:
 def _prompt_text(request: Request) -> str:
     if isinstance(request, GenerateRequest):
         return request.prompt
-    if isinstance(request, (ChatRequest, TaggedChatRequest)):
+    if isinstance(request, ChatRequest):
         users = [m.content for m in request.messages if m.role == "user"]
         return users[-1] if users else ""
     return ""

@@ -10,7 +10,7 @@ with every other request. A judgment whose text cannot be read gets exactly one 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from hyouka.engine.executor import Executor
@@ -31,6 +31,7 @@ class JudgeCall:
     parse: Callable[[str | None], Parsed]
     repair: Callable[[str], str] | None = None
     tags: Mapping[str, Any] = field(default_factory=dict)
+    response_format: str | None = None  # a JSON schema, sent to judges with structured output
 
 
 @dataclass
@@ -119,7 +120,14 @@ def run_calls(
 ) -> Iterator[tuple[int, Judgment]]:
     """Yield ``(index, Judgment)`` for every call as it completes; repairs come after the first round."""
     model = executor.model
-    requests = [tag_request(model, ChatRequest(c.messages, params), c.tags) for c in calls]
+    structured = model.capabilities.structured_output
+
+    def params_for(call: JudgeCall) -> GenerationParams:
+        if structured and call.response_format is not None:
+            return replace(params, response_format=call.response_format)
+        return params
+
+    requests = [tag_request(model, ChatRequest(c.messages, params_for(c)), c.tags) for c in calls]
     waiting: list[tuple[int, Judgment]] = []
     for index, response in executor.execute(requests):
         judgment = _read(calls[index], response)
@@ -134,7 +142,8 @@ def run_calls(
         call = calls[index]
         assert call.repair is not None
         follow_up = (Message("assistant", first.raw or ""), Message("user", call.repair(first.error or "")))
-        repairs.append(tag_request(model, ChatRequest(call.messages + follow_up, params), {**call.tags, "repair": 1}))
+        repair = ChatRequest(call.messages + follow_up, params_for(call))
+        repairs.append(tag_request(model, repair, {**call.tags, "repair": 1}))
     for k, response in executor.execute(repairs):
         index, first = waiting[k]
         yield index, _merge(first, calls[index], response)

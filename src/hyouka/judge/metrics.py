@@ -9,6 +9,7 @@ judge (``answer_correctness(judge="openai:gpt-4o")``); otherwise the evaluation'
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,22 @@ class MissingInputError(ValueError):
     """A row lacks a field the rubric shows the judge."""
 
 
+def score_schema(scale: tuple[int, int]) -> str:
+    """An OpenAI ``response_format`` asking for ``{"justification": str, "score": int}`` on ``scale``."""
+    lo, hi = scale
+    schema = {
+        "type": "object",
+        "properties": {
+            "justification": {"type": "string"},
+            "score": {"type": "integer", "minimum": lo, "maximum": hi},
+        },
+        "required": ["justification", "score"],
+        "additionalProperties": False,
+    }
+    response_format = {"type": "json_schema", "json_schema": {"name": "judgment", "strict": True, "schema": schema}}
+    return json.dumps(response_format, sort_keys=True)
+
+
 @dataclass(frozen=True)
 class JudgeMetric:
     """A rubric to grade by, and optionally the judge (a model spec or backend) that grades it."""
@@ -58,6 +75,7 @@ class JudgeMetric:
             parse=lambda text: parse_score(text, rubric.scale),
             repair=lambda error: repair_text(rubric, error),
             tags={"metric": self.name, **(tags or {})},
+            response_format=score_schema(rubric.scale),
         )
 
     def describe(self) -> dict[str, Any]:

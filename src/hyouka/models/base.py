@@ -19,13 +19,18 @@ RequestKind = Literal["loglikelihood", "generate", "chat"]
 
 @dataclass(frozen=True)
 class GenerationParams:
-    """Decoding settings shared by ``generate`` and ``chat`` requests."""
+    """Decoding settings shared by ``generate`` and ``chat`` requests.
+
+    ``response_format`` is the JSON text of an OpenAI ``response_format`` object (e.g. a
+    JSON schema) for backends with ``structured_output``; others ignore it.
+    """
 
     max_tokens: int = 256
     temperature: float = 0.0
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    response_format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,7 @@ class Capabilities:
     loglikelihood: bool = False
     generate: bool = False
     chat: bool = False
+    structured_output: bool = False
 
     def supports(self, kind: RequestKind) -> bool:
         return bool(getattr(self, kind))
@@ -164,13 +170,16 @@ def collect(pairs: Iterable[tuple[int, Response]], n: int) -> list[Response]:
 
 
 def _params_payload(params: GenerationParams) -> dict[str, Any]:
-    return {
+    payload = {
         "max_tokens": params.max_tokens,
         "temperature": params.temperature,
         "top_p": params.top_p,
         "stop": list(params.stop),
         "seed": params.seed,
     }
+    if params.response_format is not None:
+        payload["response_format"] = params.response_format
+    return payload
 
 
 def request_payload(request: Request) -> dict[str, Any]:

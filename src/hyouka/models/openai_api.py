@@ -12,6 +12,7 @@ on the first request.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -71,6 +72,8 @@ class OpenAIModel:
     (the prompt sent as one user message), or ``"auto"`` (completions, falling
     back to chat when the server offers only chat). The key is read from the
     environment variable ``api_key_env``; a custom ``base_url`` works without one.
+    ``structured_output`` says the server honours ``response_format`` JSON schemas
+    (OpenAI, vLLM, Ollama do); turn it off for servers that reject the field.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class OpenAIModel:
         timeout: float = 60.0,
         api: ApiKind = "auto",
         backoff_s: float = 0.5,
+        structured_output: bool = True,
     ) -> None:
         if api not in ("auto", "chat", "completions"):
             raise ValueError(f"api must be 'auto', 'chat' or 'completions', not {api!r}")
@@ -97,7 +101,12 @@ class OpenAIModel:
         self.timeout = timeout
         self.backoff_s = backoff_s
         self.api_key_env = api_key_env
-        self.capabilities = Capabilities(loglikelihood=api != "chat", generate=True, chat=api != "completions")
+        self.capabilities = Capabilities(
+            loglikelihood=api != "chat",
+            generate=True,
+            chat=api != "completions",
+            structured_output=structured_output and api != "completions",
+        )
         self.stats = OpenAIStats()
         self._key = self._read_key(custom_url=self.base_url != DEFAULT_BASE_URL)
         self._client: Any = None
@@ -321,6 +330,8 @@ def _sampling(params: GenerationParams) -> dict[str, Any]:
         out["stop"] = list(params.stop)
     if params.seed is not None:
         out["seed"] = params.seed
+    if params.response_format is not None:
+        out["response_format"] = json.loads(params.response_format)
     return out
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -263,6 +264,7 @@ def _params(body: dict[str, Any]) -> GenerationParams:
         top_p=float(pick("top_p", default=1.0)),
         stop=(stop,) if isinstance(stop, str) else tuple(stop),
         seed=body.get("seed"),
+        response_format=json.dumps(body["response_format"]) if body.get("response_format") else None,
     )
 
 

@@ -283,7 +283,9 @@ def score(run_id: str, store: StoreOpt = None, format: Format = "table") -> None
 
 @app.command()
 def leaderboard(
-    suite: Annotated[str, typer.Option(help="suite of tasks and headline metrics; 'none' for all")] = "jglue",
+    suite: Annotated[
+        str, typer.Option(help="suite of tasks and headline metrics; 'none' for every task and judge score")
+    ] = "jglue",
     store: StoreOpt = None,
     format: Format = "table",
 ) -> None:
@@ -291,7 +293,10 @@ def leaderboard(
     from hyouka.report.leaderboard import build_leaderboard
     from hyouka.store.store import Store
 
-    board = build_leaderboard(Store(store), suite=None if suite == "none" else suite)
+    if suite == "none":
+        board = build_leaderboard(Store(store), suite=None, kinds=("benchmark", "judge"))
+    else:
+        board = build_leaderboard(Store(store), suite=suite)
     if format == "json":
         print(json.dumps(board.to_records(), ensure_ascii=False, default=str))
         return

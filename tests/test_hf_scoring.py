@@ -177,3 +177,52 @@ def test_plan_batches_respects_budget_and_order() -> None:
     assert plan_batches(units, max_rows=2) and all(
         sum(units[i].rows for i in b) <= 2 or len(b) == 1 for b in plan_batches(units, max_rows=2)
     )
+
+
+def test_out_of_memory_halves_the_budget_and_retries(model_dir: Path) -> None:
+    from hyouka.models.base import Response
+    from hyouka.models.hf import HFModel
+
+    model = HFModel(str(model_dir), device="cpu", token_budget=80)
+    units = [Unit(1, 10) for _ in range(8)]
+    seen: list[list[int]] = []
+
+    def run(batch: list[int]) -> list[tuple[int, Response]]:
+        seen.append(batch)
+        if len(batch) > 2:
+            raise torch.OutOfMemoryError("simulated")
+        return [(i, Response(text=str(i))) for i in batch]
+
+    out = list(model._run_batches(units, run))
+    assert sorted(i for i, _ in out) == list(range(8))
+    assert model._budget == 20 and len(seen[0]) == 8
+    assert all(r.latency_s is not None for _, r in out)
+
+
+def test_cuda_budget_is_probed_once_on_the_longest_item(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probing logic, with torch.cuda's memory counters faked (no GPU needed)."""
+    from hyouka.models.base import Response
+    from hyouka.models.hf import HFModel
+
+    model = HFModel(str(model_dir), device="cpu")
+    model.device = torch.device("cuda")  # only _run_batches looks at it here
+    fake = {"allocated": 0}
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 0)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: fake["allocated"])
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (100_000, 200_000))
+    units = [Unit(1, n) for n in (10, 40, 20, 30, 10, 10)]
+    seen: list[list[int]] = []
+
+    def run(batch: list[int]) -> list[tuple[int, Response]]:
+        seen.append(batch)
+        fake["allocated"] = 100 * sum(units[i].rows for i in batch) * max(units[i].length for i in batch)
+        return [(i, Response()) for i in batch]
+
+    out = list(model._run_batches(units, run))
+    assert sorted(i for i, _ in out) == list(range(6))
+    assert seen[0] == [1]  # the longest item alone
+    assert model._budget == int(0.7 * 100_000 / 100)  # 700 slots
+    for batch in seen[1:]:
+        assert len(batch) * max(units[i].length for i in batch) <= 700

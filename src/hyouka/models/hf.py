@@ -5,18 +5,21 @@ transformers are imported when a model is built, never at ``import hyouka`` time
 
 Batching and accounting
 -----------------------
-Work is sorted by length and packed into batches of at most ``token budget`` padded token slots
-(rows x longest length). With ``batch_size="auto"`` the budget is probed on CUDA (the first batch,
-which holds the longest item, is measured and the rest of free memory is shared out accordingly)
-and is a RAM-based default on CPU; an integer ``batch_size`` caps rows per batch instead. Results
-are yielded as each batch finishes. ``latency_s`` of a response is its share of its batch's wall
+Work is sorted by length and packed into batches of at most ``token_budget`` padded token slots
+(rows x longest length). With ``batch_size="auto"`` and no ``token_budget`` the budget is probed
+on CUDA (the longest item runs alone first, its peak memory per slot is measured and 70% of the
+free memory is shared out accordingly; an out-of-memory batch halves the budget and is retried)
+and is a RAM-based default on CPU; an integer ``batch_size`` caps requests per batch instead.
+Generation batches count ``prompt + max_tokens`` slots per row. Results are yielded as each batch
+finishes. ``latency_s`` of a response is its share of its batch's wall
 time (batch wall time / number of requests in the batch), so the latencies of a run add up to its
 compute time.
 
 Scoring modes (``scoring=``): ``"shared_prefix"`` (default) runs each distinct context once and
 scores every continuation on top of its cached keys/values; ``"naive"`` runs one full pass per
 request. Both give the same log-likelihoods up to float rounding; see ``hf_scoring``. Models whose
-cache cannot be shared between rows fall back to naive scoring.
+cache cannot be shared between rows, or that take no position ids, fall back to naive scoring.
+The context/continuation boundary rule is documented in ``hf_tokens``.
 """
 
 from __future__ import annotations
@@ -106,7 +109,6 @@ class HFModel:
             self.scoring = "naive"
         self._budget = token_budget
         self._identity: dict[str, Any] | None = None
-        self._bytes_per_slot: float | None = None
         self.capabilities = Capabilities(
             loglikelihood=True,
             generate=True,
@@ -265,18 +267,12 @@ class HFModel:
 
     # -- batching ---------------------------------------------------------------------------
     def _limits(self) -> tuple[int | None, int | None]:
-        """(token budget, row cap) for planning batches."""
+        """(token budget, request cap) for planning batches; (None, None) on CUDA until probed."""
         if isinstance(self.batch_size, int):
             return self._budget, self.batch_size
-        if self._budget is not None:
-            return self._budget, None
-        if self.device.type != "cuda":
+        if self._budget is None and self.device.type != "cuda":
             self._budget = cpu_budget(self.model.config, self.dtype.itemsize)
-            return self._budget, None
-        if self._bytes_per_slot is not None:
-            free, _ = self.torch.cuda.mem_get_info(self.device)
-            return max(256, int(0.7 * free / self._bytes_per_slot)), None
-        return None, None  # not probed yet: the first batch (longest unit alone) is the probe
+        return self._budget, None
 
     def _run_batches(
         self, units: list[Unit], run: Callable[[list[int]], list[tuple[int, Response]]]
@@ -304,7 +300,10 @@ class HFModel:
                     out = run(batch)
                 if probing:
                     peak = torch.cuda.max_memory_allocated(self.device) - base
-                    self._bytes_per_slot = max(1.0, peak / _slots(units, batch))
+                    per_slot = max(1.0, peak / _slots(units, batch))
+                    free, _ = torch.cuda.mem_get_info(self.device)
+                    self._budget = max(256, int(0.7 * free / per_slot))
+                    log.info("token budget %d (%.0f bytes per slot probed)", self._budget, per_slot)
             except torch.OutOfMemoryError:
                 if len(batch) == 1:
                     raise

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+ENCODE_CHUNK = 1024
+
 
 @dataclass
 class EncodedPair:
@@ -95,31 +97,34 @@ def encode_pairs(
     Sequences longer than ``max_length + 1`` tokens lose tokens from the left (the last token is
     never fed to the model, so ``max_length`` positions suffice), like lm-evaluation-harness.
     """
-    joints = [c + x for c, x in pairs]
     contexts = sorted({c for c, _ in pairs})
-    ctx_ids = dict(zip(contexts, _encode(tokenizer, contexts), strict=True))
-    fast = bool(getattr(tokenizer, "is_fast", False))
-    if fast:
-        enc = tokenizer(joints, add_special_tokens=False, return_offsets_mapping=True)
-        joint_ids, offsets = enc["input_ids"], enc["offset_mapping"]
-    else:
-        joint_ids, offsets = _encode(tokenizer, joints), [None] * len(joints)
+    refs = {c: [*prefix, *ids] for c, ids in zip(contexts, _encode(tokenizer, contexts), strict=True)}
     start = start_token(tokenizer)
     out = []
-    for (context, _), ids, offs in zip(pairs, joint_ids, offsets, strict=True):
-        ref = list(prefix) + list(ctx_ids[context])
-        if offs is not None:
-            k = continuation_start(offs, len(context))
+    for lo in range(0, len(pairs), ENCODE_CHUNK):  # chunks keep the offsets' Python objects few
+        chunk = pairs[lo : lo + ENCODE_CHUNK]
+        joints = [c + x for c, x in chunk]
+        if getattr(tokenizer, "is_fast", False):
+            enc = tokenizer(joints, add_special_tokens=False, return_offsets_mapping=True)
+            offsets = enc["offset_mapping"]
+            starts = [continuation_start(offs, len(c)) for (c, _), offs in zip(chunk, offsets, strict=True)]
+            joint_ids = enc["input_ids"]
         else:
-            k = min(common_prefix_len(ctx_ids[context], ids), len(ctx_ids[context]))
-        ids = list(prefix) + list(ids)
-        k += len(prefix)
-        if k == 0:
-            if start is None:
-                out.append(EncodedPair(ids, 0, [], error="empty context and the tokenizer has no BOS/EOS"))
-                continue
-            ids, ref, k = [start, *ids], [start], 1
-        out.append(_truncate(EncodedPair(ids, k, ref), max_length))
+            joint_ids = _encode(tokenizer, joints)
+            starts = [
+                min(common_prefix_len(refs[c][len(prefix) :], ids), len(refs[c]) - len(prefix))
+                for (c, _), ids in zip(chunk, joint_ids, strict=True)
+            ]
+        for (context, _), ids, k in zip(chunk, joint_ids, starts, strict=True):
+            ids = [*prefix, *ids]
+            k += len(prefix)
+            ref = refs[context]  # shared between the pairs of one context, never mutated
+            if k == 0:
+                if start is None:
+                    out.append(EncodedPair(ids, 0, [], error="empty context and the tokenizer has no BOS/EOS"))
+                    continue
+                ids, ref, k = [start, *ids], [start], 1
+            out.append(_truncate(EncodedPair(ids, k, ref), max_length))
     return out
 
 

@@ -150,3 +150,21 @@ def build_tiny_model(
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m hyouka.testing.tiny OUT_DIR --corpus-dir JGLUE_DIR``: build a stand-in model offline."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--corpus-dir", type=Path, required=True, help="JGLUE datasets/ folder (train text)")
+    parser.add_argument("--arch", choices=ARCHS, default="llama")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    path = build_tiny_model(args.out_dir, corpus_dir=args.corpus_dir, arch=args.arch, seed=args.seed)
+    print(f"tiny {args.arch} model written to {path}; use it as --model hf:{path}")
+
+
+if __name__ == "__main__":
+    main()

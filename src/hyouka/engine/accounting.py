@@ -67,10 +67,15 @@ def price_for(table: PriceTable | None, model: str, identity: Mapping[str, Any] 
 
 def response_cost(price: Price | None, response: Response | Mapping[str, Any]) -> float | None:
     """Cost of one call (a :class:`Response` or its stored dict); ``None`` if unpriced or failed."""
-    data = response.to_dict() if isinstance(response, Response) else response
-    if price is None or data.get("error") is not None:
+    if price is None:
         return None
-    return price.call_cost(data.get("prompt_tokens"), data.get("completion_tokens"), data.get("latency_s"))
+    if isinstance(response, Response):
+        if response.error is not None:
+            return None
+        return price.call_cost(response.prompt_tokens, response.completion_tokens, response.latency_s)
+    if response.get("error") is not None:
+        return None
+    return price.call_cost(response.get("prompt_tokens"), response.get("completion_tokens"), response.get("latency_s"))
 
 
 def sample_cost(price: Price | None, responses: Iterable[Response | Mapping[str, Any]]) -> float | None:

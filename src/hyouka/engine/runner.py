@@ -196,6 +196,7 @@ def evaluate_task(
     answers: dict[int, list[Response | None]] = {i: [None] * len(r) for i, r in per_sample.items()}
     pending = {i: len(r) for i, r in per_sample.items()}
     buffer: list[dict[str, Any]] = []
+    written: list[dict[str, Any]] = []
     last_flush = time.monotonic()
     completed = len(done)
     if progress:
@@ -220,6 +221,7 @@ def evaluate_task(
             record = sample_record(index, docs[index], prompts[index], per_sample[index], responses, scored)
             record["cost_usd"] = sample_cost(price.price if price else None, responses)
             buffer.append(record)
+            written.append(record)
             completed += 1
             if progress:
                 progress(completed, len(docs))
@@ -232,7 +234,8 @@ def evaluate_task(
         store.update_run(run_id, status=status, error=f"{type(exc).__name__}: {exc}")
         raise
 
-    samples = store.samples(run_id)
+    # a fresh run scores what it just wrote; a resumed one reads back the earlier samples too
+    samples = store.samples(run_id) if done else sorted(written, key=lambda r: r["sample_index"])
     aggregates = compute_aggregates(task, chosen, samples, n_total=len(docs), seed=task.seed)
     store.set_aggregates(run_id, aggregates)
     statuses: dict[str, int] = {}

@@ -95,6 +95,8 @@ def _lone_field(source: str) -> str | None:
 
 def render(source: str, doc: Mapping[str, Any]) -> str:
     """Render a Jinja template against a document, naming the missing field on error."""
+    if "{" not in source:  # plain text, e.g. most instructions
+        return source
     field = _lone_field(source)
     if field is not None and field in doc:
         return str(doc[field])

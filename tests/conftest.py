@@ -41,6 +41,22 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, jglue_dir: Path) ->
 
 
 @pytest.fixture()
+def store(tmp_path: Path):
+    """An empty results store in a temporary SQLite file."""
+    from hyouka.store.store import Store
+
+    return Store(f"sqlite:///{tmp_path / 'results.sqlite'}")
+
+
+@pytest.fixture()
+def cache(tmp_path: Path):
+    """An empty response cache in a temporary SQLite file."""
+    from hyouka.engine.cache import ResponseCache
+
+    return ResponseCache(tmp_path / "cache.sqlite")
+
+
+@pytest.fixture()
 def hyouka_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty results store and cache for one test."""
     home = tmp_path / "hyouka-home"

@@ -84,16 +84,6 @@ class UsageModel:
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'results.sqlite'}")
-
-
-@pytest.fixture()
-def cache(tmp_path: Path) -> ResponseCache:
-    return ResponseCache(tmp_path / "cache.sqlite")
-
-
-@pytest.fixture()
 def price_file(tmp_path: Path) -> Path:
     path = tmp_path / "prices.yaml"
     path.write_text(

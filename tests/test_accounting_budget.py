@@ -20,16 +20,6 @@ from tests.test_accounting import INPUT_PRICE, OUTPUT_PRICE, UsageModel
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'results.sqlite'}")
-
-
-@pytest.fixture()
-def cache(tmp_path: Path) -> ResponseCache:
-    return ResponseCache(tmp_path / "cache.sqlite")
-
-
-@pytest.fixture()
 def price_file(tmp_path: Path) -> Path:
     path = tmp_path / "prices.yaml"
     path.write_text(f"models:\n  usage-model: {{input: {INPUT_PRICE}, output: {OUTPUT_PRICE}}}\n"

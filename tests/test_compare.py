@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,11 +31,6 @@ def _sample(i: int, doc_id: str, prediction: Any, reference: Any, metrics: dict[
     return {"sample_index": i, "doc_id": doc_id, "doc": {}, "prompt": f"問題 {doc_id}", "requests": [],
             "responses": [], "output": output, "extracted": None, "prediction": prediction, "reference": reference,
             "metrics": metrics, "details": {}, "status": "ok", "error": None}
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'results.sqlite'}")
 
 
 @pytest.fixture()

@@ -14,16 +14,6 @@ from hyouka.store.store import Store
 from tests.fakes import ScriptedModel
 
 
-@pytest.fixture()
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'results.sqlite'}")
-
-
-@pytest.fixture()
-def cache(tmp_path: Path) -> ResponseCache:
-    return ResponseCache(tmp_path / "cache.sqlite")
-
-
 def test_loglikelihood_run_records_every_sample(jglue_dir: Path, store: Store, cache: ResponseCache) -> None:
     model = ScriptedModel()
     result = hyouka.run(model, "jcommonsenseqa", num_fewshot=2, limit=30, data_dir=jglue_dir, store=store, cache=cache)

@@ -23,11 +23,6 @@ def tiny_hf(tiny_model_dir: Path) -> HFModel:
     return HFModel(str(tiny_model_dir), dtype="float32", device="cpu")
 
 
-@pytest.fixture()
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'results.sqlite'}")
-
-
 def _direct_logprobs(model: torch.nn.Module, tokenizer, pairs: list[tuple[str, str]]) -> list[float]:
     """Reference: a plain forward pass of each joint text (right-padded into one batch, so
     padding never precedes a scored token), summed over the continuation's tokens."""

@@ -152,3 +152,29 @@ def test_cli_run_then_leaderboard(tiny_model_dir: Path, jglue_dir: Path, tmp_pat
     again = runner.invoke(app, args, env=env)  # served from the cache
     assert again.exit_code == 0
     assert json.loads((tmp_path / "out.json").read_text())["runs"][0]["cache_hits"] == 25
+
+
+def test_cli_resume_by_run_id_calls_only_missing_samples(
+    tiny_model_dir: Path, jglue_dir: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'resume.sqlite'}"
+    env = {"HYOUKA_HOME": str(tmp_path / "home")}
+    spec = f"hf:{tiny_model_dir}"
+    result = hyouka.run(spec, "jnli", limit=8, data_dir=jglue_dir, store=url, cache=False, dtype="float32")
+    run_id = result["jnli"].run_id
+    store = Store(url)
+    # as if killed after four samples (and no answer cached): the other records are gone
+    with store.session() as s, s.begin():
+        from hyouka.store.schema import SampleRow
+
+        s.query(SampleRow).filter(SampleRow.run_id == run_id, SampleRow.sample_index >= 4).delete()
+    store.update_run(run_id, status="interrupted")
+
+    out = tmp_path / "resumed.json"
+    resumed = CliRunner().invoke(app, ["run", "--resume", run_id[:8], "--store", url, "--output", str(out)], env=env)
+    assert resumed.exit_code == 0, resumed.output
+    (summary,) = json.loads(out.read_text())["runs"]
+    assert summary["run_id"] == run_id and summary["resumed"]
+    assert summary["model_calls"] == 4 * 3  # only the four missing samples, three choices each
+    assert store.get_run(run_id)["status"] == "completed"
+    assert [s["sample_index"] for s in store.samples(run_id)] == list(range(8))

@@ -88,3 +88,10 @@ def test_tasks_command_lists_tasks_and_families() -> None:
     assert result.exit_code == 0
     for name in ("jcommonsenseqa", "jsquad", "suite jglue", "alpaca"):
         assert name in result.stdout
+
+
+def test_run_refuses_unknown_mode_and_bad_limit(hyouka_home: Path, jglue_dir: Path) -> None:
+    for extra, word in ((["--mode", "generat"], "'generat'"), (["--limit", "0"], "--limit")):
+        result = runner.invoke(app, ["run", "--model", "recorded:none.jsonl", "--tasks", "jnli",
+                                     "--data-dir", str(jglue_dir), *extra])
+        assert result.exit_code == 2 and word in result.output, result.output

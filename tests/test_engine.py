@@ -139,3 +139,83 @@ def test_suite_skips_tasks_without_data(jglue_dir: Path, store: Store, cache: Re
     expected = [result[t].aggregates[m]["value"] for t, m in (("jcommonsenseqa", "acc"), ("jnli", "acc"),
                                                              ("jsquad", "char_f1"))]
     assert suite["score"] == pytest.approx(sum(expected) / 3)
+
+
+def test_unknown_mode_and_bad_limit_are_refused(jglue_dir: Path, store: Store, cache: ResponseCache) -> None:
+    model = ScriptedModel()
+    with pytest.raises(ValueError, match="generat"):  # a typo must not silently score by log-likelihood
+        hyouka.run(model, "jnli", mode="generat", limit=5, data_dir=jglue_dir, store=store, cache=cache)
+    for limit in (0, -3):  # neither the whole split nor all-but-the-last-three
+        with pytest.raises(ValueError, match="limit"):
+            hyouka.run(model, "jnli", limit=limit, data_dir=jglue_dir, store=store, cache=cache)
+    assert model.calls == [] and store.list_runs() == []
+
+
+def test_task_file_run_can_be_rescored_and_resumed(
+    jglue_dir: Path, store: Store, cache: ResponseCache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hyouka.tasks.registry import BUILTIN_DIR
+
+    task_file = tmp_path / "tasks" / "my_jnli.yaml"
+    task_file.parent.mkdir()
+    task_file.write_text((BUILTIN_DIR / "jnli.yaml").read_text(encoding="utf-8").replace("task: jnli", "task: my_jnli"),
+                         encoding="utf-8")
+    killer = ScriptedModel(interrupt_after=30, batch_size=10)
+    with pytest.raises(KeyboardInterrupt):
+        hyouka.run(killer, str(task_file), limit=20, data_dir=jglue_dir, store=store, cache=cache)
+    (interrupted,) = store.list_runs()
+    assert interrupted["task"] == "my_jnli"
+
+    monkeypatch.chdir(tmp_path / "tasks")  # the stored source must not depend on the working directory
+    monkeypatch.setattr("hyouka.api.load_model", lambda spec, **options: ScriptedModel())
+    resumed = hyouka.run("scripted:x", [], resume=interrupted["id"], store=store, cache=cache)
+    run = resumed["my_jnli"]
+    assert run.run_id == interrupted["id"] and run.aggregates["acc"]["n_scored"] == 20
+    assert rescore(store, run.run_id)["acc"]["value"] == pytest.approx(run.aggregates["acc"]["value"])
+
+
+def test_credentials_in_base_url_never_reach_the_store(jglue_dir: Path, store: Store, cache: ResponseCache) -> None:
+    url = "https://alice:s3cret-pass@llm.example.com/v1?api_key=s3cret-query"
+    result = hyouka.run(ScriptedModel(), "jnli", limit=3, data_dir=jglue_dir, store=store, cache=cache,
+                        base_url=url, api_key="s3cret-key", api_key_env="MY_KEY")
+    stored = store.get_run(result["jnli"].run_id)
+    blob = repr(stored)
+    assert "s3cret" not in blob
+    assert stored["config"]["model_options"] == {"base_url": "https://llm.example.com/v1", "api_key_env": "MY_KEY"}
+
+
+def test_score_and_resume_refuse_runs_not_made_from_a_task(tmp_path: Path, store: Store) -> None:
+    from hyouka.evaluation.core import evaluate
+
+    data = tmp_path / "qa.jsonl"
+    data.write_text('{"question": "日本の首都は？", "reference": "東京", "prediction": "東京"}\n', encoding="utf-8")
+    result = evaluate(data=data, predictions="prediction", targets="reference", inputs="question",
+                      metrics="exact_match", store=store, cache=False)
+    run_id = result.run_id
+    with pytest.raises(ValueError, match="hyouka eval"):
+        rescore(store, run_id)
+    with pytest.raises(ValueError, match="hyouka eval"):
+        hyouka.run("scripted:x", [], resume=run_id, store=store, cache=False)
+
+
+def test_store_json_has_no_nan_for_postgresql(jglue_dir: Path, tmp_path: Path) -> None:
+    import math
+
+    from hyouka.store.store import json_dumps
+
+    # PostgreSQL's json type rejects NaN and Infinity (SQLite stores them): they become null
+    blob = json_dumps({"logprobs": [float("nan"), -math.inf, -1.5], "n": 2})
+    assert json_dumps({"a": "評価"}) == '{"a": "評価"}'
+    import json
+
+    assert json.loads(blob) == {"logprobs": [None, None, -1.5], "n": 2}
+
+    # a sample whose stored logprob is null still rescores (as the least likely choice)
+    from hyouka.models.base import Response
+    from hyouka.tasks.registry import load_task
+    from hyouka.tasks.task import Task
+
+    task = Task(load_task("jnli"), data_dir=jglue_dir)
+    doc = task.docs()[0]
+    scored = task.score(doc, "loglikelihood", [Response(logprob=None), Response(logprob=-2.0), Response(logprob=-3.0)])
+    assert scored.prediction == 1 and scored.status == "ok"

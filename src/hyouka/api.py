@@ -12,15 +12,15 @@ from hyouka.engine.budget import Budget, MeteredModel
 from hyouka.engine.cache import ResponseCache
 from hyouka.engine.estimate import RunEstimate, check_ceiling, estimate_tasks
 from hyouka.engine.executor import Executor
-from hyouka.engine.runner import RunResult, evaluate_task
+from hyouka.engine.runner import RunResult, check_limit, check_mode, evaluate_task, require_task_run
 from hyouka.judge.runs import JudgeRunResult
 from hyouka.judge.tasks import JudgeTaskError, mt_bench_data_dir, resume_judge_run, run_judge_task, split_judge_tasks
 from hyouka.models.base import Model
-from hyouka.models.registry import load_model
+from hyouka.models.registry import load_model, recordable_options
 from hyouka.pricing.table import PriceTable, load_prices
 from hyouka.store.store import Store
 from hyouka.tasks.loaders import DataError
-from hyouka.tasks.registry import builtin_suites, expand, load_task
+from hyouka.tasks.registry import builtin_suites, expand, load_task, task_source
 from hyouka.tasks.task import Task
 
 ProgressFactory = Callable[[str], Callable[[int, int], None]]
@@ -125,6 +125,8 @@ def run(
     """
     if resume:
         return resume_run(resume, store=store, cache=cache, progress=progress, max_cost=max_cost, prices=prices)
+    check_mode(mode)  # before a model is loaded
+    check_limit(limit)
     # -- judge tasks (hyouka.judge.tasks) --
     tasks, judge_tasks = split_judge_tasks(tasks)
     if judge_tasks and judge is None:
@@ -208,6 +210,7 @@ def _build_tasks(
             family=prompt_family,
             num_fewshot=num_fewshot,
             seed=seed,
+            source=task_source(task_name),
         )
         try:
             task.docs()
@@ -239,6 +242,8 @@ def estimate(
     **model_options: Any,
 ) -> RunEstimate:
     """The calls, tokens and (upper) cost that :func:`run` with the same arguments would take; calls nothing."""
+    check_mode(mode)
+    check_limit(limit)
     planned = expand(tasks)
     the_store = store if isinstance(store, Store) else Store(store)
     backend = load_model(model, **model_options) if isinstance(model, str) else model
@@ -273,18 +278,21 @@ def resume_run(
                                   progress=progress(stored["task"]) if progress else None)
         return EvalResult(model=judged.model, runs=[_judge_run_result(judged)])
     # -- end judge runs --
+    require_task_run(stored, "resumed with hyouka.run (`hyouka run --resume`)")
     config = stored["config"]
     table = load_prices(prices)
     inner = load_model(config["model"], **config["model_options"])
     price = table.lookup(config["model"], inner.identity())
     backend = MeteredModel(inner, price.price if price else None, Budget(ceiling=max_cost))
+    source = config.get("task_source") or config["task"]  # runs stored before task_source: a built-in name
     task = Task(
-        load_task(config["task"]),
+        load_task(source),
         data_dir=Path(config["data_dir"]) if config["data_dir"] else None,
         data_file=Path(config["data_file"]) if config["data_file"] else None,
         family=config["prompt_family"],
         num_fewshot=config["num_fewshot"],
         seed=config["seed"],
+        source=source,
     )
     result = evaluate_task(
         backend,
@@ -327,13 +335,6 @@ def _open_cache(cache: ResponseCache | str | Path | bool) -> ResponseCache | Non
     return ResponseCache(cache)
 
 
-_SECRET_HINTS = ("key", "token", "secret", "password")
-
-
 def _recordable(options: dict[str, Any]) -> dict[str, Any]:
-    """Model options safe to store: names of secrets' variables are kept, values never."""
-    return {
-        k: v
-        for k, v in options.items()
-        if v is not None and (k.endswith("_env") or not any(h in k.lower() for h in _SECRET_HINTS))
-    }
+    """Model options safe to store (see :func:`hyouka.models.registry.recordable_options`)."""
+    return recordable_options(options)

@@ -16,7 +16,7 @@ from hyouka.engine.accounting import TokenCounter, token_counter
 from hyouka.engine.budget import estimated_cost, estimated_tokens
 from hyouka.engine.executor import Executor
 from hyouka.engine.records import config_hash
-from hyouka.engine.runner import _hashed_part, adapt_request, choose_mode, run_config
+from hyouka.engine.runner import _hashed_part, adapt_request, check_limit, choose_mode, run_config
 from hyouka.models.base import Model, Request
 from hyouka.pricing.table import PriceMatch
 from hyouka.store.store import Store
@@ -97,8 +97,9 @@ def estimate_task(
 ) -> TaskEstimate:
     """Plan ``task`` exactly as :func:`~hyouka.engine.runner.evaluate_task` would, and price the calls."""
     count = counter or token_counter(model)
+    check_limit(limit)
     chosen = choose_mode(task, model, mode)
-    docs = task.docs()[:limit] if limit else task.docs()
+    docs = task.docs()[:limit] if limit is not None else task.docs()
     config = run_config(
         model_spec, model, task, chosen, limit=limit, max_tokens=max_tokens, use_chat=use_chat,
         data_dir=task._data_dir, data_file=task._data_file, model_options=model_options or {},

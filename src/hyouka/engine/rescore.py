@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hyouka.engine.records import compute_aggregates
+from hyouka.engine.runner import require_task_run
 from hyouka.models.base import Response
 from hyouka.store.store import Store
 from hyouka.tasks.registry import load_task
@@ -19,8 +20,9 @@ def rescore(store: Store, run_id: str) -> dict[str, dict[str, Any]]:
     recorded in the run's stats.
     """
     run = store.get_run(run_id)
+    require_task_run(run, "rescored")
     config = run["config"]
-    spec = load_task(run["task"])
+    spec = load_task(config.get("task_source") or run["task"])  # a task file's path, for runs made from one
     task = Task(spec, family=config["prompt_family"], num_fewshot=config["num_fewshot"], seed=config["seed"])
     mode = run["mode"]
     samples = store.samples(run["id"])

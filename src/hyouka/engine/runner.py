@@ -32,6 +32,21 @@ class ModeError(ValueError):
     """The requested scoring mode does not fit the task or the model."""
 
 
+MODES = ("auto", "loglikelihood", "generate")
+
+
+def check_mode(requested: str) -> None:
+    """Refuse a mode that is not one of :data:`MODES` (a typo must not fall back to the default)."""
+    if requested not in MODES:
+        raise ModeError(f"unknown mode {requested!r}; use {', '.join(MODES)}")
+
+
+def check_limit(limit: int | None) -> None:
+    """Refuse a document limit below 1 (slicing would run the whole split, or all but the last few)."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1 (--limit N evaluates the first N documents), got {limit}")
+
+
 @dataclass
 class RunResult:
     """What one task run produced."""
@@ -56,10 +71,11 @@ class RunResult:
 
 def choose_mode(task: Task, model: Model, requested: str) -> Mode:
     """The scoring mode for a task: the requested one when the task supports it, else its default."""
+    check_mode(requested)
     modes = task.spec.modes
     if requested in modes:
         mode: Mode = requested  # type: ignore[assignment]
-    elif requested == "auto" or requested not in ("loglikelihood", "generate"):
+    elif requested == "auto":
         mode = modes[0]
         if mode == "loglikelihood" and not model.capabilities.loglikelihood and "generate" in modes:
             mode = "generate"
@@ -72,6 +88,16 @@ def choose_mode(task: Task, model: Model, requested: str) -> Mode:
     if mode == "generate" and not (model.capabilities.generate or model.capabilities.chat):
         raise ModeError(f"model {model.name!r} can neither generate nor chat")
     return mode
+
+
+def require_task_run(run: dict[str, Any], action: str) -> None:
+    """Refuse a stored run that :func:`evaluate_task` did not make (``hyouka eval``, judge, pairwise runs)."""
+    if run.get("kind", "benchmark") == "benchmark" and "prompt_family" in (run.get("config") or {}):
+        return
+    raise ValueError(
+        f"run {run['id']} ({run['task']}, a {run.get('kind')} run) was not made from a benchmark task "
+        f"(e.g. by `hyouka eval`, a judge or pairwise comparison); only benchmark task runs can be {action}"
+    )
 
 
 def adapt_request(request: Request, model: Model, use_chat: bool) -> Request:
@@ -100,6 +126,7 @@ def run_config(
         "model_options": model_options,
         "model_identity": model.identity(),
         "task": task.name,
+        "task_source": task.source,
         "task_version": task.spec.version,
         "task_hash": task.spec.content_hash(),
         "mode": mode,
@@ -115,9 +142,10 @@ def run_config(
 
 
 def _hashed_part(config: dict[str, Any]) -> dict[str, Any]:
-    # Throughput settings change no answer, so they do not split runs.
+    # Throughput settings change no answer, so they do not split runs; nor does where the task file lies.
     options = {k: v for k, v in config["model_options"].items() if k not in ("batch_size", "concurrency")}
-    return {**config, "model_options": options}
+    hashed = {k: v for k, v in config.items() if k != "task_source"}
+    return {**hashed, "model_options": options}
 
 
 def evaluate_task(
@@ -138,8 +166,9 @@ def evaluate_task(
     prices: PriceTable | None = None,
 ) -> RunResult:
     """Evaluate ``model`` on ``task`` and store every sample and aggregate."""
+    check_limit(limit)
     chosen = choose_mode(task, model, mode)
-    docs = task.docs()[:limit] if limit else task.docs()
+    docs = task.docs()[:limit] if limit is not None else task.docs()
     config = run_config(
         model_spec,
         model,

@@ -29,6 +29,7 @@ from hyouka.judge.runs import RunRecorder, call_stats
 from hyouka.judge.summary import summarize_scores
 from hyouka.metrics.text import tokenizer_info
 from hyouka.models.base import ChatRequest, GenerateRequest, GenerationParams, Message, Model, Request, Response
+from hyouka.models.registry import recordable_options
 from hyouka.store.store import Store
 
 __all__ = ["EvaluationResult", "answer_request", "evaluate"]
@@ -204,7 +205,7 @@ def evaluate(
         "task": f"eval:{table.source}",
         "subject_model": subject,
         "model_identity": backend.identity() if backend else None,
-        "model_options": {k: v for k, v in model_options.items() if "key" not in k.lower()},
+        "model_options": recordable_options(model_options),
         "data": {"source": table.source, "sha256": table.digest, "columns": table.columns, "n_rows": len(table.rows)},
         "limit": limit,
         "metrics": heuristics,

@@ -54,6 +54,23 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return prefix, name
 
 
+_SECRET_HINTS = ("key", "token", "secret", "password")
+
+
+def recordable_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """Backend options safe to store: names of secrets' variables are kept, values never.
+
+    URLs lose their user info, query and fragment, where credentials hide.
+    """
+    from hyouka.models.openai_api import public_url
+
+    return {
+        k: public_url(v) if k.endswith("url") and isinstance(v, str) else v
+        for k, v in (options or {}).items()
+        if v is not None and (k.endswith("_env") or not any(h in k.lower() for h in _SECRET_HINTS))
+    }
+
+
 def load_model(spec: str, **options: Any) -> Model:
     """Build the backend a spec names; ``options`` go to the backend (None values are dropped)."""
     prefix, name = parse_spec(spec)

@@ -72,6 +72,13 @@ def load_task(name_or_path: str) -> TaskSpec:
     raise UnknownTaskError(f"unknown task {name_or_path!r}; {_known()}")
 
 
+def task_source(name_or_path: str) -> str:
+    """What :func:`load_task` needs to find a task again later: a built-in name, or a task file's absolute path."""
+    if (BUILTIN_DIR / f"{name_or_path}.yaml").is_file():
+        return name_or_path
+    return str(Path(name_or_path).expanduser().resolve())
+
+
 def expand(names: str | list[str]) -> list[tuple[str, str | None]]:
     """Expand a comma-separated list of tasks and suites into ``(task, suite or None)`` pairs."""
     items = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,8 +41,10 @@ class Task:
         family: str = "plain",
         num_fewshot: int | None = None,
         seed: int = 0,
+        source: str | None = None,
     ) -> None:
         self.spec = spec
+        self.source = source or spec.task  # how load_task finds it again: a built-in name or a file path
         self.family: PromptFamily = get_family(family)
         self.num_fewshot = spec.num_fewshot if num_fewshot is None else num_fewshot
         self.seed = seed
@@ -160,7 +163,8 @@ class Task:
 
         details: dict[str, Any] = {}
         if mode == "loglikelihood":
-            logprobs = [float(r.logprob) for r in responses]  # type: ignore[arg-type]
+            # a logprob stored as null (NaN or -inf in a JSON column) counts as the least likely
+            logprobs = [float(r.logprob) if r.logprob is not None else -math.inf for r in responses]
             prediction: Any = max(range(len(logprobs)), key=logprobs.__getitem__)
             extracted = self.choices(doc)[prediction]
             details["logprobs"] = logprobs

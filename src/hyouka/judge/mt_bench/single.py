@@ -31,6 +31,7 @@ from hyouka.judge.prompts import mt_bench_prompt_version
 from hyouka.judge.runs import JudgeRunResult, RunRecorder, call_stats
 from hyouka.models.base import GenerationParams, Model, Response
 from hyouka.models.recorded import NOT_RECORDED
+from hyouka.models.registry import recordable_options
 from hyouka.store.store import Store
 
 __all__ = ["TASK_NAME", "run_single"]
@@ -50,8 +51,7 @@ class Item:
 def _recordable(options: dict[str, Any] | None) -> dict[str, Any]:
     """Options that change answers (throughput settings and secrets left out)."""
     skip = ("batch_size", "concurrency")
-    return {k: v for k, v in (options or {}).items()
-            if v is not None and k not in skip and (k.endswith("_env") or "key" not in k.lower())}
+    return {k: v for k, v in recordable_options(options).items() if k not in skip}
 
 
 def answer_status(response: Response) -> str:

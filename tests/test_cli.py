@@ -79,6 +79,8 @@ def test_unknown_run_and_bad_specs_fail_clearly(filled_store: str, hyouka_home: 
     assert result.exit_code == 2 and "no run 'zzzz'" in result.output
     result = runner.invoke(app, ["run", "--model", "vllm9:x", "--tasks", "jnli"])
     assert result.exit_code == 2 and "known backends" in result.output
+    result = runner.invoke(app, ["run", "--model", "openai:x", "--tasks", "jnli", "--prompt-family", "chatml"])
+    assert result.exit_code == 2 and "alpaca" in result.output  # refused before any model is built
     result = runner.invoke(app, ["run", "--model", "openai:x", "--tasks", "jnlii"])
     assert result.exit_code == 2 and "jcommonsenseqa" in result.output
 

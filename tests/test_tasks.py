@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hyouka.models.registry import UnknownModelError, parse_spec
+from hyouka.models.registry import UnknownModelError, load_model, parse_spec
 from hyouka.tasks.extract import extract_choice, extract_number, extract_text
 from hyouka.tasks.loaders import DataError, read_jsonl
 from hyouka.tasks.prompts import PromptError, get_family, render
@@ -46,6 +46,8 @@ def test_unknown_model_prefix_lists_known_ones() -> None:
     with pytest.raises(UnknownModelError):
         parse_spec("gpt-4o")
     assert parse_spec("openai:ft:gpt-4o:org") == ("openai", "ft:gpt-4o:org")
+    with pytest.raises(UnknownModelError, match="does not exist"):
+        load_model("hf:./no-such-model-folder")
 
 
 def test_malformed_json_line_names_file_and_line(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from hyouka.models.registry import load_model, recordable_options
 from hyouka.pricing.table import PriceTable, load_prices
 from hyouka.store.store import Store
 from hyouka.tasks.loaders import DataError
+from hyouka.tasks.prompts import get_family
 from hyouka.tasks.registry import builtin_suites, expand, load_task, task_source
 from hyouka.tasks.task import Task
 
@@ -133,6 +134,7 @@ def run(
         raise JudgeTaskError(f"{', '.join(judge_tasks)} is graded by a judge: give one, e.g. judge='openai:gpt-4o'")
     # -- end judge tasks --
     planned = expand(tasks)  # unknown names fail before a model is loaded
+    get_family(prompt_family)
     the_store = store if isinstance(store, Store) else Store(store)
     the_cache = _open_cache(cache)
     backend = load_model(model, **model_options) if isinstance(model, str) else model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hyouka.models.base import Model
@@ -11,9 +12,11 @@ BackendFactory = Callable[..., Model]
 
 
 def _hf(name: str, **options: Any) -> Model:
+    if name.startswith(("/", "./", "../", "~", ".")) and not Path(name).expanduser().exists():
+        raise UnknownModelError(f"hf: model folder {name} does not exist (a hub name has no leading / or .)")
     from hyouka.models.hf import HFModel
 
-    return HFModel(name, **options)
+    return HFModel(str(Path(name).expanduser()) if name.startswith("~") else name, **options)
 
 
 def _openai(name: str, **options: Any) -> Model:

@@ -211,6 +211,19 @@ def test_failed_calls_are_counted_apart() -> None:
     acc = run_accounting(samples, None)
     assert acc["n_calls"] == 2 and acc["n_failed_calls"] == 1
     assert acc["prompt_tokens"] == 10 and acc["latency_s"]["p50"] == 1.0
+    assert acc["ttft_s"] is None  # no streamed call
+
+
+def test_time_to_first_token_is_summarised_over_streamed_calls() -> None:
+    samples = [
+        {"responses": [Response(text="a", latency_s=1.0, ttft_s=0.25).to_dict()]},
+        {"responses": [Response(text="b", latency_s=2.0, ttft_s=0.75).to_dict()]},
+        {"responses": [Response(text="c", latency_s=3.0).to_dict()]},  # not streamed
+        {"responses": [Response.failure("HTTP 500").to_dict()]},
+    ]
+    acc = run_accounting(samples, None)
+    assert acc["ttft_s"]["p50"] == pytest.approx(0.5) and acc["ttft_s"]["max"] == 0.75
+    assert acc["latency_s"]["p50"] == 2.0
 
 
 def test_usage_reported_over_http_is_recorded(jglue_dir: Path, store: Store, price_file: Path) -> None:
@@ -229,3 +242,16 @@ def test_usage_reported_over_http_is_recorded(jglue_dir: Path, store: Store, pri
     expected = math.fsum((s["prompt_tokens"] * 1.0 + s["completion_tokens"] * 2.0) / 1e6 for s in samples)
     assert run.extra["accounting"]["cost_usd"] == pytest.approx(expected)
     assert all(s["latency_s"] > 0 for s in samples)
+
+
+def test_streamed_calls_record_time_to_first_token(jglue_dir: Path, store: Store) -> None:
+    pytest.importorskip("fastapi")
+    from hyouka.testing.openai_server import EchoModel, serve_openai
+
+    with serve_openai(EchoModel(reply="中立"), chunk_delay_s=0.01) as url:
+        run = hyouka.run("openai:echo", "jnli", mode="generate", limit=3, data_dir=jglue_dir, store=store,
+                         cache=False, base_url=url, api="chat", stream=True)["jnli"]
+    calls = [r for s in store.samples(run.run_id) for r in s["responses"]]
+    assert calls and all(0 < c["ttft_s"] < c["latency_s"] for c in calls)
+    ttft = run.extra["accounting"]["ttft_s"]
+    assert ttft is not None and 0 < ttft["p50"] <= run.extra["accounting"]["latency_s"]["p50"]

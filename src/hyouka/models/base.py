@@ -80,6 +80,7 @@ class Response:
 
     ``error`` is set (and the payload fields left empty) when the call failed
     after all retries; the engine records such a sample as failed and goes on.
+    ``ttft_s`` (time to the first token) is known only for streamed calls.
     """
 
     text: str | None = None
@@ -88,6 +89,7 @@ class Response:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     latency_s: float | None = None
+    ttft_s: float | None = None
     finish_reason: str | None = None
     error: str | None = None
     error_type: str | None = None

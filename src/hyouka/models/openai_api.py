@@ -7,7 +7,8 @@ with jittered exponential backoff that honours ``Retry-After``; a request
 that still fails becomes a failed :class:`Response` and the run goes on.
 Log-likelihoods need prompt log-probabilities (``echo`` + ``logprobs`` on
 ``/completions``, as vLLM offers them); endpoints without them are detected
-on the first request.
+on the first request. With ``stream=True`` generations arrive as server-sent
+events, which also measures the time to the first token (``Response.ttft_s``).
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class OpenAIModel:
     environment variable ``api_key_env``; a custom ``base_url`` works without one.
     ``structured_output`` says the server honours ``response_format`` JSON schemas
     (OpenAI, vLLM, Ollama do); turn it off for servers that reject the field.
+    ``stream`` streams ``generate`` and ``chat`` answers to measure time to first token;
+    it changes no answer, so it stays out of :meth:`identity` (log-likelihoods never stream).
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class OpenAIModel:
         api: ApiKind = "auto",
         backoff_s: float = 0.5,
         structured_output: bool = True,
+        stream: bool = False,
     ) -> None:
         if api not in ("auto", "chat", "completions"):
             raise ValueError(f"api must be 'auto', 'chat' or 'completions', not {api!r}")
@@ -101,6 +105,7 @@ class OpenAIModel:
         self.timeout = timeout
         self.backoff_s = backoff_s
         self.api_key_env = api_key_env
+        self.stream = stream
         self.capabilities = Capabilities(
             loglikelihood=api != "chat",
             generate=True,
@@ -262,34 +267,49 @@ class OpenAIModel:
     def _completion_once(self, prompt: str, params: GenerationParams) -> Response:
         import openai
 
+        client = self.client  # made before the clock starts: latencies time the request alone
         started = time.perf_counter()
         try:
-            out = self.client.completions.create(model=self.name, prompt=prompt, **_sampling(params))
+            out = client.completions.create(
+                model=self.name, prompt=prompt, **_sampling(params), **self._streaming()
+            )
         except (openai.NotFoundError, openai.BadRequestError) as exc:
             if self._generate_route is None and _offers_only_chat(exc):
                 self._generate_route = "chat"
                 return self._chat_once([_user(prompt)], params)
             raise
-        latency = time.perf_counter() - started
         if self._generate_route is None:
             self._generate_route = "completions"
+        if self.stream:
+            return _read_stream(out, started, params, lambda choice: choice.text)
+        latency = time.perf_counter() - started
         choice = out.choices[0]
         return _finish(choice.text, choice.finish_reason, params, out.usage, latency)
 
     def _chat_once(self, messages: list[dict[str, str]], params: GenerationParams) -> Response:
+        client = self.client
         started = time.perf_counter()
-        out = self.client.chat.completions.create(model=self.name, messages=messages, **_sampling(params))
+        out = client.chat.completions.create(
+            model=self.name, messages=messages, **_sampling(params), **self._streaming()
+        )
+        if self.stream:
+            return _read_stream(out, started, params, lambda choice: choice.delta.content if choice.delta else None)
         latency = time.perf_counter() - started
         choice = out.choices[0]
         return _finish(choice.message.content or "", choice.finish_reason, params, out.usage, latency)
+
+    def _streaming(self) -> dict[str, Any]:
+        """Extra arguments of a generation call: ask for server-sent events and a final usage chunk."""
+        return {"stream": True, "stream_options": {"include_usage": True}} if self.stream else {}
 
     def _loglikelihood_once(self, request: LoglikelihoodRequest) -> Response:
         import openai
 
         prompt = request.context + request.continuation
+        client = self.client
         started = time.perf_counter()
         try:
-            out = self.client.completions.create(
+            out = client.completions.create(
                 model=self.name, prompt=prompt, echo=True, logprobs=1, max_tokens=0, temperature=0.0
             )
         except openai.BadRequestError as exc:
@@ -335,7 +355,14 @@ def _sampling(params: GenerationParams) -> dict[str, Any]:
     return out
 
 
-def _finish(text: str, finish_reason: str | None, params: GenerationParams, usage: Any, latency: float) -> Response:
+def _finish(
+    text: str,
+    finish_reason: str | None,
+    params: GenerationParams,
+    usage: Any,
+    latency: float,
+    ttft: float | None = None,
+) -> Response:
     """A generation :class:`Response`, cut at the first stop string in case the server ignored them."""
     cut = min((i for s in params.stop if s and (i := text.find(s)) >= 0), default=-1)
     if cut >= 0:
@@ -345,8 +372,48 @@ def _finish(text: str, finish_reason: str | None, params: GenerationParams, usag
         prompt_tokens=getattr(usage, "prompt_tokens", None),
         completion_tokens=getattr(usage, "completion_tokens", None),
         latency_s=latency,
+        ttft_s=ttft,
         finish_reason=finish_reason,
     )
+
+
+def _read_stream(
+    stream: Any, started: float, params: GenerationParams, piece: Callable[[Any], str | None]
+) -> Response:
+    """Assemble a streamed answer from its chunks (``piece`` gets a choice's new text).
+
+    ``ttft_s`` runs to the first chunk that carries text (``None`` if none does),
+    ``latency_s`` to the last chunk; usage comes from the final usage chunk, if any.
+    A connection lost midway raises the client's retryable errors, so the whole
+    request is sent again like any failed attempt.
+    """
+    import openai
+
+    parts: list[str] = []
+    finish_reason: str | None = None
+    usage: Any = None
+    ttft: float | None = None
+    last: float | None = None
+    with stream:
+        try:
+            for chunk in stream:
+                last = time.perf_counter()
+                if getattr(chunk, "usage", None) is not None:
+                    usage = chunk.usage
+                for choice in chunk.choices or ():
+                    if getattr(choice, "index", 0) != 0:
+                        continue
+                    text = piece(choice)
+                    if text:
+                        if ttft is None:
+                            ttft = last - started
+                        parts.append(text)
+                    if choice.finish_reason is not None:
+                        finish_reason = choice.finish_reason
+        except ValueError as exc:  # an event whose data is not a JSON chunk
+            raise openai.APIError(f"malformed stream: {exc}", request=stream.response.request, body=None) from exc
+    latency = (last if last is not None else time.perf_counter()) - started
+    return _finish("".join(parts), finish_reason, params, usage, latency, ttft)
 
 
 def _offers_only_chat(exc: Any) -> bool:

@@ -2,9 +2,10 @@
 
 It speaks the real protocol over real HTTP (``/v1/models``, ``/v1/completions``
 with ``echo`` + ``logprobs`` the way vLLM answers them, ``/v1/chat/completions``,
-``usage``), so the ``openai:`` backend is tested along the path it takes in
-production. Test knobs: a fixed response delay, fault injection, request
-counters, and a mode that imitates hosted OpenAI (no prompt log-probabilities)::
+``usage``, ``"stream": true`` as server-sent events), so the ``openai:`` backend
+is tested along the path it takes in production. Test knobs: a fixed response
+delay, a delay between streamed chunks, fault injection, request counters, and a
+mode that imitates hosted OpenAI (no prompt log-probabilities)::
 
     stats = ServerStats()
     with serve_openai(EchoModel(), delay_s=0.2, fail=fail_first(1, status=429), stats=stats) as url:
@@ -21,12 +22,12 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from hyouka.models.base import (
@@ -378,11 +379,48 @@ def _prompt_of(path: str, body: dict[str, Any]) -> str:
     return "\n".join(str(m.get("content") or "") for m in body.get("messages") or [] if isinstance(m, dict))
 
 
+def _pieces(text: str) -> list[str]:
+    """How a streamed answer is cut into chunks: one character each (characters stand for tokens)."""
+    return list(text)
+
+
+def stream_chunks(payload: dict[str, Any], *, include_usage: bool) -> list[tuple[dict[str, Any], bool]]:
+    """A finished (non-streamed) answer as OpenAI stream chunks, each with whether a chunk delay precedes it.
+
+    Chat chunks carry ``choices[0].delta`` (the role on the first), completion chunks ``choices[i].text``;
+    each choice ends with a chunk holding its ``finish_reason``. With ``include_usage`` every chunk has
+    ``usage: null`` and a last chunk with no choices carries the usage. Log-probabilities are not streamed.
+    """
+    chat = payload["object"] == "chat.completion"
+    head = {"id": payload["id"], "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": payload["created"], "model": payload["model"]}
+    extra = {"usage": None} if include_usage else {}
+
+    def chunk(index: int, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": index, "delta": delta} if chat else {"index": index, **delta}
+        return {**head, "choices": [{**choice, "logprobs": None, "finish_reason": finish}], **extra}
+
+    out: list[tuple[dict[str, Any], bool]] = []
+    for choice in payload["choices"]:
+        index = choice["index"]
+        text = choice["message"]["content"] if chat else choice["text"]
+        for n, piece in enumerate(_pieces(text) or [""]):
+            delta = {"content": piece} if chat else {"text": piece}
+            if chat and n == 0:
+                delta = {"role": "assistant", **delta}
+            out.append((chunk(index, delta, None), n > 0))
+        out.append((chunk(index, {} if chat else {"text": ""}, choice["finish_reason"]), bool(text)))
+    if include_usage:
+        out.append(({**head, "choices": [], "usage": payload["usage"]}, False))
+    return out
+
+
 def create_app(
     backend: Model,
     *,
     model_name: str | None = None,
     delay_s: float = 0.0,
+    chunk_delay_s: float = 0.0,
     fail: FaultRule | None = None,
     logprobs_mode: LogprobsMode = "echo",
     endpoints: Sequence[str] = ("completions", "chat/completions"),
@@ -400,7 +438,17 @@ def create_app(
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "hyouka"}]}
 
-    async def serve(path: str, request: Request) -> JSONResponse:
+    async def events(chunks: list[tuple[dict[str, Any], bool]]) -> AsyncIterator[str]:
+        try:
+            for chunk, pause in chunks:
+                if pause and chunk_delay_s:
+                    await asyncio.sleep(chunk_delay_s)
+                yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+            yield "data: [DONE]\n\n"
+        finally:
+            counts.leave(200)
+
+    async def serve(path: str, request: Request) -> JSONResponse | StreamingResponse:
         try:
             body = await request.json()
         except ValueError:
@@ -410,7 +458,7 @@ def create_app(
         if ignore_stop:
             body.pop("stop", None)
         info = counts.arrive(path, _prompt_of(path, body))
-        status = 200
+        status: int | None = 200
         try:
             if path not in endpoints:
                 raise _ApiError(404, f"this server does not offer /v1/{path}")
@@ -423,20 +471,29 @@ def create_app(
                 raise _ApiError(fault.status, fault.message, fault.retry_after)
             work = handler.completion if path == "completions" else handler.chat
             payload = work(body) if inline else await run_in_threadpool(work, body)
-            return JSONResponse(payload)
+            if not body.get("stream"):
+                return JSONResponse(payload)
+            usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            status = None  # the stream counts itself out when it ends
+            return StreamingResponse(
+                events(stream_chunks(payload, include_usage=usage)),
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache"},
+            )
         except _ApiError as exc:
             status = exc.status
             headers = {"retry-after": f"{exc.retry_after:g}"} if exc.retry_after is not None else None
             return JSONResponse(_error_body(exc.status, exc.message), status_code=exc.status, headers=headers)
         finally:
-            counts.leave(status)
+            if status is not None:
+                counts.leave(status)
 
-    @app.post("/v1/completions")
-    async def completions(request: Request) -> JSONResponse:
+    @app.post("/v1/completions", response_model=None)
+    async def completions(request: Request) -> JSONResponse | StreamingResponse:
         return await serve("completions", request)
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> JSONResponse:
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
         return await serve("chat/completions", request)
 
     return app
@@ -500,6 +557,7 @@ def serve_openai(
     *,
     model_name: str | None = None,
     delay_s: float = 0.0,
+    chunk_delay_s: float = 0.0,
     fail: FaultRule | None = None,
     logprobs_mode: LogprobsMode = "echo",
     endpoints: Sequence[str] = ("completions", "chat/completions"),
@@ -509,8 +567,10 @@ def serve_openai(
     """Serve ``backend`` (default: an :class:`EchoModel`) and yield the base URL ``http://127.0.0.1:PORT/v1``.
 
     ``delay_s`` holds every POST answer that long (an async sleep, so requests
-    overlap); ``fail`` decides per request whether to answer with an error
-    instead (see :func:`fail_first`, :func:`fail_matching`); ``logprobs_mode``
+    overlap; for ``"stream": true`` it is the wait before the first chunk);
+    ``chunk_delay_s`` is the wait between streamed chunks (one per character);
+    ``fail`` decides per request whether to answer with an error instead (see
+    :func:`fail_first`, :func:`fail_matching`); ``logprobs_mode``
     ``"omit"`` answers ``echo`` + ``logprobs`` without log-probabilities and
     ``"reject"`` refuses them with hosted OpenAI's 400; ``endpoints`` limits the
     POST routes offered; ``ignore_stop`` drops stop strings like some servers
@@ -520,6 +580,7 @@ def serve_openai(
         backend if backend is not None else EchoModel(),
         model_name=model_name,
         delay_s=delay_s,
+        chunk_delay_s=chunk_delay_s,
         fail=fail,
         logprobs_mode=logprobs_mode,
         endpoints=tuple(endpoints),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from hyouka.engine.cache import ResponseCache
 from hyouka.models.base import Model, Request, Response, dispatch, identity_digest, request_key
@@ -50,10 +50,10 @@ class Executor:
 
         cached = self.cache.get_many(positions) if self.cache is not None else {}
         for key, response in cached.items():
-            hit = replace(response, cached=True)
+            response.cached = True  # a fresh object per lookup: safe to mark
             for index in positions[key]:
                 self.stats.cache_hits += 1
-                yield index, hit
+                yield index, response
 
         missing = [key for key in positions if key not in cached]
         by_kind: dict[str, list[str]] = defaultdict(list)

@@ -33,6 +33,11 @@ def _params(request: GenerateRequest | ChatRequest) -> dict[str, Any]:
     return {"max_tokens": p.max_tokens, "temperature": p.temperature, "stop": list(p.stop), "seed": p.seed}
 
 
+def _compact(response: Response) -> dict[str, Any]:
+    """A response's stored form: unset fields are left out (``Response.from_dict`` fills them back)."""
+    return {k: v for k, v in response.to_dict().items() if v is not None and not (k == "cached" and not v)}
+
+
 def _sum(values: Sequence[float | int | None]) -> float | int | None:
     present = [v for v in values if v is not None]
     return sum(present) if present else None
@@ -54,7 +59,7 @@ def sample_record(
         "doc": doc,
         "prompt": prompt,
         "requests": [request_summary(r) for r in requests],
-        "responses": [r.to_dict() for r in responses],
+        "responses": [_compact(r) for r in responses],
         "output": generated[0] if len(generated) == 1 else None,
         "extracted": scored.extracted,
         "prediction": scored.prediction,

@@ -128,11 +128,9 @@ def run(
         return resume_run(resume, store=store, cache=cache, progress=progress, max_cost=max_cost, prices=prices)
     check_mode(mode)  # before a model is loaded
     check_limit(limit)
-    # -- judge tasks (hyouka.judge.tasks) --
     tasks, judge_tasks = split_judge_tasks(tasks)
     if judge_tasks and judge is None:
         raise JudgeTaskError(f"{', '.join(judge_tasks)} is graded by a judge: give one, e.g. judge='openai:gpt-4o'")
-    # -- end judge tasks --
     planned = expand(tasks)  # unknown names fail before a model is loaded
     get_family(prompt_family)
     the_store = store if isinstance(store, Store) else Store(store)
@@ -147,7 +145,14 @@ def run(
     budget = Budget(ceiling=max_cost)  # one budget for the model's and the judge's calls
     price = table.lookup(spec_name, backend.identity())
     metered = MeteredModel(backend, price.price if price else None, budget)
-    # -- judge tasks (hyouka.judge.tasks) --
+    built = _build_tasks(planned, root, files, prompt_family, num_fewshot, seed, result.skipped)
+    if max_cost is not None:
+        check_ceiling(
+            estimate_tasks(backend, spec_name, [t for t, _ in built], store=the_store,
+                           executor=Executor(backend, the_cache), price=price, mode=mode, limit=limit,
+                           max_tokens=max_tokens, use_chat=chat, model_options=_recordable(model_options)),
+            max_cost,
+        )
     for name in judge_tasks:
         judge_backend = load_model(judge, **(judge_options or {})) if isinstance(judge, str) else judge
         judge_spec = judge if isinstance(judge, str) else f"{type(judge).__name__}:{judge.name}"
@@ -160,17 +165,6 @@ def run(
             progress=progress(name) if progress else None,
         )
         result.runs.append(_judge_run_result(judged))
-    # -- end judge tasks --
-    built = _build_tasks(planned, root, files, prompt_family, num_fewshot, seed, result.skipped)
-    # -- accounting and budget (hyouka.engine.budget) --
-    if max_cost is not None:
-        check_ceiling(
-            estimate_tasks(backend, spec_name, [t for t, _ in built], store=the_store,
-                           executor=Executor(backend, the_cache), price=price, mode=mode, limit=limit,
-                           max_tokens=max_tokens, use_chat=chat, model_options=_recordable(model_options)),
-            max_cost,
-        )
-    # -- end accounting and budget --
     for task, suite in built:
         task_name = task.name
         result.runs.append(
@@ -274,12 +268,10 @@ def resume_run(
     """Continue an interrupted or failed run from its stored configuration."""
     the_store = store if isinstance(store, Store) else Store(store)
     stored = the_store.get_run(run_id)
-    # -- judge runs (hyouka.judge.tasks) --
     if stored.get("kind", "benchmark") != "benchmark":
         judged = resume_judge_run(stored, store=the_store, cache=_open_cache(cache),
                                   progress=progress(stored["task"]) if progress else None)
         return EvalResult(model=judged.model, runs=[_judge_run_result(judged)])
-    # -- end judge runs --
     require_task_run(stored, "resumed with hyouka.run (`hyouka run --resume`)")
     config = stored["config"]
     table = load_prices(prices)
@@ -315,7 +307,6 @@ def resume_run(
     return EvalResult(model=config["model"], runs=[result])
 
 
-# -- judge tasks (hyouka.judge.tasks) --
 def _judge_run_result(judged: JudgeRunResult) -> RunResult:
     """A judge task's run in the shape of a benchmark task's."""
     return RunResult(
@@ -324,7 +315,6 @@ def _judge_run_result(judged: JudgeRunResult) -> RunResult:
         model_calls=judged.model_calls, cache_hits=judged.cache_hits,
         extra={"kind": judged.kind, "judge": judged.judge, "calls": judged.calls, **judged.extra},
     )
-# -- end judge tasks --
 
 
 def _open_cache(cache: ResponseCache | str | Path | bool) -> ResponseCache | None:

@@ -781,7 +781,6 @@ def agreement_cmd(
         err.print(f"[yellow]note:[/] {escape(report.note)}")
 
 
-# -- end judge evaluations ------------------------------------------------------------------------------------
 
 
 def main() -> None:  # pragma: no cover

@@ -162,7 +162,7 @@ def run(
             judge_spec=judge_spec, store=the_store, cache=the_cache,
             data_dir=mt_bench_data_dir(data_dir, data_files), limit=limit, max_tokens=max_tokens,
             judge_options=judge_options, model_options=_recordable(model_options),
-            progress=progress(name) if progress else None,
+            progress=progress(name) if progress else None, prices=table,
         )
         result.runs.append(_judge_run_result(judged))
     for task, suite in built:
@@ -270,7 +270,7 @@ def resume_run(
     stored = the_store.get_run(run_id)
     if stored.get("kind", "benchmark") != "benchmark":
         judged = resume_judge_run(stored, store=the_store, cache=_open_cache(cache),
-                                  progress=progress(stored["task"]) if progress else None)
+                                  progress=progress(stored["task"]) if progress else None, prices=prices)
         return EvalResult(model=judged.model, runs=[_judge_run_result(judged)])
     require_task_run(stored, "resumed with hyouka.run (`hyouka run --resume`)")
     config = stored["config"]

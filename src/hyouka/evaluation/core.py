@@ -30,6 +30,7 @@ from hyouka.judge.summary import summarize_scores
 from hyouka.metrics.text import tokenizer_info
 from hyouka.models.base import ChatRequest, GenerateRequest, GenerationParams, Message, Model, Request, Response
 from hyouka.models.registry import recordable_options
+from hyouka.pricing.table import PriceTable
 from hyouka.store.store import Store
 
 __all__ = ["EvaluationResult", "answer_request", "evaluate"]
@@ -168,6 +169,7 @@ def evaluate(
     progress: Progress | None = None,
     judge_options: dict[str, Any] | None = None,
     seed: int = 0,
+    prices: PriceTable | str | Path | None = None,
     **model_options: Any,
 ) -> EvaluationResult:
     """Evaluate ``model`` (or the ``predictions`` column) on ``data`` with ``metrics`` (+ ``extra_metrics``).
@@ -178,6 +180,8 @@ def evaluate(
     judge metrics use ``judge`` unless they carry their own. ``language`` picks the rubrics'
     language (``ja`` or ``en``). ``model_options`` go to the model's backend, ``judge_options``
     to the judge's. ``model_type`` is accepted as in MLflow (``question-answering`` or ``text``).
+    ``prices`` (a table, or a YAML file consulted before the default table) prices the recorded calls
+    (the judge's in a judged run) in the run's accounting.
     """
     if data is None:
         raise ValueError("give data: a DataFrame, a list of records, or a .csv/.jsonl/.json/.parquet path")
@@ -224,6 +228,7 @@ def evaluate(
         the_store, kind=kind, model=judges.main if judged else subject, task=config["task"], mode="qa",
         config=config, n_samples=len(table.rows), executors=executors, resume=resume,
         model_identity=(judges.identities()[judges.main] if judged else config["model_identity"]) or {},
+        prices=prices,
     )
     with recorder:
         _run_rows(table, recorder, backend, model_exec, judges, judged, heuristics, params, system_prompt,

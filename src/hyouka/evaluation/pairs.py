@@ -27,6 +27,7 @@ from hyouka.judge.pairwise import PairOutcome, pair_metrics, pair_summaries, run
 from hyouka.judge.prompts import mt_bench_prompt, mt_bench_prompt_version
 from hyouka.judge.runs import RunRecorder, call_stats
 from hyouka.models.base import GenerationParams, Message, Model, Response
+from hyouka.pricing.table import PriceTable
 from hyouka.store.store import Store
 
 __all__ = ["PairwiseResult", "pairwise"]
@@ -106,6 +107,7 @@ def pairwise(
     resume: str | None = None,
     progress: Progress | None = None,
     judge_options: dict[str, Any] | None = None,
+    prices: PriceTable | str | Path | None = None,
     **model_options: Any,
 ) -> PairwiseResult:
     """Compare two models (or two prediction columns: ``models=[None, None]``, ``predictions=[col_a, col_b]``)."""
@@ -135,7 +137,7 @@ def pairwise(
     recorder = RunRecorder(
         the_store, kind="pairwise", model=spec_name(judge), task=config["task"], mode="pairwise", config=config,
         n_samples=len(table.rows), executors=[e for e in (*executors, judge_exec) if e is not None], resume=resume,
-        model_identity=judge_backend.identity(),
+        model_identity=judge_backend.identity(), prices=prices,
     )
     params = GenerationParams(max_tokens=max_tokens, temperature=0.0)
     names = tuple(b.name if b is not None else str(p) for b, p in zip(backends, predictions, strict=True))

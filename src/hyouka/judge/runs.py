@@ -4,6 +4,11 @@ Mirrors :mod:`hyouka.engine.runner`: a run is found again by the hash of its con
 (or by id), samples are written in small groups as they finish (the response cache is
 flushed first, so every recorded sample's calls are cached), and a killed run keeps what it
 finished; running it again calls nothing for those samples.
+
+Accounting, as for benchmark runs: the calls recorded in a sample's ``responses`` are the run's
+``model``'s (the judge's, in a judge run), so each sample gets their ``cost_usd`` at that model's
+price, and the finished run ``stats["accounting"]`` (:func:`hyouka.engine.accounting.run_accounting`).
+The evaluated model's answers (``details["answer"]``) are not in either; reports price them apart.
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from hyouka.engine.accounting import price_for, run_accounting, sample_cost
 from hyouka.engine.executor import Executor
+from hyouka.pricing.table import PriceTable, load_prices
 from hyouka.store.store import Store
 
 __all__ = ["JudgeRunResult", "RunRecorder", "call_stats", "config_hash", "sum_optional"]
@@ -106,8 +114,12 @@ class RunRecorder:
         task_version: str = "",
         task_hash: str = "",
         model_identity: dict[str, Any] | None = None,
+        prices: PriceTable | str | Path | None = None,
     ) -> None:
         self.store = store
+        # the price of the calls this run records (the judge's, in a judge run); ``prices``: a table or
+        # a YAML file consulted before the default table
+        self.price = price_for(load_prices(prices), model, model_identity or {})
         self.executors = list(executors)
         self.config = config
         digest = config_hash(config)
@@ -137,7 +149,9 @@ class RunRecorder:
         self._started = time.perf_counter()
 
     def add(self, record: dict[str, Any]) -> None:
-        """Queue one finished sample; written within about a second."""
+        """Queue one finished sample (priced: ``cost_usd``); written within about a second."""
+        if "cost_usd" not in record:
+            record["cost_usd"] = sample_cost(self.price.price if self.price else None, record.get("responses") or [])
         self._buffer.append(record)
         if len(self._buffer) >= _FLUSH_EVERY_N or time.monotonic() - self._last_flush > _FLUSH_EVERY_S:
             self.flush()
@@ -158,9 +172,13 @@ class RunRecorder:
         return self._previous_s + time.perf_counter() - self._started
 
     def finish(self, aggregates: Sequence[dict[str, Any]], stats: dict[str, Any]) -> None:
+        """Write the aggregates and mark the run completed, with ``stats["accounting"]`` of all its samples."""
         self.flush()
+        duration = self.duration_s
+        stats = {**stats, "accounting": run_accounting(self.store.samples(self.run_id), self.price,
+                                                       duration_s=duration)}
         self.store.set_aggregates(self.run_id, aggregates)
-        self.store.finish_run(self.run_id, duration_s=self.duration_s, stats=stats)
+        self.store.finish_run(self.run_id, duration_s=duration, stats=stats)
 
     def __enter__(self) -> RunRecorder:
         return self

@@ -12,6 +12,7 @@ from hyouka.judge.mt_bench.single import TASK_NAME, run_single
 from hyouka.judge.runs import JudgeRunResult
 from hyouka.models.base import Model
 from hyouka.models.registry import load_model
+from hyouka.pricing.table import PriceTable
 from hyouka.store.store import Store
 
 __all__ = ["JUDGE_TASKS", "JudgeTaskError", "mt_bench_data_dir", "resume_judge_run", "run_judge_task",
@@ -90,6 +91,7 @@ def resume_judge_run(
     store: Store,
     cache: ResponseCache | None,
     progress: Callable[[int, int], None] | None = None,
+    prices: PriceTable | str | Path | None = None,
 ) -> JudgeRunResult:
     """Continue an interrupted MT-Bench run from its stored configuration."""
     config = stored["config"]
@@ -102,7 +104,7 @@ def resume_judge_run(
     return run_judge_task(
         TASK_NAME, model, config["subject_model"], config["judge"], store=store, cache=cache,
         data_dir=Path(config["data_dir"]), limit=config.get("limit"), max_tokens=config.get("max_tokens"),
-        judge_options=config.get("judge_options") or {}, progress=progress, resume=stored["id"],
+        judge_options=config.get("judge_options") or {}, progress=progress, resume=stored["id"], prices=prices,
         reference=config.get("reference"), turns=config.get("turns"), language=config.get("language"),
         language_rule=config.get("language_rule", True),
         judge_max_tokens=config.get("judge_max_tokens"), model_options=config.get("model_options") or {},

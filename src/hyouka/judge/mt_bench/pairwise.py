@@ -24,6 +24,7 @@ from hyouka.judge.pairwise import PairOutcome, pair_metrics, pair_summaries, run
 from hyouka.judge.prompts import mt_bench_prompt_version
 from hyouka.judge.runs import JudgeRunResult, RunRecorder, call_stats
 from hyouka.models.base import GenerationParams, Message, Model, Response
+from hyouka.pricing.table import PriceTable
 from hyouka.store.store import Store
 
 __all__ = ["run_pairwise"]
@@ -88,6 +89,7 @@ def run_pairwise(
     language_rule: bool = True,
     resume: str | None = None,
     progress: Progress | None = None,
+    prices: PriceTable | str | Path | None = None,
 ) -> JudgeRunResult:
     """Compare ``model_a`` and ``model_b`` on MT-Bench, each item judged with both orders."""
     root = mt_bench_dir(data_dir)
@@ -107,6 +109,7 @@ def run_pairwise(
         store, kind="pairwise", model=judge_spec, task=TASK_NAME, mode="pairwise", config=config,
         n_samples=len(items), executors=[exec_a, exec_b, judge_exec], resume=resume,
         task_version=mt_bench_prompt_version(language_rule), model_identity=judge.identity(),
+        prices=prices,
     )
     names = (model_a.name, model_b.name)
     with recorder:

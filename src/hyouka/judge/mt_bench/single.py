@@ -32,6 +32,7 @@ from hyouka.judge.runs import JudgeRunResult, RunRecorder, call_stats
 from hyouka.models.base import GenerationParams, Model, Response
 from hyouka.models.recorded import NOT_RECORDED
 from hyouka.models.registry import recordable_options
+from hyouka.pricing.table import PriceTable
 from hyouka.store.store import Store
 
 __all__ = ["TASK_NAME", "run_single"]
@@ -128,11 +129,13 @@ def run_single(
     progress: Progress | None = None,
     model_options: dict[str, Any] | None = None,
     judge_options: dict[str, Any] | None = None,
+    prices: PriceTable | str | Path | None = None,
 ) -> JudgeRunResult:
     """Answer MT-Bench with ``model``, grade every turn with ``judge``, store and return the scores.
 
     ``model_options`` and ``judge_options`` (the backends' options, without secrets) are only
-    recorded, so that the run can be resumed by id.
+    recorded, so that the run can be resumed by id. ``prices`` (a table, or a YAML file consulted
+    before the default table) prices the judge's calls in the run's accounting.
     """
     root = mt_bench_dir(data_dir)
     questions = load_questions(root)[:limit] if limit else load_questions(root)
@@ -163,7 +166,7 @@ def run_single(
     recorder = RunRecorder(
         store, kind="judge", model=judge_spec, task=TASK_NAME, mode="single", config=config, n_samples=len(items),
         executors=[model_exec, judge_exec], resume=resume, model_identity=judge.identity(),
-        task_version=mt_bench_prompt_version(language_rule),
+        task_version=mt_bench_prompt_version(language_rule), prices=prices,
     )
     with recorder:
         todo = [it for it in items if it.index not in recorder.done]

@@ -1,0 +1,368 @@
+"""Benchmark commands: run, runs, show, score, leaderboard, tasks."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from hyouka.cli._app import (
+    Format,
+    JudgeBaseUrlOpt,
+    JudgeOpt,
+    StoreOpt,
+    app,
+    console,
+    err,
+    export_to_mlflow,
+    fail,
+    fmt,
+    judge_backend_options,
+    progress_bars,
+    usd,
+)
+
+
+def _parse_data_files(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        task, sep, path = item.partition("=")
+        if not sep:
+            fail(f"--data-file takes TASK=PATH, got {item!r}")
+        out[task] = path
+    return out
+
+
+@app.command()
+def run(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="hf:<name-or-path>, openai:<model>…")] = None,
+    tasks: Annotated[str, typer.Option("--tasks", "-t", help="comma-separated tasks or suites")] = "jglue",
+    mode: Annotated[str, typer.Option(help="auto, loglikelihood or generate")] = "auto",
+    num_fewshot: Annotated[int | None, typer.Option("--num-fewshot", "-k")] = None,
+    prompt_family: Annotated[str, typer.Option("--prompt-family", help="plain or alpaca")] = "plain",
+    seed: int = 0,
+    limit: Annotated[int | None, typer.Option(help="evaluate only the first N documents of each task")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="JGLUE datasets/ folder (or HYOUKA_JGLUE_DIR)")] = None,
+    data_file: Annotated[list[str], typer.Option(help="TASK=PATH, e.g. marc_ja=valid.jsonl")] = [],  # noqa: B006
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens")] = None,
+    chat: Annotated[bool, typer.Option(help="send generation prompts as chat messages")] = False,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="environment variable holding the API key")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="requests in flight (openai)")] = None,
+    stream: Annotated[bool, typer.Option(help="openai: stream answers and record time to first token")] = False,
+    dtype: Annotated[str | None, typer.Option(help="hf: auto, float32, bfloat16, float16")] = None,
+    device: Annotated[str | None, typer.Option(help="hf: auto, cpu, cuda")] = None,
+    batch_size: Annotated[str | None, typer.Option(help="hf: a number or 'auto'")] = None,
+    revision: Annotated[str | None, typer.Option(help="hf: model revision")] = None,
+    trust_remote_code: Annotated[bool, typer.Option(help="hf: run the model repository's code")] = False,
+    resume: Annotated[str | None, typer.Option(help="continue this run id")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the response cache")] = False,
+    store: StoreOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the results as JSON")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the calls, tokens and cost it would take")] = False,
+    max_cost: Annotated[float | None, typer.Option("--max-cost", help="USD ceiling: refuse above it, stop before it",
+                                                   min=0)] = None,
+    prices: Annotated[Path | None, typer.Option("--prices", help="price table YAML, before the defaults")] = None,
+    mlflow: Annotated[bool, typer.Option("--mlflow", help="log the runs to MLflow (MLFLOW_TRACKING_URI)")] = False,
+    judge: JudgeOpt = None,  # judge tasks (ja_mt_bench)
+    judge_base_url: JudgeBaseUrlOpt = None,
+) -> None:
+    """Evaluate a model on tasks; running the same command again resumes an unfinished run."""
+    from hyouka.api import run as run_api
+    from hyouka.engine.budget import BudgetExceededError
+
+    if model is None and resume is None:
+        fail("give --model (e.g. hf:rinna/japanese-gpt-neox-3.6b) or --resume RUN_ID")
+    options: dict[str, Any] = {
+        "base_url": base_url,
+        "api_key_env": api_key_env,
+        "concurrency": concurrency,
+        "stream": stream or None,
+        "dtype": dtype,
+        "device": device,
+        "batch_size": (int(batch_size) if batch_size and batch_size.isdigit() else batch_size),
+        "revision": revision,
+        "trust_remote_code": trust_remote_code or None,
+    }
+    if dry_run:  # accounting: estimate only (see _dry_run below)
+        _dry_run(model, resume, output, tasks=tasks, mode=mode, num_fewshot=num_fewshot, prompt_family=prompt_family,
+                 seed=seed, limit=limit, data_dir=data_dir, data_files=_parse_data_files(data_file),
+                 max_tokens=max_tokens, chat=chat, store=store, cache=not no_cache, prices=prices,
+                 **{k: v for k, v in options.items() if v is not None})
+        return
+    try:
+        with progress_bars() as progress:
+            result = run_api(
+                model or "",
+                tasks,
+                mode=mode,
+                num_fewshot=num_fewshot,
+                prompt_family=prompt_family,
+                seed=seed,
+                limit=limit,
+                data_dir=data_dir,
+                data_files=_parse_data_files(data_file),
+                max_tokens=max_tokens,
+                chat=chat,
+                store=store,
+                cache=not no_cache,
+                resume=resume,
+                progress=progress,
+                max_cost=max_cost,
+                prices=prices,
+                judge=judge,
+                judge_options=judge_backend_options(judge_base_url),
+                **{k: v for k, v in options.items() if v is not None},
+            )
+    except BudgetExceededError as exc:
+        err.print(f"[yellow]budget:[/] {escape(str(exc))}")
+        raise typer.Exit(code=3) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted:[/] finished samples are stored; run the same command to resume")
+        raise typer.Exit(code=130) from None
+    except (ValueError, LookupError, RuntimeError, ImportError, OSError) as exc:
+        fail(str(exc))
+        return
+    _print_result(result)
+    _print_accounting(result)
+    if output:
+        output.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+    if mlflow:
+        export_to_mlflow(store, [r.run_id for r in result.runs], prices)
+
+
+def _print_result(result: Any) -> None:
+    table = Table(title=f"{escape(result.model)}")
+    for column in ("task", "mode", "metric", "value", "95% CI", "n", "run"):
+        table.add_column(column)
+    for r in result.runs:
+        for name, agg in r.aggregates.items():
+            ci = f"[{fmt(agg['ci_low'], 3)}, {fmt(agg['ci_high'], 3)}]" if agg["ci_low"] is not None else ""
+            table.add_row(r.task, r.mode, name, fmt(agg["value"]), ci, f"{agg['n_scored']}/{agg['n_total']}",
+                          r.run_id)
+    console.print(table)
+    for suite, info in result.suite_scores.items():
+        console.print(f"{suite}: {fmt(info['score'])} over {len(info['tasks'])}/{info['n_tasks']} tasks")
+    for task, reason in result.skipped.items():
+        err.print(f"[yellow]skipped {task}:[/] {escape(reason)}")
+
+
+@app.command()
+def runs(store: StoreOpt = None, format: Format = "table") -> None:
+    """List the runs in the store."""
+    from hyouka.store.store import Store
+
+    rows = Store(store).list_runs()
+    if format == "json":
+        for row in rows:
+            row = {k: v for k, v in row.items() if k not in ("config", "model_identity", "versions")}
+            print(json.dumps(row, ensure_ascii=False, default=str))
+        return
+    table = Table()
+    for column in ("run", "created", "status", "model", "task", "mode", "samples", "seconds"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["id"], str(row["created_at"])[:19], row["status"], escape(row["model"]), row["task"],
+                      row["mode"], str(row["n_samples"]), fmt(row["duration_s"], 1))
+    console.print(table)
+
+
+@app.command()
+def show(
+    run_id: str,
+    store: StoreOpt = None,
+    format: Format = "table",
+    limit: Annotated[int | None, typer.Option(help="show at most N samples")] = None,
+) -> None:
+    """Per-sample prompts, outputs, extracted answers, gold answers and scores of a run."""
+    from hyouka.store.store import RunNotFoundError, Store
+
+    the_store = Store(store)
+    try:
+        run_row = the_store.get_run(run_id)
+    except RunNotFoundError as exc:
+        fail(str(exc))
+        return
+    samples = the_store.samples(run_row["id"])[:limit]
+    if format == "json":
+        for s in samples:
+            record = {
+                "run_id": run_row["id"],
+                "sample_index": s["sample_index"],
+                "doc_id": s["doc_id"],
+                "prompt": s["prompt"],
+                "choices": [r.get("continuation") for r in s["requests"] if r.get("kind") == "loglikelihood"],
+                "logprobs": s["details"].get("logprobs"),
+                "output": s["output"],
+                "extracted": s["extracted"],
+                "prediction": s["prediction"],
+                "gold": s["reference"],
+                "metrics": s["metrics"],
+                "status": s["status"],
+                "error": s["error"],
+                "latency_s": s["latency_s"],
+                "prompt_tokens": s["prompt_tokens"],
+                "completion_tokens": s["completion_tokens"],
+            }
+            print(json.dumps(record, ensure_ascii=False, default=str))
+        return
+    console.print(f"run {run_row['id']}: {escape(run_row['model'])} on {run_row['task']} ({run_row['mode']}), "
+                  f"{run_row['status']}")
+    table = Table(show_lines=True)
+    for column in ("#", "prompt (end)", "output", "extracted", "gold", "metrics", "status"):
+        table.add_column(column, overflow="fold")
+    for s in samples:
+        output = s["output"] if s["output"] is not None else _fmt_logprobs(s["details"].get("logprobs"))
+        table.add_row(str(s["sample_index"]), escape(s["prompt"][-80:]), escape(str(output)),
+                      escape(str(s["extracted"])), escape(str(s["reference"])),
+                      " ".join(f"{k}={fmt(v, 3)}" for k, v in s["metrics"].items()), s["status"])
+    console.print(table)
+
+
+def _fmt_logprobs(values: list[float] | None) -> str:
+    return "" if not values else "logprobs " + ", ".join(f"{v:.2f}" for v in values)
+
+
+@app.command()
+def score(run_id: str, store: StoreOpt = None, format: Format = "table") -> None:
+    """Recompute a run's metrics from its stored records; no model is called."""
+    from hyouka.engine.rescore import rescore
+    from hyouka.store.store import RunNotFoundError, Store
+
+    try:
+        aggregates = rescore(Store(store), run_id)
+    except (RunNotFoundError, ValueError) as exc:
+        fail(str(exc))
+        return
+    if format == "json":
+        print(json.dumps(aggregates, ensure_ascii=False, default=str))
+        return
+    table = Table(title=f"rescored {run_id}")
+    for column in ("metric", "value", "95% CI", "n"):
+        table.add_column(column)
+    for name, agg in aggregates.items():
+        table.add_row(name, fmt(agg["value"]), f"[{fmt(agg['ci_low'], 3)}, {fmt(agg['ci_high'], 3)}]",
+                      f"{agg['n_scored']}/{agg['n_total']}")
+    console.print(table)
+
+
+@app.command()
+def leaderboard(
+    suite: Annotated[
+        str, typer.Option(help="suite of tasks and headline metrics; 'none' for every task and judge score")
+    ] = "jglue",
+    store: StoreOpt = None,
+    format: Format = "table",
+) -> None:
+    """Models x tasks with the suite average, from the latest completed runs."""
+    from hyouka.report.leaderboard import build_leaderboard
+    from hyouka.store.store import Store
+
+    if suite == "none":
+        board = build_leaderboard(Store(store), suite=None, kinds=("benchmark", "judge"))
+    else:
+        board = build_leaderboard(Store(store), suite=suite)
+    if format == "json":
+        print(json.dumps(board.to_records(), ensure_ascii=False, default=str))
+        return
+    if format in ("markdown", "md", "csv", "html"):  # report formats, with cost and latency (hyouka.report.tables)
+        _print_board(board, Store(store), format)
+        return
+    table = Table(title=f"leaderboard ({board.suite or 'all tasks'})")
+    table.add_column("model")
+    table.add_column("setting")
+    for task in board.tasks:
+        table.add_column(task, justify="right")
+    table.add_column("average", justify="right")
+    for row in board.rows:
+        cells = []
+        for task in board.tasks:
+            cell = row.cells.get(task)
+            cells.append("—" if cell is None else f"{fmt(cell.value, 3)} ({cell.metric})")
+        avg = f"{fmt(row.average, 3)} ({row.n_tasks_averaged}/{len(board.tasks)})"
+        table.add_row(escape(row.model), row.setting, *cells, avg)
+    console.print(table)
+
+
+@app.command("tasks")
+def list_tasks() -> None:
+    """List the built-in tasks, suites and prompt families."""
+    from hyouka.tasks.prompts import PROMPT_FAMILIES
+    from hyouka.tasks.registry import builtin_suites, builtin_task_names, load_task
+
+    table = Table(title="tasks")
+    for column in ("task", "version", "modes", "metrics", "description"):
+        table.add_column(column)
+    for name in builtin_task_names():
+        spec = load_task(name)
+        table.add_row(name, spec.version, ", ".join(spec.modes), ", ".join(m.metric for m in spec.metric_list),
+                      spec.description)
+    console.print(table)
+    for suite in builtin_suites().values():
+        console.print(f"suite {suite.suite}: " + ", ".join(f"{e.task} ({e.metric})" for e in suite.tasks))
+    for family in PROMPT_FAMILIES.values():
+        console.print(f"prompt family {family.name}: {family.description}")
+
+
+def _dry_run(model: str | None, resume: str | None, output: Path | None, **kwargs: Any) -> None:
+    """Print what ``run`` would call and cost."""
+    from hyouka.api import estimate
+
+    if resume or not model:
+        fail("--dry-run needs --model (it estimates a new run, not --resume)")
+        return
+    try:
+        plan = estimate(model, kwargs.pop("tasks"), **kwargs)
+    except (ValueError, LookupError, RuntimeError, ImportError, OSError) as exc:
+        fail(str(exc))
+        return
+    price = plan.price
+    table = Table(title=f"dry run: {escape(plan.model)}")
+    for column in ("task", "mode", "docs", "done", "requests", "cached", "calls", "prompt tokens",
+                   "max completion tokens", "cost ≤"):
+        table.add_column(column, justify="left" if column in ("task", "mode") else "right")
+    for t in plan.tasks:
+        table.add_row(t.task, t.mode, str(t.n_docs), str(t.n_done), str(t.n_requests), str(t.n_cached + t.n_duplicates),
+                      str(t.n_calls), f"{t.prompt_tokens:,}", f"{t.max_completion_tokens:,}", usd(t.cost_usd))
+    table.add_row("total", "", "", "", "", "", str(plan.n_calls), f"{plan.prompt_tokens:,}",
+                  f"{plan.max_completion_tokens:,}", usd(plan.cost_usd))
+    console.print(table)
+    if price is None:
+        console.print("[yellow]no price for this model[/]: add it to a --prices file to see a cost")
+    else:
+        version = f" ({escape(price['version'])})" if price["version"] else ""
+        console.print(f"price: {escape(price['key'])} from {escape(price['source'])}{version}; completions are "
+                      "counted at their max_tokens, so the cost is an upper estimate")
+    for task, reason in plan.skipped.items():
+        err.print(f"[yellow]skipped {task}:[/] {escape(reason)}")
+    if output:
+        output.write_text(json.dumps(plan.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+def _print_accounting(result: Any) -> None:
+    for r in result.runs:
+        acc = r.extra.get("accounting") or {}
+        if not acc:
+            continue
+        lat = acc.get("latency_s") or {}
+        console.print(
+            f"{r.task}: {acc['n_calls']} calls ({acc['n_cached_calls']} cached), "
+            f"{acc['prompt_tokens']:,} + {acc['completion_tokens']:,} tokens, cost {usd(acc.get('cost_usd'))} "
+            f"(spent {usd(acc.get('spent_usd'))}), latency p50 {fmt(lat.get('p50'), 3)} s / p95 "
+            f"{fmt(lat.get('p95'), 3)} s"
+        )
+
+
+def _print_board(board: Any, the_store: Any, fmt: str) -> None:
+    from hyouka.report.summary import board_stats
+    from hyouka.report.tables import render
+    from hyouka.report.views import load_views
+
+    ids = list(dict.fromkeys(i for row in board.rows for i in row.run_ids))
+    stats = board_stats(board, load_views(the_store, ids)) if ids else []
+    sys.stdout.write(render(board, fmt, stats))

@@ -1,0 +1,241 @@
+"""Judge commands: eval, pairwise, agreement."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from hyouka.cli._app import (
+    Format,
+    JudgeBaseUrlOpt,
+    JudgeOpt,
+    StoreOpt,
+    app,
+    console,
+    err,
+    fail,
+    fmt,
+    judge_backend_options,
+    progress_bars,
+)
+
+_OPENAI_OPTIONS = ("base_url", "api_key_env", "concurrency")
+_HF_OPTIONS = ("dtype", "device", "batch_size")
+
+
+def _options_for(spec: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options that ``spec``'s backend takes (openai options for openai:, hf options for hf:)."""
+    prefix = spec.partition(":")[0]
+    wanted = _OPENAI_OPTIONS if prefix == "openai" else _HF_OPTIONS if prefix == "hf" else ()
+    return {k: v for k, v in options.items() if k in wanted and v is not None}
+
+
+def _write_rows(path: Path, frames: list[Any]) -> None:
+    import pandas as pd
+
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if path.suffix == ".csv":
+        table.to_csv(path, index=False)
+    else:
+        table.to_json(path, orient="records", lines=True, force_ascii=False)
+
+
+def _print_metrics(results: list[Any]) -> None:
+    names = list(dict.fromkeys(name for r in results for name in r.aggregates))
+    table = Table(title="evaluation")
+    table.add_column("metric")
+    for r in results:
+        table.add_column(escape(r.model), justify="right")
+    for name in names:
+        cells = []
+        for r in results:
+            agg = r.aggregates.get(name)
+            cells.append("—" if agg is None else f"{fmt(agg['value'], 3)} ({agg['n_scored']}/{agg['n_total']})")
+        table.add_row(name, *cells)
+    table.add_row("run", *[r.run_id for r in results])
+    console.print(table)
+    for r in results:
+        for name, agg in r.aggregates.items():
+            if agg["value"] is None and agg.get("note"):
+                err.print(f"[yellow]{escape(r.model)} {name}:[/] {escape(agg['note'])}")
+
+
+@app.command("eval")
+def eval_cmd(
+    data: Annotated[Path, typer.Argument(help="CSV, JSON lines, JSON or Parquet file")],
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="model to answer (repeatable)")] = None,
+    judge: JudgeOpt = None,
+    metrics: Annotated[str | None, typer.Option(help="comma-separated: exact_match,char_f1,rouge_l,"
+                                                     "answer_correctness,… or rubric .yaml files")] = None,
+    predictions_column: Annotated[str | None, typer.Option("--predictions-column", help="existing answers")] = None,
+    targets_column: Annotated[str | None, typer.Option("--targets-column", help="ground truth")] = None,
+    inputs_column: Annotated[str | None, typer.Option("--inputs-column", help="question or prompt")] = None,
+    context_column: Annotated[str | None, typer.Option("--context-column")] = None,
+    id_column: Annotated[str | None, typer.Option("--id-column")] = None,
+    language: Annotated[str, typer.Option(help="rubric language: ja or en")] = "ja",
+    max_tokens: Annotated[int, typer.Option("--max-tokens")] = 256,
+    system_prompt: Annotated[str | None, typer.Option("--system-prompt")] = None,
+    limit: Annotated[int | None, typer.Option(help="evaluate only the first N rows")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="endpoint of openai: models")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="environment variable holding the API key")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="requests in flight (openai)")] = None,
+    dtype: Annotated[str | None, typer.Option(help="hf: auto, float32, bfloat16, float16")] = None,
+    device: Annotated[str | None, typer.Option(help="hf: auto, cpu, cuda")] = None,
+    judge_base_url: JudgeBaseUrlOpt = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the response cache")] = False,
+    store: StoreOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the results as JSON")] = None,
+    rows: Annotated[Path | None, typer.Option("--rows", help="write the per-row table (.csv or .jsonl)")] = None,
+    format: Format = "table",
+) -> None:
+    """Evaluate models' answers (or existing predictions) on your own data, with heuristic and judge metrics."""
+    from hyouka.evaluation import evaluate
+
+    if not model and predictions_column is None:
+        fail("give --model (repeatable) or --predictions-column with the answers to judge")
+    options = {"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency, "dtype": dtype,
+               "device": device}
+    results = []
+    try:
+        with progress_bars() as progress:
+            for spec in model or [None]:
+                results.append(evaluate(
+                    spec, data, targets=targets_column, predictions=predictions_column, inputs=inputs_column,
+                    context=context_column, id_column=id_column, metrics=metrics, judge=judge, language=language,
+                    max_tokens=max_tokens, system_prompt=system_prompt, limit=limit, store=store,
+                    cache=not no_cache, progress=progress(spec or str(data.name)),
+                    judge_options=judge_backend_options(judge_base_url),
+                    **(_options_for(spec, options) if spec else {}),
+                ))
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted:[/] finished rows are stored; run the same command to resume")
+        raise typer.Exit(code=130) from None
+    except (ValueError, LookupError, RuntimeError, ImportError, OSError) as exc:
+        fail(str(exc))
+        return
+    if format == "json":
+        print(json.dumps([r.to_dict() for r in results], ensure_ascii=False, default=str))
+    else:
+        _print_metrics(results)
+    if output:
+        output.write_text(json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2, default=str),
+                          encoding="utf-8")
+    if rows:
+        _write_rows(rows, [r.table.assign(model=r.model) for r in results])
+
+
+@app.command("pairwise")
+def pairwise_cmd(
+    models: Annotated[str, typer.Option("--models", help="A,B: two model specs")],
+    data: Annotated[Path, typer.Option("--data", help="an MT-Bench folder (question.jsonl) or a data file")],
+    judge: Annotated[str, typer.Option("--judge", help="judge model: openai:gpt-4o…")],
+    predictions: Annotated[str | None, typer.Option(help="A,B: prediction columns instead of models")] = None,
+    inputs_column: Annotated[str | None, typer.Option("--inputs-column")] = None,
+    targets_column: Annotated[str | None, typer.Option("--targets-column", help="reference answers")] = None,
+    turns: Annotated[str, typer.Option(help="MT-Bench turns to compare")] = "1,2",
+    language: Annotated[str, typer.Option(help="judge prompt language: ja or en")] = "ja",
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens")] = None,
+    limit: Annotated[int | None, typer.Option(help="only the first N questions or rows")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="endpoint of openai: models")] = None,
+    judge_base_url: JudgeBaseUrlOpt = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
+    store: StoreOpt = None,
+    format: Format = "table",
+) -> None:
+    """Compare two models with a judge; each item is judged in both orders, and flips count as ties."""
+    specs = [m.strip() for m in models.split(",")]
+    columns = [c.strip() or None for c in predictions.split(",")] if predictions else [None, None]
+    if len(specs) != 2 or len(columns) != 2:
+        fail("--models (and --predictions) take exactly two comma-separated values")
+    try:
+        with progress_bars() as progress:
+            result = _pairwise(specs, columns, data, judge, inputs_column, targets_column, turns, language,
+                               max_tokens, limit, base_url, judge_base_url, not no_cache, store, progress("pairwise"))
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted:[/] finished items are stored; run the same command to resume")
+        raise typer.Exit(code=130) from None
+    except (ValueError, LookupError, RuntimeError, ImportError, OSError) as exc:
+        fail(str(exc))
+        return
+    if format == "json":
+        print(json.dumps(result, ensure_ascii=False, default=str))
+        return
+    rates = result["win_rates"]
+    table = Table(title=f"A = {escape(specs[0])}, B = {escape(specs[1])}, judge {escape(judge)}")
+    for column in ("A wins", "B wins", "ties", "inconsistent", "win rate A", "win rate B", "judged", "run"):
+        table.add_column(column, justify="right")
+    table.add_row(str(rates["wins_a"]), str(rates["wins_b"]), str(rates["ties"]), str(rates["inconsistent"]),
+                  fmt(rates["win_rate_a"], 3), fmt(rates["win_rate_b"], 3),
+                  f"{rates['n_judged']}/{rates['n_total']}", result["run_id"])
+    console.print(table)
+    console.print("win rates count a tie as half a win; a verdict that flips with the order is a tie (inconsistent)")
+
+
+def _pairwise(specs: list[str], columns: list[str | None], data: Path, judge: str, inputs: str | None,
+              targets: str | None, turns: str, language: str, max_tokens: int | None, limit: int | None,
+              base_url: str | None, judge_base_url: str | None, cache: bool, store: str | None,
+              progress: Callable[[int, int], None]) -> dict[str, Any]:
+    """MT-Bench pairwise when ``data`` is an MT-Bench folder, else pairwise on the rows of a data file."""
+    from hyouka.evaluation.backends import open_cache, resolve_model
+    from hyouka.judge.tasks import mt_bench_data_dir
+    from hyouka.store.store import Store
+
+    options = {"base_url": base_url}
+    root = mt_bench_data_dir(data, None) if data.is_dir() else None
+    if root is None:
+        from hyouka.evaluation import pairwise
+
+        models = [None if c else s for s, c in zip(specs, columns, strict=True)]
+        return pairwise(models, data, judge=judge, predictions=columns, inputs=inputs, targets=targets,
+                        language=language, max_tokens=max_tokens or 256, limit=limit, store=store, cache=cache,
+                        progress=progress, judge_options=judge_backend_options(judge_base_url),
+                        **_options_for(specs[0], options)).to_dict()
+    from hyouka.judge.mt_bench.pairwise import run_pairwise
+
+    a, b = (resolve_model(s, _options_for(s, options)) for s in specs)
+    result = run_pairwise(
+        a, specs[0], b, specs[1], resolve_model(judge, judge_backend_options(judge_base_url)), judge,
+        store=Store(store), cache=open_cache(cache), data_dir=root, turns=[int(t) for t in turns.split(",")],
+        limit=limit, language=language, progress=progress,
+        **({"max_tokens": max_tokens} if max_tokens else {}),
+    )
+    return {"run_id": result.run_id, "aggregates": result.aggregates, **result.extra}
+
+
+@app.command("agreement")
+def agreement_cmd(
+    judge_a: Annotated[str, typer.Argument(help="a judge run id, or a FastChat judgment .jsonl file")],
+    judge_b: Annotated[str, typer.Argument(help="another judge run id or judgment file (the reference)")],
+    data_dir: Annotated[Path | None, typer.Option(help="MT-Bench folder, for categories of judgment files")] = None,
+    model: Annotated[str | None, typer.Option(help="only the judgments of this model")] = None,
+    metric: Annotated[str, typer.Option(help="the per-row score compared")] = "score",
+    store: StoreOpt = None,
+    format: Format = "table",
+) -> None:
+    """How far two judges agree: correlations, exact and within-one agreement, per category."""
+    from hyouka.judge.agreement import compare_judges
+    from hyouka.store.store import RunNotFoundError, Store
+
+    try:
+        report = compare_judges(judge_a, judge_b, store=Store(store), metric=metric, data_dir=data_dir, model=model)
+    except (RunNotFoundError, ValueError, OSError) as exc:
+        fail(str(exc))
+        return
+    if format == "json":
+        print(json.dumps(report.to_dict(), ensure_ascii=False, default=str))
+        return
+    table = Table(title=f"agreement of {escape(judge_a)} with {escape(judge_b)}")
+    for column in ("items", "n", "pearson", "spearman", "kendall", "exact", "within 1", "mean A", "mean B"):
+        table.add_column(column, justify="right")
+    for label, r in [("all", report), *report.per_category.items()]:
+        table.add_row(label, str(r.n), fmt(r.pearson, 3), fmt(r.spearman, 3), fmt(r.kendall, 3), fmt(r.exact, 3),
+                      fmt(r.within_one, 3), fmt(r.mean_a, 2), fmt(r.mean_b, 2))
+    console.print(table)
+    if report.note:
+        err.print(f"[yellow]note:[/] {escape(report.note)}")

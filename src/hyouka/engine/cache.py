@@ -30,6 +30,14 @@ _FLUSH_ROWS = 256
 _FLUSH_SECONDS = 1.0
 
 
+def _decode(blob: str) -> Response:
+    data = json.loads(blob)
+    try:
+        return Response(**data)
+    except TypeError:  # a field this version does not know (a newer writer): keep the known ones
+        return Response.from_dict(data)
+
+
 class ResponseCache:
     """Persistent map from request key to :class:`Response`."""
 
@@ -57,15 +65,15 @@ class ResponseCache:
                     f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk
                 ).fetchall()
                 for key, blob in rows:
-                    found[key] = Response.from_dict(json.loads(blob))
+                    found[key] = _decode(blob)
         return found
 
     def put(self, key: str, response: Response) -> None:
         """Store one successful response (failures are never cached)."""
         if not response.ok:
             return
-        data = response.to_dict()
-        data["cached"] = False
+        # only the fields that are set: smaller rows, and quicker to read back
+        data = {k: v for k, v in response.to_dict().items() if v is not None and k != "cached"}
         with self._lock:
             self._pending.append((key, json.dumps(data, ensure_ascii=False)))
             due = time.monotonic() - self._last_flush > _FLUSH_SECONDS

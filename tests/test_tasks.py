@@ -92,6 +92,30 @@ def test_template_missing_field_is_named() -> None:
         get_family("chatml-unknown")
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "質問：{{question}}\n選択肢：{{ choice0 }}、{{choice1}}",
+        "{{question}}",
+        "{{ label }}",
+        "no fields at all",
+        "a stray }} and {{question}} %} stay text",
+        "{{ question | upper }} uses a filter",
+        "{% if label %}yes{% else %}no{% endif %}: {{question}}",
+        "{# a comment #}{{question}}",
+        "{{- question }}  trims",
+        "line\r\nendings {{question}}",
+        "{{ question }}\n",
+    ],
+)
+def test_fast_rendering_matches_jinja(template: str) -> None:
+    import jinja2
+
+    doc = {"question": "犬は？", "choice0": "a", "choice1": None, "label": 0}
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    assert render(template, doc) == env.from_string(template).render(**doc)
+
+
 def test_jcommonsenseqa_prompt_and_fewshot(jglue_dir: Path) -> None:
     task = Task(load_task("jcommonsenseqa"), data_dir=jglue_dir, num_fewshot=3, seed=1)
     docs = task.docs()

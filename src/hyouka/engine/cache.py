@@ -8,13 +8,13 @@ mid-way keeps every answer behind a recorded sample.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from hyouka import jsonio
 from hyouka.models.base import Response
 
 _SCHEMA = """
@@ -31,7 +31,7 @@ _FLUSH_SECONDS = 1.0
 
 
 def _decode(blob: str) -> Response:
-    data = json.loads(blob)
+    data = jsonio.loads(blob)
     try:
         return Response(**data)
     except TypeError:  # a field this version does not know (a newer writer): keep the known ones
@@ -73,9 +73,10 @@ class ResponseCache:
         if not response.ok:
             return
         # only the fields that are set: smaller rows, and quicker to read back
-        data = {k: v for k, v in response.to_dict().items() if v is not None and k != "cached"}
+        data = response.to_dict(compact=True)
+        data.pop("cached", None)
         with self._lock:
-            self._pending.append((key, json.dumps(data, ensure_ascii=False)))
+            self._pending.append((key, jsonio.dumps(data)))
             due = time.monotonic() - self._last_flush > _FLUSH_SECONDS
             if len(self._pending) >= _FLUSH_ROWS or due:
                 self._flush_locked()

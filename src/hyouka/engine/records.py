@@ -7,6 +7,7 @@ import json
 import platform
 import sys
 from collections.abc import Sequence
+from functools import cache
 from importlib import metadata
 from typing import Any
 
@@ -35,7 +36,7 @@ def _params(request: GenerateRequest | ChatRequest) -> dict[str, Any]:
 
 def _compact(response: Response) -> dict[str, Any]:
     """A response's stored form: unset fields are left out (``Response.from_dict`` fills them back)."""
-    return {k: v for k, v in response.to_dict().items() if v is not None and not (k == "cached" and not v)}
+    return response.to_dict(compact=True)
 
 
 def _sum(values: Sequence[float | int | None]) -> float | int | None:
@@ -100,6 +101,12 @@ def config_hash(config: dict[str, Any]) -> str:
 
 def package_versions() -> dict[str, str]:
     """Versions that can change a result, recorded with every run."""
+    return dict(_installed_versions())
+
+
+@cache
+def _installed_versions() -> dict[str, str]:
+    # reading package metadata costs milliseconds, and installed versions do not change under a process
     versions = {"python": sys.version.split()[0], "platform": platform.platform()}
     for name in ("hyouka", "torch", "transformers", "tokenizers", "openai", "fugashi", "unidic-lite", "numpy"):
         try:

@@ -9,15 +9,16 @@ so a run killed halfway loses nothing it already paid for.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from hyouka.jsonio import canonical_bytes
+
 RequestKind = Literal["loglikelihood", "generate", "chat"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GenerationParams:
     """Decoding settings shared by ``generate`` and ``chat`` requests.
 
@@ -33,7 +34,7 @@ class GenerationParams:
     response_format: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LoglikelihoodRequest:
     """Score ``continuation`` given ``context`` (the two are joined as-is)."""
 
@@ -42,7 +43,7 @@ class LoglikelihoodRequest:
     kind: Literal["loglikelihood"] = "loglikelihood"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GenerateRequest:
     """Complete a raw text prompt."""
 
@@ -51,13 +52,13 @@ class GenerateRequest:
     kind: Literal["generate"] = "generate"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     role: Literal["system", "user", "assistant"]
     content: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
     """Answer the last user message of a conversation.
 
@@ -74,7 +75,7 @@ class ChatRequest:
 Request = LoglikelihoodRequest | GenerateRequest | ChatRequest
 
 
-@dataclass
+@dataclass(slots=True)
 class Response:
     """What one call returned, plus what it cost.
 
@@ -99,7 +100,14 @@ class Response:
     def ok(self) -> bool:
         return self.error is None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, compact: bool = False) -> dict[str, Any]:
+        """All fields, or with ``compact`` only those set (``cached`` only when true)."""
+        if compact:
+            return {
+                k: v
+                for k in _RESPONSE_FIELDS
+                if (v := getattr(self, k)) is not None and (v or k != "cached")
+            }
         return {name: getattr(self, name) for name in _RESPONSE_FIELDS}
 
     @classmethod
@@ -199,17 +207,12 @@ def request_payload(request: Request) -> dict[str, Any]:
     return asdict(request)
 
 
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
 def identity_digest(identity: dict[str, Any]) -> bytes:
     """The model-identity part of every cache key, computed once per model."""
-    return hashlib.sha256(_canonical_json(identity).encode("utf-8")).digest()
+    return hashlib.sha256(canonical_bytes(identity)).digest()
 
 
 def request_key(identity: dict[str, Any] | bytes, request: Request) -> str:
     """Stable hash of model identity + request: the response-cache key."""
     prefix = identity if isinstance(identity, bytes) else identity_digest(identity)
-    blob = _canonical_json(request_payload(request)).encode("utf-8")
-    return hashlib.sha256(prefix + blob).hexdigest()
+    return hashlib.sha256(prefix + canonical_bytes(request_payload(request))).hexdigest()

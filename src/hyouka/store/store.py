@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -12,6 +10,7 @@ from sqlalchemy import create_engine, delete, event, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from hyouka import jsonio
 from hyouka.store.schema import AggregateRow, Base, RunRow, SampleRow, utcnow
 
 FINISHED_STATUSES = ("ok", "format_error", "parse_error")
@@ -23,29 +22,6 @@ class RunNotFoundError(LookupError):
 
 def _as_dict(row: Any) -> dict[str, Any]:
     return {column.key: getattr(row, column.key) for column in row.__table__.columns}
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-# one encoder for every JSON column value: ``json.dumps`` with options builds a new one per call
-_ENCODE_STRICT = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
-_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def json_dumps(value: Any) -> str:
-    """JSON for the store's JSON columns: NaN and infinities become null (PostgreSQL's json rejects them)."""
-    try:
-        return _ENCODE_STRICT(value)
-    except ValueError:  # rare: only then walk the value
-        return _ENCODE(_finite(value))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -65,7 +41,9 @@ class Store:
 
             url = store_url()
         self.url = url
-        self.engine: Engine = create_engine(url, json_serializer=json_dumps)
+        self.engine: Engine = create_engine(
+            url, json_serializer=jsonio.dumps, json_deserializer=jsonio.loads  # NaN becomes null, as PostgreSQL needs
+        )
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)

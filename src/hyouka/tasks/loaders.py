@@ -6,11 +6,11 @@ a user can fix bad data without guessing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hyouka import jsonio
 from hyouka.tasks.spec import DatasetSpec
 
 JGLUE_HINT = (
@@ -25,14 +25,25 @@ class DataError(ValueError):
 
 def read_jsonl(path: Path, required_fields: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Parse a JSON-lines file; blank lines are skipped."""
+    try:
+        docs = [jsonio.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    except jsonio.DecodeError:
+        docs = None
+    required = frozenset(required_fields)
+    if docs is not None and all(type(doc) is dict and required <= doc.keys() for doc in docs):
+        return docs
+    return _read_jsonl_line_by_line(path, required_fields)  # slower, and names the first bad line
+
+
+def _read_jsonl_line_by_line(path: Path, required_fields: Sequence[str]) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     with path.open(encoding="utf-8") as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                doc = json.loads(line)
-            except json.JSONDecodeError as exc:
+                doc = jsonio.loads(line)
+            except jsonio.DecodeError as exc:
                 raise DataError(f"{path}:{line_no}: malformed JSON line ({exc.msg} at column {exc.colno})") from exc
             if not isinstance(doc, dict):
                 raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(doc).__name__}")
@@ -49,8 +60,8 @@ def read_jsonl(path: Path, required_fields: Sequence[str] = ()) -> list[dict[str
 def read_squad(path: Path) -> list[dict[str, Any]]:
     """Flatten a SQuAD-format document into one doc per question."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        data = jsonio.loads(path.read_bytes())
+    except jsonio.DecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from exc
     if not isinstance(data, dict) or "data" not in data:
         raise DataError(f"{path}: not a SQuAD-format file (no top-level 'data' list)")

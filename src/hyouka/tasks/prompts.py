@@ -83,23 +83,38 @@ def _compile(source: str) -> jinja2.Template:
     return _ENV.from_string(source)
 
 
-_PLAIN_FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_JINJA_SYNTAX = ("{{", "{%", "{#")
 
 
 @lru_cache(maxsize=512)
-def _lone_field(source: str) -> str | None:
-    """The field name when a template is just ``{{ field }}`` (rendered without Jinja)."""
-    match = _PLAIN_FIELD.fullmatch(source)
-    return match.group(1) if match else None
+def _substitution(source: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """Split a template made only of text and ``{{ field }}`` into (texts, fields), else None.
+
+    Such templates (nearly every task's) are rendered by joining strings, which gives
+    what Jinja gives at a fraction of the cost; anything else goes to Jinja.
+    """
+    if "\r" in source:  # Jinja normalises line endings in template text
+        return None
+    pieces = _FIELD.split(source)
+    texts, fields = tuple(pieces[0::2]), tuple(pieces[1::2])
+    if any(marker in text for text in texts for marker in _JINJA_SYNTAX):
+        return None
+    return texts, fields
 
 
 def render(source: str, doc: Mapping[str, Any]) -> str:
     """Render a Jinja template against a document, naming the missing field on error."""
     if "{" not in source:  # plain text, e.g. most instructions
         return source
-    field = _lone_field(source)
-    if field is not None and field in doc:
-        return str(doc[field])
+    parsed = _substitution(source)
+    if parsed is not None and all(name in doc for name in parsed[1]):
+        texts, fields = parsed
+        out = [texts[0]]
+        for name, text in zip(fields, texts[1:], strict=True):
+            out.append(str(doc[name]))
+            out.append(text)
+        return "".join(out)
     try:
         return _compile(source).render(**doc)
     except jinja2.UndefinedError as exc:

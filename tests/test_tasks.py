@@ -106,12 +106,13 @@ def test_template_missing_field_is_named() -> None:
         "{{- question }}  trims",
         "line\r\nendings {{question}}",
         "{{ question }}\n",
+        "{ braces } {{flag}} {0} {{ items }}",
     ],
 )
 def test_fast_rendering_matches_jinja(template: str) -> None:
     import jinja2
 
-    doc = {"question": "犬は？", "choice0": "a", "choice1": None, "label": 0}
+    doc = {"question": "犬は？", "choice0": "a", "choice1": None, "label": 0, "flag": True, "items": [1, "二"]}
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     assert render(template, doc) == env.from_string(template).render(**doc)
 
@@ -187,3 +188,46 @@ def test_extract_number_and_text() -> None:
     assert extract_number("高い", (0, 5))[1] is None
     assert extract_text("\n小笠原諸島\n次の質問", ("\n\n",)) == ("小笠原諸島", "小笠原諸島")
     assert extract_text("   ", ())[1] is None
+
+
+def test_data_files_are_parsed_once_per_process_and_again_when_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from hyouka.tasks import loaders
+    from hyouka.tasks.loaders import load_split
+    from hyouka.tasks.spec import DatasetSpec
+
+    path = tmp_path / "valid.jsonl"
+    path.write_text('{"id": 1, "text": "一"}\n{"id": 2, "text": "二"}\n', encoding="utf-8")
+    spec = DatasetSpec(files={"valid": "valid.jsonl"}, eval_split="valid", id_field="id", required_fields=["text"])
+    reads: list[Path] = []
+    real_read = loaders._read_file
+
+    def counting_read(spec_: DatasetSpec, p: Path) -> list[dict]:
+        reads.append(p)
+        return real_read(spec_, p)
+
+    monkeypatch.setattr(loaders, "_read_file", counting_read)
+    first = load_split(spec, "valid", data_dir=tmp_path)
+    second = load_split(spec, "valid", data_dir=tmp_path)
+    assert len(reads) == 1 and first == second and first is not second  # a new list, the same docs
+    assert [d["_id"] for d in second] == ["1", "2"]
+
+    path.write_text('{"id": 1, "text": "一"}\n{"id": 3, "text": "三"}\n{"id": 4, "text": "四"}\n', encoding="utf-8")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    third = load_split(spec, "valid", data_dir=tmp_path)
+    assert len(reads) == 2 and [d["_id"] for d in third] == ["1", "3", "4"]
+
+    # other parse options are another entry: a required column the file lacks is still reported
+    strict = spec.model_copy(update={"required_fields": ["text", "label"]})
+    with pytest.raises(DataError, match="missing column"):
+        load_split(strict, "valid", data_dir=tmp_path)
+
+
+def test_non_object_json_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"a": 1}\n[1, 2]\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad.jsonl:2: expected a JSON object, got list"):
+        read_jsonl(path)

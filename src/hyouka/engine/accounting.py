@@ -98,9 +98,9 @@ def latency_summary(latencies: Sequence[float]) -> dict[str, float | None]:
     }
 
 
-def call_rows(samples: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Every stored call of every sample, as response dicts."""
-    return [dict(r) for s in samples for r in (s.get("responses") or [])]
+def call_rows(samples: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Every stored call of every sample, as response dicts (the samples' own: read, never change them)."""
+    return [r for s in samples for r in (s.get("responses") or [])]
 
 
 def run_accounting(

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from hyouka.yamlio import load_yaml
+
 __all__ = ["RUBRIC_DIR", "Rubric", "RubricError", "RubricInput", "builtin_rubric_names", "load_rubric", "prompt_data"]
 
 RUBRIC_DIR = Path(__file__).parent / "rubrics"
@@ -76,7 +78,7 @@ def builtin_rubric_names() -> list[str]:
 
 def _read(path: Path) -> Rubric:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise RubricError(f"cannot read rubric {path}: {exc}") from exc
     if not isinstance(data, dict):
@@ -107,4 +109,4 @@ def load_rubric(name_or_path: str | Path, language: str = "ja") -> Rubric:
 @cache
 def prompt_data(name: str) -> dict[str, Any]:
     """A prompt data file of the rubrics folder (``_frames``, ``_mt_bench``)."""
-    return yaml.safe_load((RUBRIC_DIR / f"_{name}.yaml").read_text(encoding="utf-8"))
+    return load_yaml((RUBRIC_DIR / f"_{name}.yaml").read_text(encoding="utf-8"))

@@ -17,6 +17,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hyouka.yamlio import load_yaml
+
 DEFAULT_PRICES = Path(__file__).with_name("prices.yaml")
 _PATTERN_CHARS = set("*?[")
 
@@ -114,7 +116,7 @@ def _candidates(model: str, identity: dict[str, Any]) -> list[str]:
 
 def _read(path: Path) -> tuple[str, str, dict[str, Price]]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise PricingError(f"cannot read price file {path}: {exc}") from exc
     try:

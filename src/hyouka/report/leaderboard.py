@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from hyouka.store.store import Store
 from hyouka.tasks.registry import SuiteSpec, builtin_suites, load_task
+from hyouka.yamlio import load_yaml
 
 _Z95 = 1.959963984540054
 _SUBJECT_KEYS = ("subject_model", "target_model", "candidate_model", "model_under_test", "evaluated_model")
@@ -258,7 +259,7 @@ def load_suite(name_or_path: str | None) -> SuiteSpec | None:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         try:
-            return SuiteSpec.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+            return SuiteSpec.model_validate(load_yaml(path.read_text(encoding="utf-8")))
         except (ValidationError, yaml.YAMLError) as exc:
             raise ValueError(f"suite file {path} is invalid: {exc}") from exc
     raise ValueError(f"unknown suite {name_or_path!r}; built-in suites: {', '.join(suites)}, or a suite YAML file")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hyouka import jsonio
+from hyouka.tasks.parsed_files import load_parsed
 from hyouka.tasks.spec import DatasetSpec
 
 JGLUE_HINT = (
@@ -132,16 +133,23 @@ def load_split(
     data_dir: Path | None = None,
     data_file: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Documents of one split, each with a stable ``_id``."""
+    """Documents of one split, each with a stable ``_id`` (local files are parsed once per process)."""
     path = resolve_file(spec, split, data_dir, data_file)
     if path is None:
         if spec.hf_path is None:
             raise DataError(f"no data file given for this task. {spec.source_hint or JGLUE_HINT}")
-        docs = _from_hub(spec, split)
-    elif not path.is_file():
+        return _with_ids(spec, _from_hub(spec, split))
+    if not path.is_file():
         raise DataError(f"data file not found: {path}. {spec.source_hint or JGLUE_HINT}")
-    else:
-        docs = _read_file(spec, path)
+    return load_parsed(path, lambda p: _with_ids(spec, _read_file(spec, p)), *_parse_options(spec))
+
+
+def _parse_options(spec: DatasetSpec) -> tuple[str, tuple[str, ...], str | None]:
+    """What, beside the file, decides the parsed documents."""
+    return spec.format, tuple(spec.required_fields), spec.id_field
+
+
+def _with_ids(spec: DatasetSpec, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for index, doc in enumerate(docs):
         doc["_id"] = str(doc[spec.id_field]) if spec.id_field and spec.id_field in doc else str(index)
     return docs

@@ -8,7 +8,7 @@ text. The same task can so be run under several families and compared.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -86,35 +86,42 @@ def _compile(source: str) -> jinja2.Template:
 _FIELD = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _JINJA_SYNTAX = ("{{", "{%", "{#")
 
-
-@lru_cache(maxsize=512)
-def _substitution(source: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """Split a template made only of text and ``{{ field }}`` into (texts, fields), else None.
-
-    Such templates (nearly every task's) are rendered by joining strings, which gives
-    what Jinja gives at a fraction of the cost; anything else goes to Jinja.
-    """
-    if "\r" in source:  # Jinja normalises line endings in template text
-        return None
-    pieces = _FIELD.split(source)
-    texts, fields = tuple(pieces[0::2]), tuple(pieces[1::2])
-    if any(marker in text for text in texts for marker in _JINJA_SYNTAX):
-        return None
-    return texts, fields
+Renderer = Callable[[Mapping[str, Any]], str]
 
 
 def render(source: str, doc: Mapping[str, Any]) -> str:
     """Render a Jinja template against a document, naming the missing field on error."""
+    return _renderer(source)(doc)
+
+
+@lru_cache(maxsize=1024)
+def _renderer(source: str) -> Renderer:
+    """A function rendering ``source``: plain Python for text with ``{{ field }}`` slots, else Jinja.
+
+    Nearly every task template is text and fields only; joining strings gives what
+    Jinja gives for those at a fraction of the cost. A document lacking a field goes to
+    Jinja too, for its error message.
+    """
     if "{" not in source:  # plain text, e.g. most instructions
-        return source
-    parsed = _substitution(source)
-    if parsed is not None and all(name in doc for name in parsed[1]):
-        texts, fields = parsed
-        out = [texts[0]]
-        for name, text in zip(fields, texts[1:], strict=True):
-            out.append(str(doc[name]))
-            out.append(text)
-        return "".join(out)
+        return lambda doc: source
+    pieces = _FIELD.split(source)
+    texts, fields = pieces[0::2], pieces[1::2]
+    if "\r" in source or any(marker in text for text in texts for marker in _JINJA_SYNTAX):
+        return lambda doc: _render_jinja(source, doc)  # Jinja syntax, or line endings Jinja normalises
+    # texts with "{}" slots between them: str.format fills the fields' values in one call
+    layout = "{}".join(text.replace("{", "{{").replace("}", "}}") for text in texts)
+
+    def substitute(doc: Mapping[str, Any]) -> str:
+        try:
+            values = [doc[name] for name in fields]
+        except KeyError:
+            return _render_jinja(source, doc)
+        return layout.format(*values)
+
+    return substitute
+
+
+def _render_jinja(source: str, doc: Mapping[str, Any]) -> str:
     try:
         return _compile(source).render(**doc)
     except jinja2.UndefinedError as exc:

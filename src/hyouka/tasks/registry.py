@@ -5,10 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hyouka.tasks.spec import TaskFileError, TaskSpec, load_task_file
+from hyouka.yamlio import load_yaml
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 SUITES_DIR = Path(__file__).parent / "suites"
@@ -47,7 +47,7 @@ def builtin_suites() -> dict[str, SuiteSpec]:
     suites: dict[str, SuiteSpec] = {}
     for path in sorted(SUITES_DIR.glob("*.yaml")):
         try:
-            suite = SuiteSpec.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+            suite = SuiteSpec.model_validate(load_yaml(path.read_text(encoding="utf-8")))
         except ValidationError as exc:
             raise TaskFileError(f"suite file {path} is invalid:\n{exc}") from exc
         suites[suite.suite] = suite

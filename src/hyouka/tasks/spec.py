@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hyouka.yamlio import load_yaml
+
 Mode = Literal["loglikelihood", "generate"]
 AnswerFormat = Literal["choice", "number", "text"]
 
@@ -112,7 +114,7 @@ def load_task_file(path: str | Path) -> TaskSpec:
     """Read and validate a task YAML file, naming the file in every error."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise TaskFileError(f"cannot read task file {path}: {exc}") from exc
     except yaml.YAMLError as exc:

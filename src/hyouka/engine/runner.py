@@ -234,7 +234,7 @@ def evaluate_task(
     def flush() -> None:
         nonlocal last_flush
         executor.flush()  # cache first: a recorded sample's answers are always cached
-        store.write_samples(run_id, buffer)
+        store.write_samples(run_id, buffer, replace=existing is not None)
         buffer.clear()
         last_flush = time.monotonic()
 

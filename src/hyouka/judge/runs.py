@@ -159,7 +159,7 @@ class RunRecorder:
     def flush(self) -> None:
         for executor in self.executors:
             executor.flush()  # cache first: a recorded sample's answers are always cached
-        self.store.write_samples(self.run_id, self._buffer)
+        self.store.write_samples(self.run_id, self._buffer, replace=self.resumed)
         self._buffer.clear()
         self._last_flush = time.monotonic()
 

@@ -220,3 +220,18 @@ def test_store_json_has_no_nan_for_postgresql(jglue_dir: Path, tmp_path: Path) -
     doc = task.docs()[0]
     scored = task.score(doc, "loglikelihood", [Response(logprob=None), Response(logprob=-2.0), Response(logprob=-3.0)])
     assert scored.prediction == 1 and scored.status == "ok"
+
+
+def test_batched_cache_keys_equal_one_by_one_keys() -> None:
+    from hyouka.models.base import ChatRequest, GenerateRequest, GenerationParams, Message, request_keys
+
+    identity = {"backend": "hf", "model": "tiny", "dtype": "float32"}
+    contexts = ['質問："引用"\\ と\n改行\t\x01😀', "", "plain context"]
+    requests = [LoglikelihoodRequest(c, cont) for c in contexts for cont in ("答え", ' "x"\\', "", "\u2028")]
+    requests += [
+        GenerateRequest("プロンプト", GenerationParams(max_tokens=8, temperature=1e-5, stop=("\n",))),
+        ChatRequest((Message("user", "こんにちは"),), tags=(("turn", "1"),)),
+    ]
+    keys = request_keys(identity, requests)
+    assert keys == [request_key(identity, r) for r in requests]
+    assert len(set(keys)) == len(requests)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from hyouka.engine.cache import ResponseCache
-from hyouka.models.base import Model, Request, Response, dispatch, identity_digest, request_key
+from hyouka.models.base import Model, Request, Response, dispatch, identity_digest, request_key, request_keys
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Executor:
         stream back as the backend produces them, in any order.
         """
         self.stats.requested += len(requests)
-        keys = [self.key(r) for r in requests]
+        keys = request_keys(self._identity, requests)
         positions: dict[str, list[int]] = defaultdict(list)
         for index, key in enumerate(keys):
             positions[key].append(index)

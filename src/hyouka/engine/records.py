@@ -34,14 +34,9 @@ def _params(request: GenerateRequest | ChatRequest) -> dict[str, Any]:
     return {"max_tokens": p.max_tokens, "temperature": p.temperature, "stop": list(p.stop), "seed": p.seed}
 
 
-def _compact(response: Response) -> dict[str, Any]:
-    """A response's stored form: unset fields are left out (``Response.from_dict`` fills them back)."""
-    return response.to_dict(compact=True)
-
-
-def _sum(values: Sequence[float | int | None]) -> float | int | None:
-    present = [v for v in values if v is not None]
-    return sum(present) if present else None
+def _total(responses: Sequence[Response], field: str) -> float | int | None:
+    values = [v for r in responses if (v := getattr(r, field)) is not None]
+    return sum(values) if values else None
 
 
 def sample_record(
@@ -60,7 +55,7 @@ def sample_record(
         "doc": doc,
         "prompt": prompt,
         "requests": [request_summary(r) for r in requests],
-        "responses": [_compact(r) for r in responses],
+        "responses": [r.to_dict(compact=True) for r in responses],
         "output": generated[0] if len(generated) == 1 else None,
         "extracted": scored.extracted,
         "prediction": scored.prediction,
@@ -69,9 +64,9 @@ def sample_record(
         "details": scored.details,
         "status": scored.status,
         "error": scored.error,
-        "latency_s": _sum([r.latency_s for r in responses]),
-        "prompt_tokens": _sum([r.prompt_tokens for r in responses]),
-        "completion_tokens": _sum([r.completion_tokens for r in responses]),
+        "latency_s": _total(responses, "latency_s"),
+        "prompt_tokens": _total(responses, "prompt_tokens"),
+        "completion_tokens": _total(responses, "completion_tokens"),
     }
 
 

@@ -216,3 +216,28 @@ def request_key(identity: dict[str, Any] | bytes, request: Request) -> str:
     """Stable hash of model identity + request: the response-cache key."""
     prefix = identity if isinstance(identity, bytes) else identity_digest(identity)
     return hashlib.sha256(prefix + canonical_bytes(request_payload(request))).hexdigest()
+
+
+def request_keys(identity: dict[str, Any] | bytes, requests: Sequence[Request]) -> list[str]:
+    """:func:`request_key` of each request, hashing a context shared by log-likelihood requests once.
+
+    The canonical JSON of a log-likelihood request starts with its context (keys are sorted:
+    ``context``, ``continuation``, ``kind``), so the hash state after the context is copied
+    for each continuation: the same keys, without rehashing a long few-shot prompt per choice.
+    """
+    prefix = identity if isinstance(identity, bytes) else identity_digest(identity)
+    after_context: dict[str, Any] = {}  # context -> sha256 state over prefix + '{"context":"..."'
+    keys = []
+    for request in requests:
+        if type(request) is not LoglikelihoodRequest:
+            keys.append(request_key(prefix, request))
+            continue
+        state = after_context.get(request.context)
+        if state is None:
+            state = after_context[request.context] = hashlib.sha256(
+                prefix + b'{"context":' + canonical_bytes(request.context)
+            )
+        digest = state.copy()
+        digest.update(b',"continuation":' + canonical_bytes(request.continuation) + b',"kind":"loglikelihood"}')
+        keys.append(digest.hexdigest())
+    return keys

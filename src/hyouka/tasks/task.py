@@ -166,7 +166,7 @@ class Task:
             # a logprob stored as null (NaN or -inf in a JSON column) counts as the least likely
             logprobs = [float(r.logprob) if r.logprob is not None else -math.inf for r in responses]
             prediction: Any = max(range(len(logprobs)), key=logprobs.__getitem__)
-            extracted = self.choices(doc)[prediction]
+            extracted = render((self.spec.doc_to_choice or [])[prediction], doc)
             details["logprobs"] = logprobs
             details["is_greedy"] = [r.is_greedy for r in responses]
         else:

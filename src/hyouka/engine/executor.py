@@ -44,24 +44,28 @@ class Executor:
         """
         self.stats.requested += len(requests)
         keys = request_keys(self._identity, requests)
-        positions: dict[str, list[int]] = defaultdict(list)
+        first: dict[str, int] = {}  # key -> position of its first request
+        repeats: dict[str, list[int]] = defaultdict(list)  # key -> positions of identical later requests
         for index, key in enumerate(keys):
-            positions[key].append(index)
+            if first.setdefault(key, index) != index:
+                repeats[key].append(index)
 
-        cached = self.cache.get_many(positions) if self.cache is not None else {}
+        cached = self.cache.get_many(first) if self.cache is not None else {}
         for key, response in cached.items():
             response.cached = True  # a fresh object per lookup: safe to mark
-            for index in positions[key]:
-                self.stats.cache_hits += 1
+            again = repeats.get(key, ())
+            self.stats.cache_hits += 1 + len(again)
+            yield first[key], response
+            for index in again:
                 yield index, response
 
-        missing = [key for key in positions if key not in cached]
         by_kind: dict[str, list[str]] = defaultdict(list)
-        for key in missing:
-            by_kind[requests[positions[key][0]].kind].append(key)
+        for key, index in first.items():
+            if key not in cached:
+                by_kind[requests[index].kind].append(key)
 
         for kind, kind_keys in by_kind.items():
-            batch = [requests[positions[key][0]] for key in kind_keys]
+            batch = [requests[first[key]] for key in kind_keys]
             self.stats.model_calls += len(batch)
             for local_index, response in dispatch(self.model, kind, batch):  # type: ignore[arg-type]
                 key = kind_keys[local_index]
@@ -70,7 +74,8 @@ class Executor:
                         self.cache.put(key, response)
                 else:
                     self.stats.failures += 1
-                for index in positions[key]:
+                yield first[key], response
+                for index in repeats.get(key, ()):
                     yield index, response
 
     def flush(self) -> None:

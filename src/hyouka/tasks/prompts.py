@@ -33,9 +33,14 @@ class PromptFamily:
     stop: tuple[str, ...]
 
     def render(self, instruction: str, shots: Sequence[tuple[str, str]], query_input: str) -> str:
-        parts = [self.shot.format(input=text, answer=answer) for text, answer in shots]
-        parts.append(self.query.format(input=query_input))
-        return self.header.format(instruction=instruction) + self.separator.join(parts)
+        return _prefix(self, instruction, tuple(shots)) + self.query.format(input=query_input)
+
+
+@lru_cache(maxsize=64)
+def _prefix(family: PromptFamily, instruction: str, shots: tuple[tuple[str, str], ...]) -> str:
+    """Header and few-shot examples: the same for every document of a run, so laid out once."""
+    parts = [family.shot.format(input=text, answer=answer) for text, answer in shots]
+    return family.header.format(instruction=instruction) + "".join(part + family.separator for part in parts)
 
 
 PROMPT_FAMILIES: dict[str, PromptFamily] = {

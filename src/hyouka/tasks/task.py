@@ -54,6 +54,7 @@ class Task:
         self._fewshot_pool: list[dict[str, Any]] | None = None
         self._shot_cache: dict[str, tuple[str, str]] = {}
         self._picks: list[int] | None = None
+        self._metrics: dict[str, list[str]] = {}
 
     @property
     def name(self) -> str:
@@ -128,7 +129,7 @@ class Task:
         return cached
 
     def prompt(self, doc: dict[str, Any]) -> str:
-        shots = [self._shot(d) for d in self.fewshot_for(doc)]
+        shots = tuple(self._shot(d) for d in self.fewshot_for(doc))
         instruction = render(self.spec.instruction, doc)
         return self.family.render(instruction, shots, render(self.spec.doc_to_text, doc))
 
@@ -151,6 +152,13 @@ class Task:
         return [GenerateRequest(prompt, params or self.generation_params())]
 
     # -- scoring ------------------------------------------------------------
+    def metric_names(self, mode: Mode) -> list[str]:
+        """The task's metrics in ``mode`` (looked up once per mode)."""
+        names = self._metrics.get(mode)
+        if names is None:
+            names = self._metrics[mode] = self.spec.metrics_for(mode)
+        return names
+
     def score(self, doc: dict[str, Any], mode: Mode, responses: Sequence[Response]) -> Scored:
         """Turn a document's responses into a prediction and per-sample metrics."""
         from hyouka.metrics.registry import sample_score
@@ -180,7 +188,7 @@ class Task:
                 extracted, prediction = extract_text(text, self.family.stop)
         status = "ok" if prediction is not None else "format_error"
         metrics: dict[str, float] = {}
-        for name in self.spec.metrics_for(mode):
+        for name in self.metric_names(mode):
             value = sample_score(name, prediction, reference)
             if value is not None:
                 metrics[name] = value

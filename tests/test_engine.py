@@ -235,3 +235,27 @@ def test_batched_cache_keys_equal_one_by_one_keys() -> None:
     keys = request_keys(identity, requests)
     assert keys == [request_key(identity, r) for r in requests]
     assert len(set(keys)) == len(requests)
+
+
+def test_cache_written_by_an_earlier_version_is_upgraded_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    from hyouka.engine.cache import ResponseCache
+    from hyouka.models.base import Response
+
+    path = tmp_path / "cache.sqlite"
+    old = sqlite3.connect(path)  # the layout before WITHOUT ROWID
+    old.execute("CREATE TABLE responses (key TEXT PRIMARY KEY, response TEXT NOT NULL, "
+                "created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+    old.execute("INSERT INTO responses (key, response) VALUES (?, ?)", ("k1", '{"logprob": -1.5, "is_greedy": true}'))
+    old.commit()
+    old.close()
+
+    cache = ResponseCache(path)
+    assert cache.get_many(["k1", "k2"]) == {"k1": Response(logprob=-1.5, is_greedy=True)}
+    cache.put("k2", Response(text="二"))
+    cache.close()
+    reopened = ResponseCache(path)
+    assert len(reopened) == 2 and reopened.get_many(["k2"])["k2"].text == "二"
+    schema = sqlite3.connect(path).execute("SELECT sql FROM sqlite_master WHERE name='responses'").fetchone()[0]
+    assert "WITHOUT ROWID" in schema

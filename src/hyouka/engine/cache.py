@@ -17,12 +17,13 @@ from pathlib import Path
 from hyouka import jsonio
 from hyouka.models.base import Response
 
+# WITHOUT ROWID: rows live in the key's own b-tree, so a lookup is one search, not two
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS responses (
+CREATE TABLE IF NOT EXISTS {table} (
     key TEXT PRIMARY KEY,
     response TEXT NOT NULL,
     created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
-)
+) WITHOUT ROWID
 """
 
 _CHUNK = 500  # SQLite limits the number of bound parameters per statement
@@ -48,10 +49,21 @@ class ResponseCache:
         self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(_SCHEMA)
-        self._conn.commit()
+        self._create_or_upgrade()
         self._pending: list[tuple[str, str]] = []
         self._last_flush = time.monotonic()
+
+    def _create_or_upgrade(self) -> None:
+        """Create the table; a cache written by an earlier version (a rowid table) is moved over once."""
+        row = self._conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='responses'").fetchone()
+        with self._conn:  # one transaction: a failed upgrade leaves the old table as it was
+            if row is not None and "WITHOUT ROWID" not in row[0].upper():
+                self._conn.execute(_SCHEMA.format(table="responses_upgraded"))
+                self._conn.execute("INSERT INTO responses_upgraded SELECT key, response, created_at FROM responses")
+                self._conn.execute("DROP TABLE responses")
+                self._conn.execute("ALTER TABLE responses_upgraded RENAME TO responses")
+            else:
+                self._conn.execute(_SCHEMA.format(table="responses"))
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Response]:
         """The cached responses among ``keys``."""

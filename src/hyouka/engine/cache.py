@@ -31,7 +31,8 @@ _FLUSH_ROWS = 256
 _FLUSH_SECONDS = 1.0
 
 
-def _decode(blob: str) -> Response:
+def decode_response(blob: str) -> Response:
+    """A cached response from its stored JSON."""
     data = jsonio.loads(blob)
     try:
         return Response(**data)
@@ -67,8 +68,16 @@ class ResponseCache:
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Response]:
         """The cached responses among ``keys``."""
+        return {key: decode_response(blob) for key, blob in self.get_stored(keys).items()}
+
+    def get_stored(self, keys: Iterable[str]) -> dict[str, str]:
+        """The stored JSON of the cached responses among ``keys`` (:func:`decode_response` reads one).
+
+        For callers that decode each response when they need it, so that thousands of
+        responses are not all alive at once.
+        """
         unique = list(dict.fromkeys(keys))
-        found: dict[str, Response] = {}
+        found: dict[str, str] = {}
         with self._lock:
             for start in range(0, len(unique), _CHUNK):
                 chunk = unique[start : start + _CHUNK]
@@ -76,8 +85,7 @@ class ResponseCache:
                 rows = self._conn.execute(
                     f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk
                 ).fetchall()
-                for key, blob in rows:
-                    found[key] = _decode(blob)
+                found.update(rows)
         return found
 
     def put(self, key: str, response: Response) -> None:

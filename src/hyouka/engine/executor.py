@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from hyouka.engine.cache import ResponseCache
+from hyouka.engine.cache import ResponseCache, decode_response
 from hyouka.models.base import Model, Request, Response, dispatch, identity_digest, request_key, request_keys
 
 
@@ -50,9 +50,10 @@ class Executor:
             if first.setdefault(key, index) != index:
                 repeats[key].append(index)
 
-        cached = self.cache.get_many(first) if self.cache is not None else {}
-        for key, response in cached.items():
-            response.cached = True  # a fresh object per lookup: safe to mark
+        cached = self.cache.get_stored(first) if self.cache is not None else {}
+        for key, stored in cached.items():
+            response = decode_response(stored)  # decoded one at a time: each dies with its sample
+            response.cached = True
             again = repeats.get(key, ())
             self.stats.cache_hits += 1 + len(again)
             yield first[key], response

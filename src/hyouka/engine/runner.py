@@ -26,6 +26,7 @@ from hyouka.tasks.task import Task
 ProgressCallback = Callable[[int, int], None]
 _FLUSH_EVERY_S = 1.0
 _FLUSH_EVERY_N = 200
+_KEPT_FOR_SUMMARY = ("sample_index", "status", "prediction", "reference", "responses")
 
 
 class ModeError(ValueError):
@@ -250,7 +251,8 @@ def evaluate_task(
             record = sample_record(index, docs[index], prompts[index], per_sample[index], responses, scored)
             record["cost_usd"] = sample_cost(price.price if price else None, responses)
             buffer.append(record)
-            written.append(record)
+            # what aggregates and accounting read; the rest of the record is freed once written
+            written.append({key: record[key] for key in _KEPT_FOR_SUMMARY})
             completed += 1
             if progress:
                 progress(completed, len(docs))

@@ -47,10 +47,11 @@ class SampleRow(Base):
     """One scored document of a run: prompt, output, answer, gold, metrics, status, cost."""
 
     __tablename__ = "samples"
+    # the unique (run_id, sample_index) index also serves lookups by run_id: no second index to update
     __table_args__ = (UniqueConstraint("run_id", "sample_index"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     sample_index: Mapped[int] = mapped_column(Integer)
     doc_id: Mapped[str] = mapped_column(String(256))
     doc: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

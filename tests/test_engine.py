@@ -259,3 +259,17 @@ def test_cache_written_by_an_earlier_version_is_upgraded_in_place(tmp_path: Path
     assert len(reopened) == 2 and reopened.get_many(["k2"])["k2"].text == "二"
     schema = sqlite3.connect(path).execute("SELECT sql FROM sqlite_master WHERE name='responses'").fetchone()[0]
     assert "WITHOUT ROWID" in schema
+
+
+def test_compact_response_keeps_every_set_field() -> None:
+    from dataclasses import fields
+
+    from hyouka.models.base import Response
+
+    values = {"text": "答え", "logprob": -1.5, "is_greedy": False, "prompt_tokens": 12, "completion_tokens": 0,
+              "latency_s": 0.25, "ttft_s": 0.05, "finish_reason": "stop", "error": "boom", "error_type": "api_error",
+              "cached": True}
+    assert set(values) == {f.name for f in fields(Response)}  # a new field must be added here and to _compact
+    full = Response(**values)
+    assert full.to_dict(compact=True) == values and Response.from_dict(full.to_dict(compact=True)) == full
+    assert Response(logprob=-2.0, is_greedy=False).to_dict(compact=True) == {"logprob": -2.0, "is_greedy": False}

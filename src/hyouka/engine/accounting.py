@@ -111,31 +111,47 @@ def run_accounting(
 ) -> dict[str, Any]:
     """Totals, latency percentiles and throughput of a run's calls, from its stored samples."""
     calls = call_rows(samples)
-    ok = [c for c in calls if c.get("error") is None]
-    fresh = [c for c in ok if not c.get("cached")]
-    latencies = [float(c["latency_s"]) for c in ok if c.get("latency_s") is not None]
-    ttfts = [float(c["ttft_s"]) for c in ok if c.get("ttft_s") is not None]
-    prompt = sum(int(c.get("prompt_tokens") or 0) for c in ok)
-    completion = sum(int(c.get("completion_tokens") or 0) for c in ok)
     the_price = price.price if price else None
-    costs = [response_cost(the_price, c) for c in ok]
-    fresh_costs = [response_cost(the_price, c) for c in fresh]
+    n_ok = n_fresh = prompt = completion = n_unpriced = 0
+    latencies: list[float] = []
+    ttfts: list[float] = []
+    costs: list[float] = []
+    fresh_costs: list[float] = []
+    for call in calls:  # one pass: a run can hold hundreds of thousands of calls
+        if call.get("error") is not None:
+            continue
+        n_ok += 1
+        fresh = not call.get("cached")
+        n_fresh += fresh
+        if (latency := call.get("latency_s")) is not None:
+            latencies.append(float(latency))
+        if (ttft := call.get("ttft_s")) is not None:
+            ttfts.append(float(ttft))
+        prompt += int(call.get("prompt_tokens") or 0)
+        completion += int(call.get("completion_tokens") or 0)
+        cost = response_cost(the_price, call)
+        if cost is None:
+            n_unpriced += 1
+            continue
+        costs.append(cost)
+        if fresh:
+            fresh_costs.append(cost)
     busy = math.fsum(latencies)
     summary: dict[str, Any] = {
         "n_calls": len(calls),
-        "n_failed_calls": len(calls) - len(ok),
-        "n_cached_calls": len(ok) - len(fresh),
+        "n_failed_calls": len(calls) - n_ok,
+        "n_cached_calls": n_ok - n_fresh,
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "cost_usd": math.fsum(c for c in costs if c is not None) if price else None,
-        "spent_usd": math.fsum(c for c in fresh_costs if c is not None) if price else None,
-        "n_unpriced_calls": sum(c is None for c in costs) if price else len(ok),
+        "cost_usd": math.fsum(costs) if price else None,
+        "spent_usd": math.fsum(fresh_costs) if price else None,
+        "n_unpriced_calls": n_unpriced,
         "latency_s": latency_summary(latencies),
         "ttft_s": latency_summary(ttfts) if ttfts else None,
         "busy_s": busy,
         "completion_tokens_per_s": completion / busy if busy > 0 else None,
-        "calls_per_s": len(fresh) / duration_s if duration_s and fresh else None,
+        "calls_per_s": n_fresh / duration_s if duration_s and n_fresh else None,
         "price": price.to_dict() if price else None,
     }
     return summary

@@ -24,6 +24,10 @@ def _as_dict(row: Any) -> dict[str, Any]:
     return {column.key: getattr(row, column.key) for column in row.__table__.columns}
 
 
+# built once: SQLAlchemy memoizes a statement's compiled form and cache key on the object
+_INSERT_SAMPLES = insert(SampleRow.__table__)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # sample rows run to kilobytes (prompts, responses): 16 KiB pages hold several each, where the
@@ -123,7 +127,7 @@ class Store:
                 indices = [r["sample_index"] for r in records]
                 s.execute(delete(SampleRow).where(SampleRow.run_id == run_id, SampleRow.sample_index.in_(indices)))
             # Core insert on the table: the ORM's bulk path adds per-row bookkeeping a plain insert skips
-            s.execute(insert(SampleRow.__table__), [{"run_id": run_id, **record} for record in records])
+            s.execute(_INSERT_SAMPLES, [{"run_id": run_id, **record} for record in records])
 
     def finished_indices(self, run_id: str) -> set[int]:
         """Samples that need no more model calls (failed calls are retried on resume)."""

@@ -273,3 +273,25 @@ def test_compact_response_keeps_every_set_field() -> None:
     full = Response(**values)
     assert full.to_dict(compact=True) == values and Response.from_dict(full.to_dict(compact=True)) == full
     assert Response(logprob=-2.0, is_greedy=False).to_dict(compact=True) == {"logprob": -2.0, "is_greedy": False}
+
+
+def test_sqlite_driver_inserts_store_what_the_core_insert_stores(tmp_path: Path) -> None:
+    from hyouka.store.store import Store
+
+    records = [
+        {"sample_index": 0, "doc_id": "a", "doc": {"q": "問"}, "prompt": "p", "requests": [{"kind": "generate"}],
+         "responses": [{"text": "答", "latency_s": 0.5}], "output": "答", "extracted": "答", "prediction": None,
+         "reference": ["答"], "metrics": {"em": 1.0}, "details": {"nan": float("nan")}, "status": "ok",
+         "error": None, "latency_s": 0.5, "prompt_tokens": 3, "completion_tokens": 1, "cost_usd": None},
+    ]
+    records.append({**dict.fromkeys(records[0]), "sample_index": 1, "doc_id": "b", "prompt": "", "status": "api_error",
+                    "error": "boom"})  # a failed sample: every value unset
+    stored = []
+    for driver_inserts in (True, False):
+        store = Store(f"sqlite:///{tmp_path / f'{driver_inserts}.sqlite'}")
+        store._driver_inserts = driver_inserts
+        run_id = store.create_run(model="m", task="t", config={}, config_hash="h", model_identity={}, versions={})
+        store.write_samples(run_id, records, replace=False)
+        stored.append([{k: v for k, v in s.items() if k not in ("id", "run_id")} for s in store.samples(run_id)])
+    assert stored[0] == stored[1]
+    assert stored[0][0]["details"] == {"nan": None} and stored[0][1]["doc"] is None

@@ -113,6 +113,16 @@ def _renderer(source: str) -> Renderer:
     texts, fields = pieces[0::2], pieces[1::2]
     if "\r" in source or any(marker in text for text in texts for marker in _JINJA_SYNTAX):
         return lambda doc: _render_jinja(source, doc)  # Jinja syntax, or line endings Jinja normalises
+    if texts == ["", ""]:  # the whole template is one field, as answer choices and targets usually are
+        (field,) = fields
+
+        def lone_field(doc: Mapping[str, Any]) -> str:
+            try:
+                return str(doc[field])
+            except KeyError:
+                return _render_jinja(source, doc)
+
+        return lone_field
     # texts with "{}" slots between them: str.format fills the fields' values in one call
     layout = "{}".join(text.replace("{", "{{").replace("}", "}}") for text in texts)
 

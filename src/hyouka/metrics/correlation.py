@@ -8,9 +8,9 @@ Anything else wrong with the input (length mismatch, NaN or infinite values) rai
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "average_ranks_codes",
@@ -48,25 +48,32 @@ def degenerate_reason(x: ArrayLike, y: ArrayLike) -> str | None:
     return None
 
 
+def _stats() -> ModuleType:
+    """``scipy.stats``, imported on first use: it takes most of a second, and most runs never correlate."""
+    from scipy import stats
+
+    return stats
+
+
 def pearson(x: ArrayLike, y: ArrayLike) -> float:
     """Pearson's r; NaN when fewer than two pairs or a vector is constant."""
     if degenerate_reason(x, y):
         return float("nan")
-    return float(stats.pearsonr(*_as_pair(x, y)).statistic)
+    return float(_stats().pearsonr(*_as_pair(x, y)).statistic)
 
 
 def spearman(x: ArrayLike, y: ArrayLike) -> float:
     """Spearman's rho (ties get average ranks); NaN when degenerate."""
     if degenerate_reason(x, y):
         return float("nan")
-    return float(stats.spearmanr(*_as_pair(x, y)).statistic)
+    return float(_stats().spearmanr(*_as_pair(x, y)).statistic)
 
 
 def kendall(x: ArrayLike, y: ArrayLike) -> float:
     """Kendall's tau-b; NaN when degenerate."""
     if degenerate_reason(x, y):
         return float("nan")
-    return float(stats.kendalltau(*_as_pair(x, y)).statistic)
+    return float(_stats().kendalltau(*_as_pair(x, y)).statistic)
 
 
 def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
-MAX_SOURCE_BYTES = 256 * 1024 * 1024
+MAX_SOURCE_BYTES = 64 * 1024 * 1024  # parsed, documents take several times their file size
 
 Docs = list[dict[str, Any]]
 _entries: OrderedDict[tuple[Hashable, ...], tuple[int, Docs]] = OrderedDict()

@@ -184,6 +184,10 @@ def test_extract_choice() -> None:
 def test_extract_number_and_text() -> None:
     assert extract_number("３．５", (0, 5))[1] == 3.5
     assert extract_number("類似度は4です", (0, 5))[1] == 4.0
+    assert extract_number("文1と文2の類似度は4", (0, 5))[1] == 4.0  # "文1" labels a sentence
+    assert extract_number("文１と文２の類似度：３．５", (0, 5))[1] == 3.5
+    assert extract_number("約4", (0, 5))[1] == 4.0  # only glued numbers: the first
+    assert extract_number("-1.5", (-5, 5))[1] == -1.5
     assert extract_number("7", (0, 5))[1] is None
     assert extract_number("高い", (0, 5))[1] is None
     assert extract_text("\n小笠原諸島\n次の質問", ("\n\n",)) == ("小笠原諸島", "小笠原諸島")

@@ -12,6 +12,8 @@ import unicodedata
 from collections.abc import Sequence
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
+# a number right after a Latin letter or a kanji labels something ("文1", "A2"): not the answer
+_UNLABELLED_NUMBER = re.compile(r"(?<![A-Za-z\u3400-\u4dbf\u4e00-\u9fff])[-+]?\d+(?:\.\d+)?")
 _EDGE_PUNCT = " \t\r\n。、．，.,:：;；「」『』\"'()（）[]【】"
 
 
@@ -49,9 +51,14 @@ def extract_choice(text: str, choices: Sequence[str]) -> tuple[str, int | None]:
 
 
 def extract_number(text: str, value_range: tuple[float, float] | None = None) -> tuple[str, float | None]:
-    """The first number in the answer line (full-width digits accepted), checked against a range."""
+    """The answer line's first number that is no label (full-width digits accepted), checked against a range.
+
+    "文1と文2の類似度は4" reads as 4: numbers glued to a letter or kanji ("文1") name things.
+    When every number is glued ("約4"), the first one is taken.
+    """
     line = first_line(text)
-    match = _NUMBER.search(unicodedata.normalize("NFKC", line))
+    normalized = unicodedata.normalize("NFKC", line)
+    match = _UNLABELLED_NUMBER.search(normalized) or _NUMBER.search(normalized)
     if match is None:
         return line, None
     value = float(match.group())

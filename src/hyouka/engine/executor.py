@@ -51,14 +51,17 @@ class Executor:
                 repeats[key].append(index)
 
         cached = self.cache.get_stored(first) if self.cache is not None else {}
-        for key, stored in cached.items():
+        for key, index in first.items():  # in request order: a document's answers arrive together
+            stored = cached.get(key)
+            if stored is None:
+                continue
             response = decode_response(stored)  # decoded one at a time: each dies with its sample
             response.cached = True
             again = repeats.get(key, ())
             self.stats.cache_hits += 1 + len(again)
-            yield first[key], response
-            for index in again:
-                yield index, response
+            yield index, response
+            for repeat in again:
+                yield repeat, response
 
         by_kind: dict[str, list[str]] = defaultdict(list)
         for key, index in first.items():

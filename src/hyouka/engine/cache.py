@@ -55,9 +55,14 @@ class ResponseCache:
         self._last_flush = time.monotonic()
 
     def _create_or_upgrade(self) -> None:
-        """Create the table; a cache written by an earlier version (a rowid table) is moved over once."""
-        row = self._conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='responses'").fetchone()
-        with self._conn:  # one transaction: a failed upgrade leaves the old table as it was
+        """Create the table; a cache written by an earlier version (a rowid table) is moved over once.
+
+        The check and the move are one write transaction, so a second process opening the
+        same file meanwhile waits and then finds the new table; a failed move changes nothing.
+        """
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='responses'").fetchone()
             if row is not None and "WITHOUT ROWID" not in row[0].upper():
                 self._conn.execute(_SCHEMA.format(table="responses_upgraded"))
                 self._conn.execute("INSERT INTO responses_upgraded SELECT key, response, created_at FROM responses")
@@ -65,6 +70,10 @@ class ResponseCache:
                 self._conn.execute("ALTER TABLE responses_upgraded RENAME TO responses")
             else:
                 self._conn.execute(_SCHEMA.format(table="responses"))
+            self._conn.commit()
+        except BaseException:
+            self._conn.rollback()
+            raise
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Response]:
         """The cached responses among ``keys``."""

@@ -118,7 +118,7 @@ def estimate_task(
             n_requests += 1
             adapted = adapt_request(request, model, use_chat)
             unique.setdefault(executor.key(adapted), adapted)
-    cached = executor.cache.get_many(unique) if executor.cache is not None else {}
+    cached = executor.cache.get_stored(unique) if executor.cache is not None else {}  # membership only: no decoding
     to_call = [r for k, r in unique.items() if k not in cached]
 
     prompt_tokens = completion_tokens = 0

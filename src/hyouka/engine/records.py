@@ -34,9 +34,17 @@ def _params(request: GenerateRequest | ChatRequest) -> dict[str, Any]:
     return {"max_tokens": p.max_tokens, "temperature": p.temperature, "stop": list(p.stop), "seed": p.seed}
 
 
-def _total(responses: Sequence[Response], field: str) -> float | int | None:
-    values = [v for r in responses if (v := getattr(r, field)) is not None]
-    return sum(values) if values else None
+def _totals(responses: Sequence[Response]) -> tuple[float | None, int | None, int | None]:
+    """Summed latency, prompt and completion tokens of a sample's calls; ``None`` where no call reported one."""
+    latency = prompt = completion = None
+    for r in responses:
+        if r.latency_s is not None:
+            latency = r.latency_s if latency is None else latency + r.latency_s
+        if r.prompt_tokens is not None:
+            prompt = r.prompt_tokens if prompt is None else prompt + r.prompt_tokens
+        if r.completion_tokens is not None:
+            completion = r.completion_tokens if completion is None else completion + r.completion_tokens
+    return latency, prompt, completion
 
 
 def sample_record(
@@ -49,6 +57,7 @@ def sample_record(
 ) -> dict[str, Any]:
     """Everything the store keeps for one sample; `hyouka score` recomputes from it alone."""
     generated = [r.text for r in responses if r.text is not None]
+    latency, prompt_tokens, completion_tokens = _totals(responses)
     return {
         "sample_index": index,
         "doc_id": str(doc.get("_id", index)),
@@ -64,9 +73,9 @@ def sample_record(
         "details": scored.details,
         "status": scored.status,
         "error": scored.error,
-        "latency_s": _total(responses, "latency_s"),
-        "prompt_tokens": _total(responses, "prompt_tokens"),
-        "completion_tokens": _total(responses, "completion_tokens"),
+        "latency_s": latency,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
     }
 
 

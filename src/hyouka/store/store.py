@@ -26,11 +26,6 @@ def _as_dict(row: Any) -> dict[str, Any]:
 
 # built once: SQLAlchemy memoizes a statement's compiled form and cache key on the object
 _INSERT_SAMPLES = insert(SampleRow.__table__)
-_SAMPLE_COLUMNS = tuple(c.name for c in SampleRow.__table__.columns if c.name != "id")
-_JSON_COLUMNS = frozenset(c.name for c in SampleRow.__table__.columns if isinstance(c.type, JSON))
-_SQLITE_INSERT_SAMPLES = (
-    f"INSERT INTO samples ({', '.join(_SAMPLE_COLUMNS)}) VALUES ({', '.join('?' * len(_SAMPLE_COLUMNS))})"
-)
 
 
 def _column_default(column: Any) -> Any:
@@ -40,16 +35,23 @@ def _column_default(column: Any) -> Any:
     return default.arg(None) if default.is_callable else default.arg  # callables (dict, list) take a context
 
 
-_SAMPLE_DEFAULTS = {c.name: _column_default(c) for c in SampleRow.__table__.columns}
+# a record's columns: name, the default where a record leaves it out, and whether it holds JSON
+_SAMPLE_FIELDS = tuple(
+    (c.name, _column_default(c), isinstance(c.type, JSON))
+    for c in SampleRow.__table__.columns
+    if c.name not in ("id", "run_id")
+)
+_SAMPLE_COLUMNS = ("run_id", *(name for name, _, _ in _SAMPLE_FIELDS))
+_SQLITE_INSERT_SAMPLES = (
+    f"INSERT INTO samples ({', '.join(_SAMPLE_COLUMNS)}) VALUES ({', '.join('?' * len(_SAMPLE_COLUMNS))})"
+)
 
 
 def _sample_row(run_id: str, record: dict[str, Any]) -> tuple[Any, ...]:
     """A record as the driver's parameters: column defaults filled in, JSON encoded as SQLAlchemy's JSON type."""
-    row = []
-    for name in _SAMPLE_COLUMNS:
-        value = run_id if name == "run_id" else record.get(name, _SAMPLE_DEFAULTS[name])
-        row.append(jsonio.dumps(value) if name in _JSON_COLUMNS else value)
-    return tuple(row)
+    get, dumps = record.get, jsonio.dumps
+    values = [dumps(get(name, default)) if is_json else get(name, default) for name, default, is_json in _SAMPLE_FIELDS]
+    return (run_id, *values)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -80,6 +80,8 @@ def response_cost(price: Price | None, response: Response | Mapping[str, Any]) -
 
 def sample_cost(price: Price | None, responses: Iterable[Response | Mapping[str, Any]]) -> float | None:
     """Sum of a sample's call costs; ``None`` when no call could be priced."""
+    if price is None:
+        return None
     costs = [c for c in (response_cost(price, r) for r in responses) if c is not None]
     return math.fsum(costs) if costs else None
 
@@ -129,7 +131,7 @@ def run_accounting(
             ttfts.append(float(ttft))
         prompt += int(call.get("prompt_tokens") or 0)
         completion += int(call.get("completion_tokens") or 0)
-        cost = response_cost(the_price, call)
+        cost = response_cost(the_price, call) if the_price is not None else None
         if cost is None:
             n_unpriced += 1
             continue

@@ -231,8 +231,35 @@ def test_identity(model, tiny_model_dir: Path) -> None:
     assert HFModel(str(tiny_model_dir), device="cpu").identity() == ident
     json.dumps(ident)
     hub = HFModel(str(tiny_model_dir), device="cpu")
-    hub.model.config._commit_hash = "0123abcd" * 5  # what from_pretrained records for a hub snapshot
+    hub.config._commit_hash = "0123abcd" * 5  # what from_pretrained records for a hub snapshot
     assert hub.identity()["revision"] == "0123abcd" * 5
+
+
+def test_weights_load_on_first_forward_pass(tiny_model_dir: Path) -> None:
+    from hyouka.models.hf import HFModel
+
+    lazy = HFModel(str(tiny_model_dir), device="cpu")
+    before = lazy.identity()
+    assert lazy._model is None  # identity (the cache keys) needs the config and tokenizer only
+    (scored,) = collect(lazy.loglikelihood([LoglikelihoodRequest("質問：", "答え")]), 1)
+    assert scored.ok and scored.logprob < 0
+    assert lazy._model is not None and lazy.model.dtype == lazy.dtype
+    assert HFModel(str(tiny_model_dir), device="cpu").identity() == before == lazy.identity()
+
+
+def test_a_run_answered_from_the_cache_never_loads_the_weights(
+    tiny_model_dir: Path, jglue_dir: Path, store, cache
+) -> None:
+    import hyouka
+    from hyouka.models.hf import HFModel
+
+    options = {"num_fewshot": 1, "limit": 6, "data_dir": jglue_dir, "store": store, "cache": cache}
+    first = hyouka.run(HFModel(str(tiny_model_dir), device="cpu"), "jcommonsenseqa", **options)["jcommonsenseqa"]
+    fresh = HFModel(str(tiny_model_dir), device="cpu")  # a new process's model, say
+    again = hyouka.run(fresh, "jcommonsenseqa", **options)["jcommonsenseqa"]
+    assert first.model_calls == 30 and again.model_calls == 0 and again.cache_hits == 30
+    assert again.aggregates["acc"]["value"] == first.aggregates["acc"]["value"]
+    assert fresh._model is None
 
 
 def test_registry_loads_hf_spec(tiny_model_dir: Path) -> None:

@@ -1,7 +1,9 @@
 """The ``hf:`` backend: local or hub transformers causal LMs, run in-process.
 
 ``HFModel("rinna/japanese-gpt-neox-3.6b")`` or ``HFModel("/path/to/checkpoint")``. torch and
-transformers are imported when a model is built, never at ``import hyouka`` time.
+transformers are imported when a model is built, never at ``import hyouka`` time. Building one
+reads the tokenizer and config, which settle its identity (the response-cache keys); the weights
+are loaded on the first forward pass, so a run answered wholly from the cache never loads them.
 
 Batching and accounting
 -----------------------
@@ -72,7 +74,7 @@ class HFModel:
     ) -> None:
         require_hf()
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
@@ -88,25 +90,20 @@ class HFModel:
         self.tokenizer = AutoTokenizer.from_pretrained(
             name_or_path, revision=revision, trust_remote_code=trust_remote_code
         )
-        self.model = AutoModelForCausalLM.from_pretrained(
-            name_or_path,
-            revision=revision,
-            trust_remote_code=trust_remote_code,
-            **{_dtype_kwarg(): _pick_dtype(torch, dtype, self.device, name_or_path, revision, trust_remote_code)},
-            **({"attn_implementation": attn_implementation} if attn_implementation else {}),
-        )
-        self.model.to(self.device).eval()
-        self.dtype = self.model.dtype
-        self.max_length = int(max_length or _model_max_length(self.model.config, self.tokenizer))
+        # the config and tokenizer settle the identity (cache keys); the weights wait for the first forward pass
+        self.config = AutoConfig.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+        self.dtype = _pick_dtype(torch, dtype, self.device, self.config)
+        self.max_length = int(max_length or _model_max_length(self.config, self.tokenizer))
         self._revision = revision
+        self._load_options: dict[str, Any] = {
+            "revision": revision,
+            "trust_remote_code": trust_remote_code,
+            _dtype_kwarg(): self.dtype,
+            **({"attn_implementation": attn_implementation} if attn_implementation else {}),
+        }
+        self._model: Any = None
+        self._forward: Forward | None = None
         self._prefix = special_prefix(self.tokenizer)
-        pad = self.tokenizer.pad_token_id
-        if pad is None:
-            pad = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
-        self._fwd = Forward(self.model, self.device, int(pad))
-        if scoring == "shared_prefix" and not self._fwd.positions_ok:
-            log.warning("%s takes no position ids; using naive scoring", name_or_path)
-            self.scoring = "naive"
         self._budget = token_budget
         self._identity: dict[str, Any] | None = None
         self.capabilities = Capabilities(
@@ -114,6 +111,35 @@ class HFModel:
             generate=True,
             chat=bool(getattr(self.tokenizer, "chat_template", None)),
         )
+
+    # -- weights ----------------------------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        """The transformers model, loaded on first use: a run answered from the cache never loads it."""
+        self._load()
+        return self._model
+
+    @property
+    def _fwd(self) -> Forward:
+        return self._load()
+
+    def _load(self) -> Forward:
+        """Load the weights once; a model that takes no position ids switches to naive scoring here."""
+        if self._forward is not None:
+            return self._forward
+        from transformers import AutoModelForCausalLM
+
+        log.info("loading %s onto %s", self.name, self.device)
+        model = AutoModelForCausalLM.from_pretrained(self.name, **self._load_options)
+        model.to(self.device).eval()
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
+        self._model, self._forward = model, Forward(model, self.device, int(pad))
+        if self.scoring == "shared_prefix" and not self._forward.positions_ok:
+            log.warning("%s takes no position ids; using naive scoring", self.name)
+            self.scoring = "naive"
+        return self._forward
 
     # -- identity ---------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
@@ -135,7 +161,7 @@ class HFModel:
 
     def _resolved_revision(self) -> str | None:
         """The hub commit the weights came from, else a digest of a local directory's file names and sizes."""
-        commit = getattr(self.model.config, "_commit_hash", None)
+        commit = getattr(self.config, "_commit_hash", None)
         if commit:
             return str(commit)
         path = Path(self.name)
@@ -165,6 +191,7 @@ class HFModel:
                 todo.append(i)
         if not todo:
             return
+        self._load()  # before choosing the scoring mode, which loading can change
         if self.scoring == "shared_prefix":
             yield from self._loglikelihood_shared(pairs, todo)
         else:
@@ -271,7 +298,7 @@ class HFModel:
         if isinstance(self.batch_size, int):
             return self._budget, self.batch_size
         if self._budget is None and self.device.type != "cuda":
-            self._budget = cpu_budget(self.model.config, self.dtype.itemsize)
+            self._budget = cpu_budget(self.config, self.dtype.itemsize)
         return self._budget, None
 
     def _run_batches(
@@ -366,15 +393,12 @@ def _dtype_kwarg() -> str:
     return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
 
 
-def _pick_dtype(torch: Any, dtype: str, device: Any, name: str, revision: str | None, trust: bool) -> Any:
+def _pick_dtype(torch: Any, dtype: str, device: Any, config: Any) -> Any:
     """``auto``: float32 on CPU; on GPU the checkpoint's dtype (bfloat16 if unsupported float16 etc.)."""
     if dtype != "auto":
         return getattr(torch, dtype)
     if device.type == "cpu":
         return torch.float32
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(name, revision=revision, trust_remote_code=trust)
     stored = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
     if isinstance(stored, str):
         stored = getattr(torch, stored, None)

@@ -245,6 +245,9 @@ def test_weights_load_on_first_forward_pass(tiny_model_dir: Path) -> None:
     assert scored.ok and scored.logprob < 0
     assert lazy._model is not None and lazy.model.dtype == lazy.dtype
     assert HFModel(str(tiny_model_dir), device="cpu").identity() == before == lazy.identity()
+    eager = HFModel(str(tiny_model_dir), device="cpu")
+    eager.load()
+    assert eager._model is not None and eager.identity() == before
 
 
 def test_a_run_answered_from_the_cache_never_loads_the_weights(

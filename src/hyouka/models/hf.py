@@ -123,6 +123,10 @@ class HFModel:
     def _fwd(self) -> Forward:
         return self._load()
 
+    def load(self) -> None:
+        """Load the weights now rather than on the first forward pass: to time runs without it, or to fail early."""
+        self._load()
+
     def _load(self) -> Forward:
         """Load the weights once; a model that takes no position ids switches to naive scoring here."""
         if self._forward is not None:

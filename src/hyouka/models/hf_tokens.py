@@ -105,7 +105,9 @@ def encode_pairs(
         chunk = pairs[lo : lo + ENCODE_CHUNK]
         joints = [c + x for c, x in chunk]
         if getattr(tokenizer, "is_fast", False):
-            enc = tokenizer(joints, add_special_tokens=False, return_offsets_mapping=True)
+            enc = tokenizer(
+                joints, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False
+            )
             offsets = enc["offset_mapping"]
             starts = [continuation_start(offs, len(c)) for (c, _), offs in zip(chunk, offsets, strict=True)]
             joint_ids = enc["input_ids"]
@@ -144,7 +146,8 @@ def _truncate(pair: EncodedPair, max_length: int) -> EncodedPair:
 def _encode(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     if not texts:
         return []
-    return [list(x) for x in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    encoded = tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False)
+    return [list(x) for x in encoded["input_ids"]]
 
 
 def encode_prompts(

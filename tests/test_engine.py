@@ -89,6 +89,21 @@ def test_completed_run_again_is_served_from_cache(jglue_dir: Path, store: Store,
     assert second["jnli"].aggregates["acc"]["value"] == first["jnli"].aggregates["acc"]["value"]
 
 
+def test_garbage_is_collected_after_model_calls_not_after_a_cached_run(
+    jglue_dir: Path, store: Store, cache: ResponseCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    full_passes: list[int] = []
+    collect = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *args: full_passes.append(1) or collect(*args))
+    options = {"limit": 10, "data_dir": jglue_dir, "store": store, "cache": cache}
+    assert hyouka.run(ScriptedModel(), "jnli", **options)["jnli"].model_calls == 30
+    assert len(full_passes) == 1  # paid once, after the model calls
+    assert hyouka.run(ScriptedModel(), "jnli", **options)["jnli"].model_calls == 0
+    assert len(full_passes) == 1  # a run served from the cache pays none
+
+
 def test_generation_scoring_and_format_errors(jglue_dir: Path, store: Store, cache: ResponseCache) -> None:
     answers = iter(["中立", "含意です", "たぶん", "矛盾"] * 10)
     model = ScriptedModel(answer=lambda prompt: next(answers))

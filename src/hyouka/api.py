@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +185,19 @@ def run(
                 progress=progress(task_name) if progress else None,
             )
         )
+    return _after_model_work(result)
+
+
+def _after_model_work(result: EvalResult) -> EvalResult:
+    """``result``, once a run that called the model has had its garbage collected.
+
+    Model work (tokenising, batching) keeps many objects alive long enough to age, which leaves
+    the collector's full pass nearly due; in a process holding torch it walks some 400k objects
+    (about 0.25 s). Taking it here, after the model calls, spares the next run answered from the
+    cache, which would otherwise pay it several times over its own length.
+    """
+    if any(r.model_calls for r in result.runs):
+        gc.collect()
     return result
 
 
@@ -271,7 +285,7 @@ def resume_run(
     if stored.get("kind", "benchmark") != "benchmark":
         judged = resume_judge_run(stored, store=the_store, cache=_open_cache(cache),
                                   progress=progress(stored["task"]) if progress else None, prices=prices)
-        return EvalResult(model=judged.model, runs=[_judge_run_result(judged)])
+        return _after_model_work(EvalResult(model=judged.model, runs=[_judge_run_result(judged)]))
     require_task_run(stored, "resumed with hyouka.run (`hyouka run --resume`)")
     config = stored["config"]
     table = load_prices(prices)
@@ -304,7 +318,7 @@ def resume_run(
         progress=progress(config["task"]) if progress else None,
         prices=table,
     )
-    return EvalResult(model=config["model"], runs=[result])
+    return _after_model_work(EvalResult(model=config["model"], runs=[result]))
 
 
 def _judge_run_result(judged: JudgeRunResult) -> RunResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,10 @@ from hyouka.tasks.registry import builtin_suites, expand, load_task, task_source
 from hyouka.tasks.task import Task
 
 ProgressFactory = Callable[[str], Callable[[int, int], None]]
+
+# a run that called the model for at least this long ends with a full garbage collection
+# (see _after_model_work); a shorter one would pay too large a share of its own time for it
+COLLECT_AFTER_S = 2.0
 
 
 @dataclass
@@ -125,6 +130,7 @@ def run(
     backend); the MT-Bench folder is ``data_files["ja_mt_bench"]``, ``data_dir`` or
     ``HYOUKA_MT_BENCH_DIR``.
     """
+    started = time.perf_counter()
     if resume:
         return resume_run(resume, store=store, cache=cache, progress=progress, max_cost=max_cost, prices=prices)
     check_mode(mode)  # before a model is loaded
@@ -185,18 +191,18 @@ def run(
                 progress=progress(task_name) if progress else None,
             )
         )
-    return _after_model_work(result)
+    return _after_model_work(result, started)
 
 
-def _after_model_work(result: EvalResult) -> EvalResult:
-    """``result``, once a run that called the model has had its garbage collected.
+def _after_model_work(result: EvalResult, started: float) -> EvalResult:
+    """``result``, once a run that called the model for a while has had its garbage collected.
 
     Model work (tokenising, batching) keeps many objects alive long enough to age, which leaves
     the collector's full pass nearly due; in a process holding torch it walks some 400k objects
-    (about 0.25 s). Taking it here, after the model calls, spares the next run answered from the
-    cache, which would otherwise pay it several times over its own length.
+    (about 0.25 s). Taking it here, after seconds of model calls, spares the next run answered
+    from the cache, which would otherwise pay it several times over its own length.
     """
-    if any(r.model_calls for r in result.runs):
+    if any(r.model_calls for r in result.runs) and time.perf_counter() - started >= COLLECT_AFTER_S:
         gc.collect()
     return result
 
@@ -280,12 +286,13 @@ def resume_run(
     prices: str | Path | PriceTable | None = None,
 ) -> EvalResult:
     """Continue an interrupted or failed run from its stored configuration."""
+    started = time.perf_counter()
     the_store = store if isinstance(store, Store) else Store(store)
     stored = the_store.get_run(run_id)
     if stored.get("kind", "benchmark") != "benchmark":
         judged = resume_judge_run(stored, store=the_store, cache=_open_cache(cache),
                                   progress=progress(stored["task"]) if progress else None, prices=prices)
-        return _after_model_work(EvalResult(model=judged.model, runs=[_judge_run_result(judged)]))
+        return _after_model_work(EvalResult(model=judged.model, runs=[_judge_run_result(judged)]), started)
     require_task_run(stored, "resumed with hyouka.run (`hyouka run --resume`)")
     config = stored["config"]
     table = load_prices(prices)
@@ -318,7 +325,7 @@ def resume_run(
         progress=progress(config["task"]) if progress else None,
         prices=table,
     )
-    return _after_model_work(EvalResult(model=config["model"], runs=[result]))
+    return _after_model_work(EvalResult(model=config["model"], runs=[result]), started)
 
 
 def _judge_run_result(judged: JudgeRunResult) -> RunResult:

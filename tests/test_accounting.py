@@ -255,3 +255,21 @@ def test_streamed_calls_record_time_to_first_token(jglue_dir: Path, store: Store
     assert calls and all(0 < c["ttft_s"] < c["latency_s"] for c in calls)
     ttft = run.extra["accounting"]["ttft_s"]
     assert ttft is not None and 0 < ttft["p50"] <= run.extra["accounting"]["latency_s"]["p50"]
+
+
+def test_sample_totals_skip_calls_that_reported_nothing() -> None:
+    from hyouka.engine.records import sample_record
+    from hyouka.models.base import LoglikelihoodRequest, Response
+    from hyouka.tasks.task import Scored
+
+    requests = [LoglikelihoodRequest("問", c) for c in ("はい", "いいえ", "たぶん")]
+    responses = [
+        Response(logprob=-1.0, latency_s=0.25, prompt_tokens=3, completion_tokens=1),
+        Response(logprob=-2.0, latency_s=0.5, prompt_tokens=4),
+        Response.failure("timed out", "api_error"),
+    ]
+    scored = Scored(0, "はい", 0, {"acc": 1.0}, "ok")
+    record = sample_record(0, {"_id": "q1"}, "問", requests, responses, scored)
+    assert (record["latency_s"], record["prompt_tokens"], record["completion_tokens"]) == (0.75, 7, 1)
+    none = sample_record(0, {"_id": "q1"}, "問", requests[2:], responses[2:], scored)
+    assert (none["latency_s"], none["prompt_tokens"], none["completion_tokens"]) == (None, None, None)

@@ -149,6 +149,27 @@ def test_unshareable_cache_falls_back_to_naive(model_dir: Path, monkeypatch: pyt
     assert got == pytest.approx(expected, abs=1e-5)
 
 
+def test_model_without_position_ids_scores_naively(
+    tmp_path: Path, jglue_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hyouka.models import hf
+    from hyouka.models.hf import HFModel
+    from hyouka.testing.tiny import build_tiny_model
+
+    def forbid(*args, **kwargs):
+        raise AssertionError("shared-prefix scoring needs position ids")
+
+    monkeypatch.setattr(hf, "score_shared", forbid)
+    path = build_tiny_model(tmp_path / "bloom", corpus_dir=jglue_dir, arch="bloom", hidden_size=64, num_layers=2)
+    model = HFModel(str(path), device="cpu", batch_size=4)
+    assert model.scoring == "shared_prefix"  # known only once the weights load, on the first forward pass
+    reqs = requests()
+    got = [r.logprob for r in collect(model.loglikelihood(reqs), len(reqs))]
+    assert model.scoring == "naive"
+    alone = [scores(path, [r], scoring="naive")[0] for r in reqs[:4]]  # one row each: no padding at all
+    assert got[:4] == pytest.approx(alone, abs=1e-5)
+
+
 def test_rows_finishing_early_do_not_change_other_rows(model_dir: Path) -> None:
     from hyouka.models.hf import HFModel
 

@@ -33,7 +33,7 @@ CORPUS_FILES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("jsts-v1.3/train-v1.3.json", ("sentence1", "sentence2")),
 )
 
-ARCHS = ("llama", "gpt_neox")
+ARCHS = ("llama", "gpt_neox", "bloom")  # bloom (ALiBi) takes no position ids
 
 
 def iter_corpus(corpus_dir: Path) -> Iterator[str]:
@@ -92,7 +92,7 @@ def build_tokenizer(corpus_dir: Path, *, vocab_size: int = 8000, chat_template: 
 
 
 def _config(arch: str, vocab_size: int, hidden_size: int, num_layers: int, max_length: int, ids: dict[str, int]):
-    from transformers import GPTNeoXConfig, LlamaConfig
+    from transformers import BloomConfig, GPTNeoXConfig, LlamaConfig
 
     heads = max(1, hidden_size // 32)
     common = {
@@ -109,6 +109,8 @@ def _config(arch: str, vocab_size: int, hidden_size: int, num_layers: int, max_l
         return LlamaConfig(num_key_value_heads=heads, rms_norm_eps=1e-5, **common)
     if arch == "gpt_neox":
         return GPTNeoXConfig(rotary_pct=0.25, use_parallel_residual=True, **common)
+    if arch == "bloom":
+        return BloomConfig(vocab_size=vocab_size, hidden_size=hidden_size, n_layer=num_layers, n_head=heads, **ids)
     raise ValueError(f"unknown tiny arch {arch!r}; choose one of {ARCHS}")
 
 

@@ -131,7 +131,7 @@ def run_accounting(
             ttfts.append(float(ttft))
         prompt += int(call.get("prompt_tokens") or 0)
         completion += int(call.get("completion_tokens") or 0)
-        cost = response_cost(the_price, call) if the_price is not None else None
+        cost = response_cost(the_price, call)
         if cost is None:
             n_unpriced += 1
             continue

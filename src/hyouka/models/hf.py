@@ -134,7 +134,7 @@ class HFModel:
         from transformers import AutoModelForCausalLM
 
         log.info("loading %s onto %s", self.name, self.device)
-        model = AutoModelForCausalLM.from_pretrained(self.name, **self._load_options)
+        model = AutoModelForCausalLM.from_pretrained(self.name, config=self.config, **self._load_options)
         model.to(self.device).eval()
         pad = self.tokenizer.pad_token_id
         if pad is None:

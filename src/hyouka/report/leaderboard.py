@@ -19,14 +19,17 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
-from hyouka.store.store import Store
 from hyouka.tasks.registry import SuiteSpec, builtin_suites, load_task
 from hyouka.yamlio import load_yaml
+
+if TYPE_CHECKING:
+    from hyouka.store.reader import SQLiteReader
+    from hyouka.store.store import Store
 
 _Z95 = 1.959963984540054
 _SUBJECT_KEYS = ("subject_model", "target_model", "candidate_model", "model_under_test", "evaluated_model")
@@ -145,7 +148,7 @@ def _resolve_suite(suite: str | SuiteSpec | None) -> SuiteSpec | None:
 
 
 def build_leaderboard(
-    store: Store,
+    store: Store | SQLiteReader,
     suite: str | SuiteSpec | None = "jglue",
     model: str | None = None,
     *,

@@ -82,11 +82,13 @@ def eval_cmd(
     predictions_column: Annotated[str | None, typer.Option("--predictions-column", help="existing answers")] = None,
     targets_column: Annotated[str | None, typer.Option("--targets-column", help="ground truth")] = None,
     inputs_column: Annotated[str | None, typer.Option("--inputs-column", help="question or prompt")] = None,
-    context_column: Annotated[str | None, typer.Option("--context-column")] = None,
-    id_column: Annotated[str | None, typer.Option("--id-column")] = None,
+    context_column: Annotated[str | None, typer.Option(
+        "--context-column", help="retrieved or given context, for faithfulness metrics")] = None,
+    id_column: Annotated[str | None, typer.Option("--id-column", help="row ids (default: id, question_id…)")] = None,
     language: Annotated[str, typer.Option(help="rubric language: ja or en")] = "ja",
-    max_tokens: Annotated[int, typer.Option("--max-tokens")] = 256,
-    system_prompt: Annotated[str | None, typer.Option("--system-prompt")] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="most tokens per model answer")] = 256,
+    system_prompt: Annotated[str | None, typer.Option(
+        "--system-prompt", help="system message sent to the models before each question")] = None,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N rows")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="endpoint of openai: models")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="environment variable holding the API key")] = None,
@@ -142,15 +144,17 @@ def pairwise_cmd(
     data: Annotated[Path, typer.Option("--data", help="an MT-Bench folder (question.jsonl) or a data file")],
     judge: Annotated[str, typer.Option("--judge", help="judge model: openai:gpt-4o…")],
     predictions: Annotated[str | None, typer.Option(help="A,B: prediction columns instead of models")] = None,
-    inputs_column: Annotated[str | None, typer.Option("--inputs-column")] = None,
+    inputs_column: Annotated[str | None, typer.Option("--inputs-column", help="question or prompt")] = None,
     targets_column: Annotated[str | None, typer.Option("--targets-column", help="reference answers")] = None,
     turns: Annotated[str, typer.Option(help="MT-Bench turns to compare")] = "1,2",
     language: Annotated[str, typer.Option(help="judge prompt language: ja or en")] = "ja",
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens")] = None,
+    max_tokens: Annotated[int | None, typer.Option(
+        "--max-tokens", min=1, help="most tokens per model answer (default: MT-Bench's per category, else 256)")
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="only the first N questions or rows")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="endpoint of openai: models")] = None,
     judge_base_url: JudgeBaseUrlOpt = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the response cache")] = False,
     store: StoreOpt = None,
     format: Format = "table",
 ) -> None:

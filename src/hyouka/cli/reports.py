@@ -33,7 +33,7 @@ def report(
     charts_dir: Annotated[Path | None, typer.Option("--charts-dir", help="also write each chart here")] = None,
     chart_format: Annotated[str, typer.Option("--chart-format", help="png or svg")] = "png",
     max_examples: Annotated[int, typer.Option("--max-examples", help="examples shown per run")] = 200,
-    title: str = "hyouka evaluation report",
+    title: Annotated[str, typer.Option(help="the report's title")] = "hyouka evaluation report",
     store: StoreOpt = None,
 ) -> None:
     """One self-contained report: leaderboard, charts, examples with scores, and run metadata."""
@@ -133,7 +133,7 @@ app.add_typer(export_app, name="export")
 def export_mlflow_cmd(
     runs: RunIds = None,
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="default: MLFLOW_TRACKING_URI")] = None,
-    experiment: str = "hyouka",
+    experiment: Annotated[str, typer.Option(help="MLflow experiment to log into")] = "hyouka",
     prices: PricesOpt = None,
     store: StoreOpt = None,
 ) -> None:
@@ -149,7 +149,7 @@ def export_mlflow_cmd(
 @export_app.command("wandb")
 def export_wandb_cmd(
     runs: RunIds = None,
-    project: str = "hyouka",
+    project: Annotated[str, typer.Option(help="W&B project to log into")] = "hyouka",
     mode: Annotated[str, typer.Option(help="offline (default) or online")] = "offline",
     dir: Annotated[Path | None, typer.Option("--dir", help="where W&B writes its files")] = None,
     prices: PricesOpt = None,

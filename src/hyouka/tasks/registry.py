@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -61,7 +61,7 @@ def _known() -> str:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _builtin_task(name: str) -> TaskSpec:
     return load_task_file(BUILTIN_DIR / f"{name}.yaml")
 

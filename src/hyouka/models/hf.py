@@ -30,6 +30,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,7 +135,8 @@ class HFModel:
         from transformers import AutoModelForCausalLM
 
         log.info("loading %s onto %s", self.name, self.device)
-        model = AutoModelForCausalLM.from_pretrained(self.name, config=self.config, **self._load_options)
+        with _no_progress_bar():  # the run's own progress shows; a second "Loading weights" bar would tear it
+            model = AutoModelForCausalLM.from_pretrained(self.name, config=self.config, **self._load_options)
         model.to(self.device).eval()
         pad = self.tokenizer.pad_token_id
         if pad is None:
@@ -382,6 +384,20 @@ def _ll_response(pair: EncodedPair, score: tuple[float, bool]) -> Response:
         prompt_tokens=pair.cont_start,
         completion_tokens=pair.n_cont,
     )
+
+
+@contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """Transformers' own progress bars off for a while (restored as they were)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _pick_device(torch: Any, device: str) -> str:

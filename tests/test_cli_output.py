@@ -164,3 +164,21 @@ def test_the_python_api_still_names_its_keywords(tmp_path: Path, hyouka_home: Pa
         evaluate(data=data, predictions="answer", metrics="exact_match", cache=False)
     with pytest.raises(ValueError, match=r"targets='nosuch' is not a column"):
         evaluate(data=data, predictions="answer", targets="nosuch", metrics="exact_match", cache=False)
+
+
+def test_progress_shows_samples_done_of_all_and_the_time_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from hyouka.cli import _app
+
+    screen = io.StringIO()
+    monkeypatch.setattr(_app.err, "_console", Console(file=screen, force_terminal=True, width=160))
+    with _app.progress_bars() as progress:
+        update = progress("jcommonsenseqa")
+        for done in range(0, 41, 8):
+            update(done, 40)
+    shown = screen.getvalue()
+    assert "jcommonsenseqa" in shown and "40/40" in shown and "samples" in shown
+    assert "ETA" in shown

@@ -6,17 +6,21 @@ copies of their rows under new ids and model names up to ``--runs`` runs, each w
 samples and aggregates. Then it times, in fresh processes as a user's shell does, the console
 script on ``runs``, ``leaderboard``, ``show <id>`` and ``tasks`` (stdout to a pipe), and
 ``python -c pass`` in the same rounds, interleaved so that a load spike hits both. Each time
-is the median over ``--rounds``; the ratio is a command's median over python's. The last line
-prints every command's median seconds and ratio (goal: each command at most 0.3 s on a quiet
-machine)::
+is the median over ``--rounds`` of the wall time, and of the CPU time the process used (less
+disturbed by a loaded machine); the ratio is a command's median wall over python's. With
+``--before SRC`` (another checkout's ``src`` folder) every command is also timed on that code,
+interleaved in the same rounds, and ``speedup`` is its median wall over this code's. The last
+line prints every command's median seconds and ratios (goal: each command at most 0.3 s wall on
+a quiet machine)::
 
-    python benchmarks/cli_latency.py [--data ../shared/data/jglue-v1.3] [--runs 1000] [--rounds 7]
+    python benchmarks/cli_latency.py [--data ../shared/data/jglue-v1.3] [--runs 1000] [--rounds 7] [--before SRC]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -110,13 +114,20 @@ def hyouka_command() -> list[str]:
     return [script] if script else [sys.executable, "-c", "from hyouka.cli import app; app()"]
 
 
-def wall(cmd: list[str], env: dict[str, str]) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one run of ``cmd``."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
-    return elapsed
+    return elapsed, _children_cpu() - cpu
 
 
 def main() -> None:
@@ -124,34 +135,46 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--before", type=Path, help="src folder of the code to compare with")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "results.sqlite"
         started = time.perf_counter()
         run_id = build_store(db, args.data, args.runs)
-        print(f"store of {args.runs} runs built in {time.perf_counter() - started:.1f} s: {db}")
+        print(f"store of {args.runs} runs built in {time.perf_counter() - started:.1f} s")
         env = {**os.environ, "HYOUKA_HOME": tmp, "HYOUKA_STORE_URL": f"sqlite:///{db}", "COLUMNS": "200"}
+        envs = {"": env}
+        if args.before:
+            envs["before "] = {**env, "PYTHONPATH": str(args.before.resolve())}
         hy = hyouka_command()
-        commands = {
-            "python": [sys.executable, "-c", "pass"],
-            "runs": [*hy, "runs"],
-            "leaderboard": [*hy, "leaderboard"],
-            "show": [*hy, "show", run_id],
-            "tasks": [*hy, "tasks"],
-        }
-        for cmd in commands.values():  # warm the file cache and the bytecode
-            wall(cmd, env)
-        times: dict[str, list[float]] = {name: [] for name in commands}
+        commands = {"runs": [*hy, "runs"], "leaderboard": [*hy, "leaderboard"], "show": [*hy, "show", run_id],
+                    "tasks": [*hy, "tasks"]}
+        cases = {"python": ([sys.executable, "-c", "pass"], env)}
+        for prefix, case_env in envs.items():
+            cases.update({prefix + name: (cmd, case_env) for name, cmd in commands.items()})
+        for cmd, case_env in cases.values():  # warm the file cache and the bytecode
+            timed(cmd, case_env)
+        walls: dict[str, list[float]] = {name: [] for name in cases}
+        cpus: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(args.rounds):
-            for name, cmd in commands.items():
-                times[name].append(wall(cmd, env))
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    base = medians["python"]
-    for name, value in medians.items():
-        print(f"{name:12s} median {value:.3f} s  min {min(times[name]):.3f} s  ratio {value / base:.1f}")
-    print(" ".join(f"{name}_s={value:.3f}" for name, value in medians.items()) + " "
-          + " ".join(f"{name}_ratio={value / base:.1f}" for name, value in medians.items() if name != "python"))
+            for name, (cmd, case_env) in cases.items():
+                w, c = timed(cmd, case_env)
+                walls[name].append(w)
+                cpus[name].append(c)
+    wall_s = {name: statistics.median(values) for name, values in walls.items()}
+    cpu_s = {name: statistics.median(values) for name, values in cpus.items()}
+    base = wall_s["python"]
+    for name in cases:
+        print(f"{name:20s} wall {wall_s[name]:.3f} s (min {min(walls[name]):.3f})  cpu {cpu_s[name]:.3f} s  "
+              f"x python {wall_s[name] / base:.1f}")
+    fields = [f"python_s={base:.3f}"]
+    for name in commands:
+        fields.append(f"{name}_s={wall_s[name]:.3f} {name}_cpu_s={cpu_s[name]:.3f} "
+                      f"{name}_ratio={wall_s[name] / base:.1f}")
+        if args.before:
+            fields.append(f"{name}_speedup={wall_s['before ' + name] / wall_s[name]:.1f}")
+    print(" ".join(fields))
 
 
 if __name__ == "__main__":

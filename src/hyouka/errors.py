@@ -14,13 +14,13 @@ class ArgumentError(ValueError):
     """A missing or bad argument of the Python API.
 
     ``template`` holds ``{keyword}`` placeholders; ``arguments`` maps each keyword to an example
-    value (``"…"`` when there is none to give).
+    value (``"…"`` when there is none to give, ``""`` to name the argument alone).
     """
 
     def __init__(self, template: str, **arguments: str) -> None:
         self.template = template
         self.arguments = arguments
-        super().__init__(self._spell({k: f"{k}={v}" for k, v in arguments.items()}))
+        super().__init__(self._spell({k: f"{k}={v}" if v else k for k, v in arguments.items()}))
 
     def _spell(self, spelled: Mapping[str, str]) -> str:
         return self.template.format(**spelled) if self.arguments else self.template
@@ -31,5 +31,5 @@ class ArgumentError(ValueError):
         for keyword, example in self.arguments.items():
             flag = flags.get(keyword, "--" + keyword.replace("_", "-"))
             value = example.strip("'")  # a shell takes the example unquoted
-            spelled[keyword] = f"{flag} {value}"
+            spelled[keyword] = f"{flag} {value}" if value else flag
         return self._spell(spelled)

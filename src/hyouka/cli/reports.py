@@ -4,7 +4,7 @@
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -31,7 +31,8 @@ def report(
     suite: Annotated[str | None, typer.Option(help="suite name or file: its tasks, weights and metrics")] = None,
     prices: PricesOpt = None,
     charts_dir: Annotated[Path | None, typer.Option("--charts-dir", help="also write each chart here")] = None,
-    chart_format: Annotated[str, typer.Option("--chart-format", help="png or svg")] = "png",
+    chart_format: Annotated[Literal["png", "svg"], typer.Option(
+        "--chart-format", help="image format of the files in --charts-dir")] = "png",
     max_examples: Annotated[int, typer.Option("--max-examples", help="examples shown per run")] = 200,
     title: Annotated[str, typer.Option(help="the report's title")] = "hyouka evaluation report",
     store: StoreOpt = None,
@@ -70,9 +71,9 @@ def report(
 def compare(
     run_a: Annotated[str, typer.Argument(help="baseline run id")],
     run_b: Annotated[str, typer.Argument(help="run id compared with it")],
-    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="only these metrics")] = None,
-    show: Annotated[int, typer.Option(help="changed examples to show")] = 10,
-    resamples: Annotated[int, typer.Option(help="bootstrap resamples")] = 1000,
+    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="compare only this metric (repeatable)")] = None,
+    show: Annotated[int, typer.Option(help="changed examples to print, largest change first", min=0)] = 10,
+    resamples: Annotated[int, typer.Option(help="bootstrap resamples for the intervals (0: none)", min=0)] = 1000,
     store: StoreOpt = None,
     format: Format = "table",
 ) -> None:

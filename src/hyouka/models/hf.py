@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from hyouka.errors import ArgumentError
 from hyouka.models.base import (
     Capabilities,
     ChatRequest,
@@ -78,11 +79,12 @@ class HFModel:
         from transformers import AutoConfig, AutoTokenizer
 
         if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
+            raise ArgumentError(f"{{dtype}} takes one of {', '.join(DTYPES)}, not {dtype!r}", dtype="")
         if scoring not in ("shared_prefix", "naive"):
             raise ValueError(f"scoring must be 'shared_prefix' or 'naive', not {scoring!r}")
         if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive int or 'auto', not {batch_size!r}")
+            raise ArgumentError(f"{{batch_size}} takes a positive number or 'auto', not {batch_size!r}",
+                                batch_size="")
         self.torch = torch
         self.name = name_or_path
         self.scoring: Scoring = scoring

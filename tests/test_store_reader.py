@@ -52,6 +52,8 @@ def test_reads_equal_the_orm_reads(filled: Store) -> None:
         assert reader.samples(run["id"]) == filled.samples(run["id"])
         assert reader.samples(run["id"], indices=[2, 0]) == filled.samples(run["id"], indices=[2, 0])
         assert reader.aggregates(run["id"]) == filled.aggregates(run["id"])
+    many = list(range(-2000, 3))  # more indices than one query may bind
+    assert reader.samples(runs[0]["id"], indices=many) == filled.samples(runs[0]["id"], indices=[0, 1, 2])
     ids = [r["id"] for r in runs]
     assert reader.all_aggregates(ids) == filled.all_aggregates(ids)
     agg = next(iter(reader.aggregates(ids[0]).values()))

@@ -71,7 +71,8 @@ def report(
 def compare(
     run_a: Annotated[str, typer.Argument(help="baseline run id")],
     run_b: Annotated[str, typer.Argument(help="run id compared with it")],
-    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="compare only this metric (repeatable)")] = None,
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", "-m", help="compare only this metric (repeatable)")] = None,
     show: Annotated[int, typer.Option(help="changed examples to print, largest change first", min=0)] = 10,
     resamples: Annotated[int, typer.Option(help="bootstrap resamples for the intervals (0: none)", min=0)] = 1000,
     store: StoreOpt = None,

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 _SQLITE_PREFIXES = ("sqlite:///", "sqlite+pysqlite:///")
 _LOCK_TIMEOUT_S = 30.0
+_CHUNK = 500  # ids bound per query: far below SQLite's limit (999 before 3.32)
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -113,12 +114,14 @@ class SQLiteReader:
     def samples(self, run_id: str, *, indices: Iterable[int] | None = None) -> list[dict[str, Any]]:
         if indices is None:
             return self._select("samples", "run_id = ?", (run_id,), order="sample_index")
-        wanted = list(indices)
-        if not wanted:
-            return []
-        marks = ", ".join("?" * len(wanted))
-        return self._select("samples", f"run_id = ? AND sample_index IN ({marks})", (run_id, *wanted),
-                            order="sample_index")
+        wanted = sorted(set(indices))
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), _CHUNK):  # SQLite's limit on bound parameters
+            chunk = wanted[start:start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            out += self._select("samples", f"run_id = ? AND sample_index IN ({marks})", (run_id, *chunk),
+                                order="sample_index")
+        return out
 
     def aggregates(self, run_id: str) -> dict[str, dict[str, Any]]:
         return {r["metric"]: r for r in self._select("aggregates", "run_id = ?", (run_id,), order="id")}
@@ -126,8 +129,8 @@ class SQLiteReader:
     def all_aggregates(self, run_ids: Iterable[str]) -> dict[str, dict[str, dict[str, Any]]]:
         ids = list(run_ids)
         out: dict[str, dict[str, dict[str, Any]]] = {i: {} for i in ids}
-        for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
-            chunk = ids[start:start + 500]
+        for start in range(0, len(ids), _CHUNK):  # SQLite's limit on bound parameters
+            chunk = ids[start:start + _CHUNK]
             marks = ", ".join("?" * len(chunk))
             for r in self._select("aggregates", f"run_id IN ({marks})", chunk, order="id"):
                 out[r["run_id"]][r["metric"]] = r

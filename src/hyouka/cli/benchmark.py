@@ -226,7 +226,7 @@ def show(
         emit({"run": run, "samples": records}, format, lines=records)
         return
     out = [f"run {run_row['id']}: {clean(run_row['model'])} on {run_row['task']} ({run_row['mode']}), "
-           f"{run_row['status']}, {len(samples)} samples"]
+           f"{run_row['status']}; samples shown: {len(samples)} of {run_row['n_samples']}"]
     for s in samples:
         output = s["output"] if s["output"] is not None else _fmt_logprobs(s["details"].get("logprobs"))
         scores = " ".join(f"{k}={fmt(v, 3)}" for k, v in s["metrics"].items())

@@ -32,6 +32,7 @@ def new_cmd(
     per_rater: Annotated[int, typer.Option("--per-rater", help="items per rater at most")] = 50,
     raters_per_item: Annotated[int, typer.Option("--raters-per-item", help="raters shown each item (k)")] = 3,
     gold: Annotated[Path | None, typer.Option("--gold", help="gold items (.jsonl) that flag careless raters")] = None,
+    gold_every: Annotated[int, typer.Option("--gold-every", help="a gold item every N votes")] = 10,
     store: StoreOpt = None,
     format: Format = "table",
 ) -> None:
@@ -40,7 +41,7 @@ def new_cmd(
 
     try:
         study = new_study(name, _split(runs), kind=kind, per_rater=per_rater, raters_per_item=raters_per_item,
-                          gold=gold, store=store)
+                          gold=gold, gold_every=gold_every, store=store)
     except _ERRORS as exc:
         fail(str(exc))
         return

@@ -137,6 +137,10 @@ def new_study(
     tasks = {r["task"] for r in found}
     if len(tasks) > 1:
         raise ValueError(f"the runs are of different tasks ({', '.join(sorted(tasks))}); a study compares one task")
+    data = {(r["task_hash"], str((r["config"].get("data") or {}).get("sha256"))) for r in found}
+    if len(data) > 1:
+        raise ValueError(f"the runs are of different tasks: task {tasks.pop()} over different data or task versions "
+                         f"(runs {', '.join(r['id'] for r in found)})")
     names = _run_names(found)
     by_run = []
     for run in found:

@@ -191,7 +191,7 @@ def _fastchat_ratings(votes: list[tuple[str, str, str]]) -> dict[str, float]:
     y[: len(votes)][[v[2] == "tie" for v in votes]] = 1.0
     major, minor = (int(p) for p in sklearn.__version__.split(".")[:2])
     unpenalised = {"C": np.inf} if (major, minor) >= (1, 8) else {"penalty": None}
-    coef = LogisticRegression(fit_intercept=False, tol=1e-10, max_iter=10_000, **unpenalised).fit(x, y).coef_[0]
+    coef = LogisticRegression(fit_intercept=False, tol=1e-8, max_iter=10_000, **unpenalised).fit(x, y).coef_[0]
     return dict(zip(models, 1000 + 400 * (coef - coef.mean()), strict=True))
 
 
@@ -268,3 +268,47 @@ def test_agreement_of_people_with_a_pairwise_judge_run_hand_computed(url: str, t
     shown = runner.invoke(app, ["human", "agreement", "people", "--judge-run", judge_run, "--store", url])
     assert shown.exit_code == 0, shown.output
     assert "inconsistency rate: 0.250" in shown.stdout and "0.667" in shown.stdout
+
+
+def _grade(messages: Sequence[Message]) -> str:
+    """A judge grading 5 when the answer is the right one, 2 otherwise."""
+    answer = prompt_of(messages).split("## 評価対象の回答\n")[1].split("\n\n## 出力形式")[0]
+    return json.dumps({"justification": "採点", "score": 5 if answer in set(TABLE["gold"]) else 2})
+
+
+def test_cli_rating_study_and_agreement_with_graded_judge_runs(url: str) -> None:
+    runs = _runs(url)[:2]  # answers x and y
+    made = runner.invoke(app, ["human", "new", "--name", "grades", "--kind", "rating", "--runs", *runs,
+                               "--per-rater", "8", "--raters-per-item", "1", "--store", url])
+    assert made.exit_code == 0, made.output
+    assert "8 items" in made.stdout
+    invited = runner.invoke(app, ["human", "invite", "grades", "--rater", "hana", "--store", url])
+    assert invited.exit_code == 0, invited.output
+    token = invited.stdout.strip().splitlines()[-1]
+    assert len(token) >= 30 and "shown this once" in invited.stderr
+    truth = dict(zip(TABLE["question"], TABLE["gold"], strict=True))
+    given = []
+    while (shown := next_pair("grades", token, store=url)) is not None:
+        assert shown.kind == "rating" and shown.right is None
+        score = 5 if shown.left == truth[shown.question] else (1 if len(given) % 2 else 2)
+        record_vote("grades", token, shown.item_id, score=score, store=url)
+        given.append(score)
+    assert len(given) == 8
+    with pytest.raises(ValueError, match="score from 1 to 5"):
+        record_vote("grades", token, 1, score=6, store=url)
+    graded = [evaluate(None, TABLE, predictions=column, targets="gold", inputs="question", id_column="question_id",
+                       metrics="answer_correctness", judge=ScriptedJudge(_grade), store=url, cache=False).run_id
+              for column in ("x", "y")]
+    result = study_agreement("grades", graded, store=url)
+    report = result["judge_vs_people"]
+    # the judge gives 5 to right answers, 2 to wrong ones; the person 5 to right ones, 2 or 1 to wrong ones
+    wrong = [s for s in given if s != 5]
+    assert report["n"] == 8 and report["exact"] == pytest.approx((8 - wrong.count(1)) / 8)
+    assert report["within_one"] == 1.0
+    ratings = json.loads(runner.invoke(app, ["human", "ratings", "grades", "--store", url, "--format", "json",
+                                             "--rounds", "100"]).stdout)
+    assert [r["n_votes"] for r in ratings["rows"]] == [4, 4], ratings["rows"]
+    assert len({r["model"] for r in ratings["rows"]}) == 2
+    shown_cli = runner.invoke(app, ["human", "agreement", "grades", "--judge-run", graded[0], "--judge-run",
+                                    graded[1], "--store", url])
+    assert shown_cli.exit_code == 0 and "spearman" in shown_cli.stdout

@@ -141,12 +141,14 @@ def _pairwise_verdicts(store: Store, run: dict[str, Any]
 
 
 def _graded_scores(store: Store, run: dict[str, Any]) -> tuple[dict[tuple[str, str], float], dict[str, str]]:
-    """``(key, model) -> score`` from a graded judge run."""
+    """``(key, model) -> score`` from a graded judge run: its ``score`` metric, or its one judge metric."""
     names = {str(n) for n in (run["config"].get("subject_name"), run["config"].get("subject_model")) if n}
     scores: dict[tuple[str, str], float] = {}
     categories: dict[str, str] = {}
     for s in store.samples(run["id"]):
-        value = (s.get("metrics") or {}).get("score")
+        metrics = s.get("metrics") or {}
+        judged = [m for m in (s.get("details") or {}).get("judge") or {} if m in metrics]
+        value = metrics.get("score", metrics[judged[0]] if len(judged) == 1 else None)
         if s["status"] != "ok" or value is None:
             continue
         for key in _keys(s):

@@ -219,19 +219,20 @@ class StudyStore:
             raters = {r.name: r for r in s.scalars(select(RaterRow).where(RaterRow.study_id == study_id))}
             votes = {(v.item_id, v.rater_id): v for v in
                      s.scalars(select(VoteRow).where(VoteRow.study_id == study_id))}
+            fresh_items = {}
             for r in rows:
-                item = items.get((r["key"], r["model_a"], r["model_b"]))
-                if item is None:
-                    item = StudyItemRow(study_id=study_id, key=r["key"], model_a=r["model_a"], model_b=r["model_b"],
-                                        category=r.get("category"))
-                    s.add(item)
-                    s.flush()
-                    items[(item.key, item.model_a, item.model_b)] = item
-                rater = raters.get(r["rater"])
-                if rater is None:
-                    rater = raters[r["rater"]] = RaterRow(study_id=study_id, name=r["rater"], token_hash=None)
-                    s.add(rater)
-                    s.flush()
+                key = (r["key"], r["model_a"], r["model_b"])
+                if key not in items and key not in fresh_items:
+                    fresh_items[key] = StudyItemRow(study_id=study_id, key=key[0], model_a=key[1], model_b=key[2],
+                                                    category=r.get("category"))
+            fresh_raters = {name: RaterRow(study_id=study_id, name=name, token_hash=None)
+                            for name in dict.fromkeys(r["rater"] for r in rows) if name not in raters}
+            s.add_all([*fresh_items.values(), *fresh_raters.values()])
+            s.flush()  # one round trip gives every new item and rater its id
+            items.update(fresh_items)
+            raters.update(fresh_raters)
+            for r in rows:
+                item, rater = items[(r["key"], r["model_a"], r["model_b"])], raters[r["rater"]]
                 vote = votes.get((item.id, rater.id))
                 if vote is None:
                     vote = votes[(item.id, rater.id)] = VoteRow(study_id=study_id, item_id=item.id, rater_id=rater.id)

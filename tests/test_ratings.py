@@ -190,3 +190,17 @@ def test_win_rate_matrix_counts_ties_as_half() -> None:
     assert n[0, 1] == 4 and n[1, 2] == 0
     predicted = predicted_win_rates({"p": 1100.0, "q": 1000.0})
     assert predicted[0, 1] == pytest.approx(1 / (1 + 10 ** (-100 / 400)))
+
+
+def test_rounds_with_an_unbounded_rating_leave_the_other_intervals_alone() -> None:
+    # D has three votes against A: a resample often gives it all wins (or all losses), an unbounded rating
+    votes = ([("A", "B", "a")] * 30 + [("A", "B", "b")] * 20 + [("B", "C", "a")] * 25 + [("B", "C", "b")] * 25
+             + [("D", "A", "a")] * 2 + [("D", "A", "b")])
+    result = bradley_terry(votes, rounds=400, seed=0)
+    # D's resampled votes are about Poisson(3); all wins or all losses (one vote or more) in about 45 % of rounds
+    assert 0.3 < result.n_unconverged / 400 < 0.6
+    rows = {r["model"]: r for r in result.rows()}
+    for model in "ABC":
+        assert rows[model]["ci_high"] - rows[model]["ci_low"] < 300, rows[model]
+    assert rows["D"]["ci_high"] - rows["D"]["ci_low"] > 1000  # the data cannot bound D
+    assert np.isfinite(result.ci_low).all() and np.isfinite(result.ci_high).all()

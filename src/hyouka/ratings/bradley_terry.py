@@ -9,6 +9,8 @@ model is pinned to a rating (Arena pins one model, in every bootstrap round too)
 The fit works on votes aggregated per pair of models and runs Newton's method on the aggregated
 likelihood, every bootstrap round at once: a round is a multinomial resample of the pair-and-outcome
 counts (the same as resampling the votes with replacement) and starts from the full-data fit.
+A round whose resample leaves some rating unbounded (a model that won, or lost, all its resampled
+votes) is counted in ``n_unconverged`` and aligned to the full fit by its median difference.
 """
 
 from __future__ import annotations
@@ -222,6 +224,12 @@ def bradley_terry(
         boot, converged = _newton(counts, draws.reshape(rounds, *counts.counts.shape), np.repeat(theta, rounds, 0),
                                   alpha)
         n_unconverged = int((~converged).sum())
+        if n_unconverged:
+            # a resample where some model won (or lost) every vote leaves its rating unbounded, and the
+            # mean-zero gauge would drag every other rating with it: align such rounds to the full fit
+            # by the median difference, which the bounded majority decides
+            loose = ~converged
+            boot[loose] -= np.median(boot[loose] - theta, axis=1, keepdims=True)
         kept = _to_ratings(boot, counts.models, scale, initial, anchor)
         tail = (1 - confidence) / 2 * 100
         low, high = np.percentile(kept, [tail, 100 - tail], axis=0)

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hyouka.store.schema import Base, utcnow
@@ -200,14 +201,21 @@ class StudyStore:
     def record_vote(self, study_id: str, item_id: int, rater_id: int, *, winner: str | None = None,
                     score: float | None = None, flipped: bool = False) -> dict[str, Any]:
         """Write a vote at once; a rater's second vote on an item replaces the first."""
-        with self.store.session() as s, s.begin():
-            row = s.scalars(select(VoteRow).where(VoteRow.item_id == item_id, VoteRow.rater_id == rater_id)).first()
-            if row is None:
-                row = VoteRow(study_id=study_id, item_id=item_id, rater_id=rater_id)
-                s.add(row)
-            row.winner, row.score, row.flipped, row.created_at = winner, score, flipped, utcnow()
-            s.flush()
-            return _as_dict(row)
+        for attempt in range(2):
+            try:
+                with self.store.session() as s, s.begin():
+                    row = s.scalars(select(VoteRow).where(VoteRow.item_id == item_id,
+                                                          VoteRow.rater_id == rater_id)).first()
+                    if row is None:
+                        row = VoteRow(study_id=study_id, item_id=item_id, rater_id=rater_id)
+                        s.add(row)
+                    row.winner, row.score, row.flipped, row.created_at = winner, score, flipped, utcnow()
+                    s.flush()
+                    return _as_dict(row)
+            except IntegrityError:  # the same vote sent twice at once: the other request inserted it first
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     def import_votes(self, study_id: str, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
         """Add items, raters and votes from ``rows`` (``key``, ``model_a``, ``model_b``, ``category``, ``rater``,

@@ -41,7 +41,7 @@ def report(
     from hyouka.report.charts import MissingExtraError
     from hyouka.report.html import write_html
     from hyouka.report.leaderboard import load_suite
-    from hyouka.report.tables import render
+    from hyouka.report.tables import render_boards
     from hyouka.store.store import RunNotFoundError, Store
 
     suffix = output.suffix.lower()
@@ -58,7 +58,7 @@ def report(
         write_html(built, output, max_examples=max_examples)
     else:
         fmt = {".md": "markdown", ".csv": "csv", ".json": "json"}[suffix]
-        output.write_text(render(built.board, fmt, built.stats), encoding="utf-8")
+        output.write_text(render_boards(built.boards, fmt, built.all_stats), encoding="utf-8")
     if charts_dir is not None:
         charts_dir.mkdir(parents=True, exist_ok=True)
         for chart in built.charts:

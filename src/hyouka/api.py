@@ -116,6 +116,7 @@ def run(
     prices: str | Path | PriceTable | None = None,
     judge: str | Model | None = None,
     judge_options: dict[str, Any] | None = None,
+    judge_max_tokens: int | None = None,
     **model_options: Any,
 ) -> EvalResult:
     """Evaluate a model on tasks or suites (``"jglue"``, ``"jcommonsenseqa,jnli"``).
@@ -133,7 +134,9 @@ def run(
     Tasks graded by a judge (``ja_mt_bench``) need ``judge``: a spec such as
     ``"openai:gpt-4o"`` or ``"recorded:gpt-4_single.jsonl"`` (``judge_options`` go to its
     backend); the MT-Bench folder is ``data_files["ja_mt_bench"]``, ``data_dir`` or
-    ``HYOUKA_MT_BENCH_DIR``.
+    ``HYOUKA_MT_BENCH_DIR``. ``judge_max_tokens`` is each judgment's completion budget (default
+    2048, FastChat's); a judge with a shorter context needs less (its refusal is reported with the
+    prompt's length, the judge's context and this option).
     """
     started = time.perf_counter()
     if resume:
@@ -174,7 +177,7 @@ def run(
             judge_spec=judge_spec, store=the_store, cache=the_cache,
             data_dir=mt_bench_data_dir(data_dir, data_files), limit=limit, max_tokens=max_tokens,
             judge_options=judge_options, model_options=_recordable(model_options),
-            progress=progress(name) if progress else None, prices=table,
+            progress=progress(name) if progress else None, prices=table, judge_max_tokens=judge_max_tokens,
         )
         result.runs.append(_judge_run_result(judged))
     for task, suite in built:

@@ -14,6 +14,7 @@ from rich.table import Table
 from hyouka.cli._app import (
     Format,
     JudgeBaseUrlOpt,
+    JudgeMaxTokensOpt,
     JudgeOpt,
     StoreOpt,
     app,
@@ -71,6 +72,7 @@ def run(
     mlflow: Annotated[bool, typer.Option("--mlflow", help="log the runs to MLflow (MLFLOW_TRACKING_URI)")] = False,
     judge: JudgeOpt = None,  # judge tasks (ja_mt_bench)
     judge_base_url: JudgeBaseUrlOpt = None,
+    judge_max_tokens: JudgeMaxTokensOpt = None,
 ) -> None:
     """Evaluate a model on tasks; running the same command again resumes an unfinished run."""
     from hyouka.api import run as run_api
@@ -117,6 +119,7 @@ def run(
                 prices=prices,
                 judge=judge,
                 judge_options=judge_backend_options(judge_base_url),
+                judge_max_tokens=judge_max_tokens,
                 **{k: v for k, v in options.items() if v is not None},
             )
     except BudgetExceededError as exc:

@@ -1,8 +1,8 @@
 """A judge whose context is shorter than a judgment needs (issue 10 item 8).
 
 The judge is served by our test server made to refuse over-long requests as vLLM 0.32 does
-with ``--max-model-len`` (HTTP 400, vLLM's body and words, copied from its
-``vllm/renderers/params.py``); characters stand for tokens (:class:`EchoModel`).
+with ``--max-model-len`` (HTTP 400, vLLM's body and words, from its ``vllm/renderers/params.py``,
+compared with a running vLLM 0.32 server's answers); characters stand for tokens (:class:`EchoModel`).
 MT-Bench judge prompts here are 1,886 to 4,817 characters.
 """
 
@@ -25,9 +25,9 @@ from hyouka.testing.openai_server import EchoModel, ServerStats, serve_openai
 # the servers' own words, as they send them
 VLLM_BUDGET = ("max_tokens=2048 cannot be greater than max_model_len=2000. Please request fewer output tokens. "
                "(parameter=max_tokens, value=2048)")
-VLLM_PROMPT = ("This model's maximum context length is 2000 tokens. However, your prompt contains 2052 input "
-               "tokens, which exceeds this limit even without any output tokens. Please reduce the length of the "
-               "input prompt. (parameter=input_tokens, value=2052)")
+VLLM_PROMPT = ("This model's maximum context length is 2048 tokens. However, your prompt contains at least 2049 "
+               "input tokens, which exceeds this limit even without any output tokens. Please reduce the length of "
+               "the input prompt. (parameter=input_tokens, value=2049)")
 VLLM_OLD = ("This model's maximum context length is 4096 tokens. However, you requested 5144 tokens (3096 in the "
             "messages, 2048 in the completion). Please reduce the length of the messages or completion.")
 OPENAI = ("This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens. "
@@ -38,7 +38,7 @@ OPENAI = ("This model's maximum context length is 8192 tokens. However, your mes
     ("error", "context", "prompt", "budget", "hopeless"),
     [
         (f"HTTP 400: {VLLM_BUDGET}", 2000, None, 2048, True),
-        (f"HTTP 400: {VLLM_PROMPT}", 2000, 2052, None, False),
+        (f"HTTP 400: {VLLM_PROMPT}", 2048, 2049, None, False),
         (f"HTTP 400: {VLLM_OLD}", 4096, 3096, 2048, False),
         (f"HTTP 400: {OPENAI}", 8192, 9000, None, False),
     ],
@@ -85,10 +85,11 @@ def test_a_budget_longer_than_the_judge_context_stops_with_a_clear_error(
     run = result.runs[0]
     samples = {s["doc_id"]: s for s in store.samples(run.run_id)}
     assert samples["2:1"]["status"] == "ok" and samples["2:1"]["prediction"] == 7.0  # 1,886 characters
-    for doc_id, length in (("1:1", 2052), ("1:2", 4817), ("2:2", 3681)):
+    for doc_id, length in (("1:1", 2051), ("1:2", 4816), ("2:2", 3680)):  # system + user message
         assert samples[doc_id]["status"] == "context_exceeded"
         error = samples[doc_id]["error"]
-        assert f"the prompt is {length} tokens" in error and "context of 2000 tokens" in error
+        assert f"the prompt is at least 2001 tokens ({length} characters)" in error
+        assert "context of 2000 tokens" in error
         assert "use a judge with a longer context" in error
     assert run.aggregates["score"]["n_scored"] == 1 and run.aggregates["score"]["n_total"] == 4
     assert store.get_run(run.run_id)["config"]["judge_max_tokens"] == 64

@@ -264,8 +264,9 @@ def check_context(body: dict[str, Any], n_prompt: int, max_model_len: int) -> No
     """Refuse or clamp a request as vLLM 0.32 does for a model served with ``--max-model-len``.
 
     A completion budget above the context, or a prompt longer than it, is an HTTP 400 with vLLM's
-    words (``vllm/renderers/params.py``); a budget that only overflows with the prompt is cut to what
-    is left (``get_max_tokens`` in ``vllm/entrypoints/serve/utils/api_utils.py``).
+    words (``vllm/renderers/params.py``; checked against a running vLLM 0.32 server); a budget that
+    only overflows with the prompt is cut to what is left (``get_max_tokens`` in
+    ``vllm/entrypoints/serve/utils/api_utils.py``).
     """
     param = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     budget = body.get(param)
@@ -273,10 +274,12 @@ def check_context(body: dict[str, Any], n_prompt: int, max_model_len: int) -> No
         raise _VLLMValidationError(f"{param}={int(budget)} cannot be greater than max_model_len={max_model_len}. "
                                    "Please request fewer output tokens.", param, int(budget))
     if n_prompt > max_model_len:
+        # vLLM tokenizes a text prompt truncated to one token past the limit, so it never tells the full length
+        counted = max_model_len + 1
         raise _VLLMValidationError(
             f"This model's maximum context length is {max_model_len} tokens. However, your prompt contains "
-            f"{n_prompt} input tokens, which exceeds this limit even without any output tokens. "
-            "Please reduce the length of the input prompt.", "input_tokens", n_prompt)
+            f"at least {counted} input tokens, which exceeds this limit even without any output tokens. "
+            "Please reduce the length of the input prompt.", "input_tokens", counted)
     if budget is not None:
         body[param] = min(int(budget), max_model_len - n_prompt)
 

@@ -238,3 +238,15 @@ def test_default_tables_show_jglue_mt_bench_and_eval_apart(
     assert build_leaderboards(empty) == []
     result = CliRunner().invoke(app, ["leaderboard", "--store", str(empty.url)])
     assert result.exit_code == 0 and "no completed runs" in result.stdout
+
+
+def test_mt_bench_runs_of_two_judge_settings_are_two_rows(mt_bench_dir: Path, store: Store) -> None:
+    answers = mt_bench_dir / "model_answer" / "jslma-7b-ja-orca-6k-3ep.jsonl"
+    judge = f"recorded:{mt_bench_dir / 'model_judgment' / 'gpt-4_single.jsonl'}"
+    options = {"judge": judge, "data_dir": mt_bench_dir, "limit": 2, "store": store, "cache": False}
+    first = hyouka.run(f"recorded:{answers}", "ja_mt_bench", **options)
+    second = hyouka.run(f"recorded:{answers}", "ja_mt_bench", judge_max_tokens=1024, **options)
+    (board,) = build_leaderboards(store)
+    assert len(board.rows) == 2  # the newer run with another judge budget replaces nothing
+    assert {r.cells["ja_mt_bench"].run_id for r in board.rows} == {first.runs[0].run_id, second.runs[0].run_id}
+    assert sorted(r.setting.rsplit(" ", 1)[-1] for r in board.rows) == ["1024", "2048"]  # judge_max_tokens

@@ -62,6 +62,7 @@ class Cell:
     lower_is_better: bool = False
     kind: str = "benchmark"
     content: str = ""  # the task's hash and number of documents: runs of other content start another row
+    setting_key: str = ""  # digest of the run's setting: a run of another setting never takes this cell
 
 
 @dataclass
@@ -183,6 +184,8 @@ def _label(settings: dict[str, Any]) -> str:
         parts.append(f"dtype {options['dtype']}")
     if settings.get("max_tokens") is not None:
         parts.append(f"max_tokens {settings['max_tokens']}")
+    if settings.get("judge_max_tokens") is not None:
+        parts.append(f"judge_max_tokens {settings['judge_max_tokens']}")
     if settings.get("chat"):
         parts.append("chat")
     if settings.get("seed"):
@@ -233,12 +236,15 @@ class _Rows:
         self.rows: list[tuple[str, str, Row]] = []  # (model, base key without mode, row)
 
     def _fits(self, row: Row, run: dict[str, Any]) -> bool:
+        """The row lacks the run's task, or holds a run of the same task content and setting."""
         cell = row.cells.get(run["task"])
-        return cell is None or cell.content == _content(run)
+        return cell is None or (cell.content == _content(run) and cell.setting_key == _digest(run_setting(run)))
 
     def _put(self, row: Row, run: dict[str, Any]) -> None:
-        if run["task"] not in row.cells:  # runs come newest first: the newest of a content wins
-            row.cells[run["task"]] = _cell(run, self.aggregates[run["id"]], self.suite)
+        if run["task"] not in row.cells:  # runs come newest first: the newest of a content and setting wins
+            cell = _cell(run, self.aggregates[run["id"]], self.suite)
+            cell.setting_key = _digest(run_setting(run))
+            row.cells[run["task"]] = cell
 
     def _new(self, model: str, settings: dict[str, Any]) -> Row:
         base = {k: v for k, v in settings.items() if k != "mode"}

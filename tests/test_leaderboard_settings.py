@@ -250,3 +250,18 @@ def test_mt_bench_runs_of_two_judge_settings_are_two_rows(mt_bench_dir: Path, st
     assert len(board.rows) == 2  # the newer run with another judge budget replaces nothing
     assert {r.cells["ja_mt_bench"].run_id for r in board.rows} == {first.runs[0].run_id, second.runs[0].run_id}
     assert sorted(r.setting.rsplit(" ", 1)[-1] for r in board.rows) == ["1024", "2048"]  # judge_max_tokens
+
+
+def test_suite_average_by_hand() -> None:
+    from hyouka.metrics.suite import SuiteTerm, suite_average
+
+    avg = suite_average([SuiteTerm("a", 0.8, 3.0, stderr=0.1), SuiteTerm("b", 0.2, 1.0, True, stderr=0.2)])
+    assert avg.value == pytest.approx((3 * 0.8 + 1 * 0.8) / 4) and avg.complete  # b enters as 1 - 0.2
+    se = math.sqrt((3 / 4) ** 2 * 0.01 + (1 / 4) ** 2 * 0.04)
+    assert avg.ci_low == pytest.approx(0.8 - 1.959963984540054 * se)
+    missing = suite_average([SuiteTerm("a", 0.8), SuiteTerm("b", None), SuiteTerm("c", float("nan"))])
+    assert missing.value is None and missing.missing == ("b", "c") and missing.tasks == ("a",)
+    odd = suite_average([SuiteTerm("a", 0.8), SuiteTerm("loss", 2.5, lower_is_better=True)])
+    assert odd.value is None and odd.missing == ("loss",) and "outside [0, 1]" in (odd.note or "")
+    unweighted = suite_average([SuiteTerm("a", 0.5), SuiteTerm("ignored", None, weight=0.0)])
+    assert unweighted.value == 0.5 and unweighted.complete

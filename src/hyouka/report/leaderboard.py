@@ -99,6 +99,7 @@ class Leaderboard:
     weights: dict[str, float] = field(default_factory=dict)
     title: str = ""
     notes: list[str] = field(default_factory=list)
+    metrics: dict[str, str] = field(default_factory=dict)  # a suite's headline metric per task
 
     @property
     def has_average(self) -> bool:
@@ -332,7 +333,9 @@ def build_leaderboard(
     shown = [t for t in tasks if any(t in r.cells for r in ordered)] if suite_spec is None else tasks
     name = suite_spec.suite if suite_spec else None
     return Leaderboard(tasks=shown, rows=ordered, suite=name, weights={t: weights.get(t, 1.0) for t in shown},
-                       title=title or (f"suite {name}" if name else "all tasks"), notes=notes)
+                       title=title or (f"suite {name}" if name else "all tasks"), notes=notes,
+                       metrics={e.task: e.metric + (" ↓" if e.lower_is_better else "")
+                                for e in (suite_spec.tasks if suite_spec else [])})
 
 
 def _completed(store: Store, run_ids: Iterable[str] | None) -> list[dict[str, Any]]:

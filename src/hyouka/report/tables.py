@@ -61,7 +61,7 @@ def _metric_of(board: Leaderboard, task: str) -> str:
         cell = row.cells.get(task)
         if cell is not None:
             return cell.metric + (" ↓" if cell.lower_is_better else "")
-    return ""
+    return board.metrics.get(task, "")
 
 
 def average_text(row: Row, board: Leaderboard, *, ci: bool = True) -> str:

@@ -24,8 +24,9 @@ def _kind(column: object) -> str:
 
 
 def test_the_column_list_matches_the_schema() -> None:
-    schema = {t.name: {c.name: _kind(c) for c in t.columns} for t in Base.metadata.sorted_tables}
-    assert schema == TABLES  # a column added to schema.py must be added to columns.py too
+    # the tables the reader serves (runs, samples, aggregates): a column added there must be added to columns.py
+    schema = {t.name: {c.name: _kind(c) for c in t.columns} for t in Base.metadata.sorted_tables if t.name in TABLES}
+    assert schema == TABLES
 
 
 @pytest.fixture()

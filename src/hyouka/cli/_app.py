@@ -56,6 +56,9 @@ JudgeOpt = Annotated[str | None, typer.Option(
     "--judge", help="the judge model: openai:gpt-4o, recorded:<judgments.jsonl>…")]
 JudgeBaseUrlOpt = Annotated[str | None, typer.Option(
     "--judge-base-url", help="the judge's OpenAI-compatible endpoint, when it is not the model's")]
+JudgeMaxTokensOpt = Annotated[int | None, typer.Option(
+    "--judge-max-tokens", min=1, help="tokens each judgment may use (MT-Bench: 2048 as FastChat, eval: 1024); "
+                                      "lower it for a judge with a short context")]
 
 
 def escape(text: str) -> str:

@@ -13,6 +13,7 @@ from hyouka.cli._app import (
     BoardFormat,
     Format,
     JudgeBaseUrlOpt,
+    JudgeMaxTokensOpt,
     StoreOpt,
     api_error,
     app,
@@ -83,6 +84,7 @@ def run(
         "--judge", help="the judge of judge-graded tasks (ja_mt_bench): openai:gpt-4o, recorded:<judgments.jsonl>…")
     ] = None,
     judge_base_url: JudgeBaseUrlOpt = None,
+    judge_max_tokens: JudgeMaxTokensOpt = None,
 ) -> None:
     """Evaluate a model on tasks; running the same command again resumes an unfinished run."""
     from hyouka.api import run as run_api
@@ -129,6 +131,7 @@ def run(
                 prices=prices,
                 judge=judge,
                 judge_options=judge_backend_options(judge_base_url),
+                judge_max_tokens=judge_max_tokens,
                 **{k: v for k, v in options.items() if v is not None},
             )
     except BudgetExceededError as exc:
@@ -272,44 +275,44 @@ def score(
 @app.command()
 def leaderboard(
     suite: Annotated[
-        str, typer.Option(help="suite name or YAML file: its tasks, headline metrics and weights; "
-                               "'none' for every task and judge score")
-    ] = "jglue",
+        str, typer.Option(help="auto: a table per suite, MT-Bench, eval runs and other tasks; a suite name or "
+                               "file: its table; none: every task and judge score, no average")
+    ] = "auto",
     store: StoreOpt = None,
     format: Annotated[BoardFormat, typer.Option(
         "--format", help="table, json (one document), jsonl (one row per line), or a report table: "
                          "markdown, csv, html (with cost and latency)")] = "table",
 ) -> None:
-    """Models x tasks with the suite average, from the latest completed runs."""
-    from hyouka.report.leaderboard import build_leaderboard, load_suite
+    """Models x tasks from the completed runs: one table per kind of evaluation, suite averages where complete."""
+    from hyouka.report.leaderboard import build_leaderboards
+    from hyouka.report.tables import headers, text_rows
     from hyouka.store.reader import open_store
 
     the_store = open_store(store)
     try:
-        spec = load_suite(suite)
+        boards = build_leaderboards(the_store, suite=suite)
     except ValueError as exc:
-        fail(str(exc))
+        fail(f"--suite: {exc}")
         return
-    if spec is None:
-        board = build_leaderboard(the_store, suite=None, kinds=("benchmark", "judge"))
-    else:
-        board = build_leaderboard(the_store, suite=spec)
     if format in ("json", "jsonl"):
-        emit(board.to_records(), format)
+        emit([r for b in boards for r in b.to_records()], format)
         return
     if format in ("markdown", "md", "csv", "html"):  # report formats, with cost and latency (hyouka.report.tables)
-        _print_board(board, the_store, format)
+        _print_boards(boards, the_store, format)
         return
-    table = TextTable(("model", "setting", *board.tasks, "average"), right=(*board.tasks, "average"),
-                      title=f"leaderboard ({board.suite or 'all tasks'})")
-    for row in board.rows:
-        cells = []
-        for task in board.tasks:
-            cell = row.cells.get(task)
-            cells.append("—" if cell is None else f"{fmt(cell.value, 3)} ({cell.metric})")
-        avg = f"{fmt(row.average, 3)} ({row.n_tasks_averaged}/{len(board.tasks)})"
-        table.add_row(row.model, row.setting, *cells, avg)
-    table.print()
+    if not boards:
+        print("no completed runs in the store")
+    for i, board in enumerate(boards):
+        columns = headers(board, False)
+        table = TextTable(columns, title=board.title or f"leaderboard ({board.suite or 'all tasks'})",
+                          right=[c for j, c in enumerate(columns) if j == 0 or j > 2])
+        for cells in text_rows(board):
+            table.add_row(*cells)
+        if i:
+            print()
+        table.print()
+        for note in board.notes:
+            err.print(f"[yellow]note:[/] {escape(note)}")
 
 
 @app.command("tasks")
@@ -387,11 +390,11 @@ def _print_accounting(result: Any) -> None:
         )
 
 
-def _print_board(board: Any, the_store: Any, fmt: str) -> None:
+def _print_boards(boards: list[Any], the_store: Any, fmt: str) -> None:
     from hyouka.report.summary import board_stats
-    from hyouka.report.tables import render
+    from hyouka.report.tables import render_boards
     from hyouka.report.views import load_views
 
-    ids = list(dict.fromkeys(i for row in board.rows for i in row.run_ids))
-    stats = board_stats(board, load_views(the_store, ids)) if ids else []
-    sys.stdout.write(render(board, fmt, stats))
+    ids = list(dict.fromkeys(i for board in boards for row in board.rows for i in row.run_ids))
+    views = load_views(the_store, ids) if ids else []
+    sys.stdout.write(render_boards(boards, fmt, [board_stats(b, views) for b in boards]) + "\n")

@@ -25,6 +25,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -211,17 +212,24 @@ def _headline(task: str, suite: SuiteSpec | None, aggregates: dict[str, dict[str
     if found is not None:
         return found
     try:
-        metric = load_task(task).metric_list[0].metric
+        metric = _task_facts(task)[0]
     except (ValueError, OSError):
         metric = next((m for m in _JUDGE_HEADLINES if m in aggregates), next(iter(sorted(aggregates)), ""))
     agg = aggregates.get(metric) or {}
     return metric, not agg.get("higher_is_better", True)
 
 
+@lru_cache(maxsize=256)
+def _task_facts(task: str) -> tuple[str, int]:
+    """A task's first metric and its number of modes, read once per task (a board of 1,000 runs asks 2,000 times)."""
+    spec = load_task(task)
+    return spec.metric_list[0].metric, len(spec.modes)
+
+
 def _single_mode(run: dict[str, Any]) -> bool:
     """A benchmark task with one mode: its runs join the rows of every mode."""
     try:
-        return len(load_task(run["task"]).modes) <= 1
+        return _task_facts(run["task"])[1] <= 1
     except (ValueError, OSError):
         return False
 

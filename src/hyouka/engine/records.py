@@ -112,7 +112,8 @@ def package_versions() -> dict[str, str]:
 def _installed_versions() -> dict[str, str]:
     # reading package metadata costs milliseconds, and installed versions do not change under a process
     versions = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in ("hyouka", "torch", "transformers", "tokenizers", "openai", "fugashi", "unidic-lite", "numpy"):
+    for name in ("hyouka", "torch", "transformers", "tokenizers", "openai", "fugashi", "unidic-lite", "numpy",
+                 "pandas"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -20,13 +20,17 @@ def request_summary(request: Request) -> dict[str, Any]:
     if isinstance(request, LoglikelihoodRequest):
         return {"kind": request.kind, "continuation": request.continuation}
     if isinstance(request, GenerateRequest):
-        return {"kind": request.kind, "params": _params(request)}
-    assert isinstance(request, ChatRequest)
-    return {
-        "kind": request.kind,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-        "params": _params(request),
-    }
+        out: dict[str, Any] = {"kind": request.kind, "params": _params(request)}
+    else:
+        assert isinstance(request, ChatRequest)
+        out = {
+            "kind": request.kind,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "params": _params(request),
+        }
+    if request.repeat is not None:
+        out["repeat"] = request.repeat
+    return out
 
 
 def _params(request: GenerateRequest | ChatRequest) -> dict[str, Any]:

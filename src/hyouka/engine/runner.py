@@ -101,7 +101,7 @@ def require_task_run(run: dict[str, Any], action: str) -> None:
 def adapt_request(request: Request, model: Model, use_chat: bool) -> Request:
     """Send a text prompt as a single chat message to chat-only models (or when asked)."""
     if isinstance(request, GenerateRequest) and (use_chat or not model.capabilities.generate):
-        return ChatRequest((Message("user", request.prompt),), request.params)
+        return ChatRequest((Message("user", request.prompt),), request.params, repeat=request.repeat)
     return request
 
 

@@ -55,16 +55,25 @@ class ResumeMismatchError(ValueError):
     """``--resume`` was given a configuration other than the run's own."""
 
 
-def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """``key: run has X, now Y`` for each setting that differs (keys a run stored before they existed are skipped)."""
+def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """``key: the run has X, this command Y`` for each setting that differs.
+
+    Settings that a run stored by an earlier version lacks are skipped; inside a setting (the model
+    identity, its options) every key counts.
+    """
     out = []
     for key in sorted(stored.keys() & current.keys()):
-        old, new = stored[key], current[key]
-        if isinstance(old, Mapping) and isinstance(new, Mapping):
-            out += config_differences(old, new, f"{prefix}{key}.")
-        elif old != new:
-            out.append(f"{prefix}{key}: the run has {old!r}, this command {new!r}")
+        out += _differences(stored[key], current[key], key)
     return out
+
+
+def _differences(old: Any, new: Any, name: str) -> list[str]:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out = []
+        for key in sorted(old.keys() | new.keys(), key=str):
+            out += _differences(old.get(key), new.get(key), f"{name}.{key}")
+        return out
+    return [] if old == new else [f"{name}: the run has {old!r}, this command {new!r}"]
 
 
 class RunRecorder:

@@ -105,21 +105,22 @@ class Store:
         )
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._create_or_upgrade()
+        self.create_tables()  # and add the columns that a store written by an earlier version lacks
         # SQLite takes sample rows straight from the driver (see write_samples)
         self._driver_inserts = self.engine.dialect.name == "sqlite"
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 
-    def _create_or_upgrade(self, attempts: int = 10) -> None:
-        """Create missing tables and add columns that a store written by an earlier version lacks.
+    def create_tables(self, tables: Sequence[Any] | None = None, attempts: int = 10) -> None:
+        """Create missing tables (``tables``, default all), safe while other processes do the same.
 
         Several processes may open a fresh store at once: each checks and creates, so one may
         find a table or column that another made meanwhile; it then looks again.
         """
         for attempt in range(attempts):
             try:
-                Base.metadata.create_all(self.engine)
-                self._add_missing_columns()
+                Base.metadata.create_all(self.engine, tables=tables)
+                if tables is None:
+                    self._add_missing_columns()
                 return
             except DBAPIError as exc:  # "table runs already exists", "duplicate column", a unique race
                 if attempt == attempts - 1 or not _is_creation_race(exc):

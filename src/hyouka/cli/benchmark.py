@@ -137,9 +137,9 @@ def run(
     except BudgetExceededError as exc:
         err.print(f"[yellow]budget:[/] {escape(str(exc))}")
         raise typer.Exit(code=3) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (hyouka.engine.signals.Interrupted)
         err.print("[yellow]interrupted:[/] finished samples are stored; run the same command to resume")
-        raise typer.Exit(code=130) from None
+        raise typer.Exit(code=128 + getattr(exc, "signum", 2)) from None
     except (ValueError, LookupError, RuntimeError, ImportError, OSError) as exc:
         fail(api_error(exc))
         return
@@ -168,18 +168,22 @@ def _print_result(result: Any) -> None:
 
 @app.command()
 def runs(store: StoreOpt = None, format: Format = "table") -> None:
-    """List the runs in the store, oldest first."""
+    """List the runs in the store, oldest first; a running run whose owner is gone says so."""
+    from hyouka.store.ownership import display_status
     from hyouka.store.reader import open_store
 
-    rows = [{k: v for k, v in row.items() if k not in ("config", "model_identity", "versions")}
-            for row in open_store(store).list_runs()]
+    rows = []
+    for row in open_store(store).list_runs():
+        row = {k: v for k, v in row.items() if k not in ("config", "model_identity", "versions")}
+        row["owner_gone"] = display_status(row) == "running (owner gone)"
+        rows.append(row)
     if format != "table":
         emit(rows, format)
         return
     table = TextTable(("run", "created", "status", "model", "task", "mode", "samples", "seconds"),
                       right=("samples", "seconds"))
     for row in rows:
-        table.add_row(row["id"], str(row["created_at"])[:19], row["status"], row["model"], row["task"],
+        table.add_row(row["id"], str(row["created_at"])[:19], display_status(row), row["model"], row["task"],
                       row["mode"], row["n_samples"], fmt(row["duration_s"], 1))
     table.print()
 

@@ -150,7 +150,8 @@ def run(
     check_limit(limit)
     tasks, judge_tasks = split_judge_tasks(tasks)
     if judge_tasks and judge is None:
-        raise JudgeTaskError(f"{', '.join(judge_tasks)} is graded by a judge: give one, e.g. judge='openai:gpt-4o'")
+        raise JudgeTaskError(f"{', '.join(judge_tasks)} is graded by a judge: give one, e.g. {{judge}}",
+                             judge="'openai:gpt-4o'")
     planned = expand(tasks)  # unknown names fail before a model is loaded
     get_family(prompt_family)
     the_store = store if isinstance(store, Store) else Store(store)

@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from hyouka.errors import ArgumentError
+
 __all__ = ["DataError", "EvalRow", "EvalTable", "load_table"]
 
 INPUT_NAMES = ("inputs", "input", "question", "prompt", "instruction", "query")
@@ -27,6 +29,10 @@ CONTEXT_NAMES = ("context", "contexts", "retrieved_context", "passage")
 
 class DataError(ValueError):
     """The evaluation data is unreadable or lacks a column it needs."""
+
+
+class ColumnNotFoundError(DataError, ArgumentError):
+    """A column named by an argument (``targets=``, ``--targets-column``) is not in the data."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,9 @@ def _read(path: Path) -> pd.DataFrame:
 def _pick(frame: pd.DataFrame, given: str | None, candidates: Sequence[str], role: str) -> str | None:
     if given is not None:
         if given not in frame.columns:
-            raise DataError(f"{role} column {given!r} not in the data; columns: {', '.join(map(str, frame.columns))}")
+            columns = ", ".join(map(str, frame.columns)).replace("{", "{{").replace("}", "}}")
+            raise ColumnNotFoundError(f"{{{role}}} is not a column of the data; columns: {columns}",
+                                      **{role: repr(given)})
         return given
     return next((c for c in candidates if c in frame.columns), None)
 
@@ -162,7 +170,7 @@ def load_table(
         "targets": _pick(frame, targets, TARGET_NAMES, "targets"),
         "context": _pick(frame, context, CONTEXT_NAMES, "context"),
         "predictions": _pick(frame, predictions, (), "predictions"),
-        "id": _pick(frame, id_column, ("id", "_id", "question_id", "qid"), "id"),
+        "id": _pick(frame, id_column, ("id", "_id", "question_id", "qid"), "id_column"),
     }
     rows = []
     for index, record in enumerate(frame.to_dict(orient="records")):

@@ -18,13 +18,13 @@ from hyouka.engine.runner import RunResult, check_limit, check_mode, evaluate_ta
 from hyouka.judge.runs import JudgeRunResult
 from hyouka.judge.tasks import JudgeTaskError, mt_bench_data_dir, resume_judge_run, run_judge_task, split_judge_tasks
 from hyouka.models.base import Model
-from hyouka.models.registry import load_model, recordable_options
+from hyouka.models.registry import check_ready, load_model, recordable_options
 from hyouka.pricing.table import PriceTable, load_prices
 from hyouka.store.store import Store
 from hyouka.tasks.loaders import DataError
 from hyouka.tasks.prompts import get_family
 from hyouka.tasks.registry import builtin_suites, expand, load_task, task_source
-from hyouka.tasks.task import Task
+from hyouka.tasks.task import Task, check_fewshot
 
 ProgressFactory = Callable[[str], Callable[[int, int], None]]
 
@@ -86,8 +86,28 @@ class EvalResult:
         }
 
 
-def _task_files(data_files: dict[str, str | Path] | None) -> dict[str, Path]:
-    return {k: Path(v).expanduser() for k, v in (data_files or {}).items()}
+def _task_files(
+    data_files: dict[str, str | Path] | None, planned: list[tuple[str, str | None]], extra: list[str] = ()
+) -> dict[str, Path]:
+    """The data files by task, keyed as ``planned`` names the tasks; a key naming no task of the run is refused.
+
+    A task file's task may be keyed by its path (as given) or by the ``task:`` name inside it.
+    """
+    files = {k: Path(v).expanduser() for k, v in (data_files or {}).items()}
+    names = {name: load_task(name).task for name, _ in planned}
+    known = {*names, *names.values(), *extra}
+    unknown = [key for key in files if key not in known]
+    if unknown:
+        shown = ", ".join(name if name == task else f"{name} (task {task})" for name, task in names.items())
+        raise DataError(
+            f"--data-file {unknown[0]}=… names no task of this run; its tasks: {', '.join([shown, *extra])}"
+        )
+    out: dict[str, Path] = {}
+    for name, task in names.items():
+        path = files.get(name, files.get(task))
+        if path is not None:
+            out[name] = path
+    return {**out, **{k: v for k, v in files.items() if k in extra}}
 
 
 def run(
@@ -139,13 +159,15 @@ def run(
     if judge_tasks and judge is None:
         raise JudgeTaskError(f"{', '.join(judge_tasks)} is graded by a judge: give one, e.g. judge='openai:gpt-4o'")
     planned = expand(tasks)  # unknown names fail before a model is loaded
+    check_fewshot(num_fewshot)
+    files = _task_files(data_files, planned, judge_tasks)
     get_family(prompt_family)
     the_store = store if isinstance(store, Store) else Store(store)
     the_cache = _open_cache(cache)
     backend = load_model(model, **model_options) if isinstance(model, str) else model
+    check_ready(backend)
     spec_name = model if isinstance(model, str) else f"{type(model).__name__}:{backend.name}"
     root = jglue_dir(data_dir)
-    files = _task_files(data_files)
 
     result = EvalResult(model=spec_name, runs=[])
     table = load_prices(prices)
@@ -162,6 +184,7 @@ def run(
         )
     for name in judge_tasks:
         judge_backend = load_model(judge, **(judge_options or {})) if isinstance(judge, str) else judge
+        check_ready(judge_backend)
         judge_spec = judge if isinstance(judge, str) else f"{type(judge).__name__}:{judge.name}"
         judge_price = table.lookup(judge_spec, judge_backend.identity())
         judged = run_judge_task(
@@ -261,12 +284,13 @@ def estimate(
     check_mode(mode)
     check_limit(limit)
     planned = expand(tasks)
+    check_fewshot(num_fewshot)
+    files = _task_files(data_files, planned)
     the_store = store if isinstance(store, Store) else Store(store)
     backend = load_model(model, **model_options) if isinstance(model, str) else model
     spec_name = model if isinstance(model, str) else f"{type(model).__name__}:{backend.name}"
     skipped: dict[str, str] = {}
-    built = _build_tasks(planned, jglue_dir(data_dir), _task_files(data_files), prompt_family, num_fewshot, seed,
-                         skipped)
+    built = _build_tasks(planned, jglue_dir(data_dir), files, prompt_family, num_fewshot, seed, skipped)
     out = estimate_tasks(
         backend, spec_name, [t for t, _ in built], store=the_store, executor=Executor(backend, _open_cache(cache)),
         price=load_prices(prices).lookup(spec_name, backend.identity()), mode=mode, limit=limit,
@@ -297,6 +321,7 @@ def resume_run(
     config = stored["config"]
     table = load_prices(prices)
     inner = load_model(config["model"], **config["model_options"])
+    check_ready(inner)
     price = table.lookup(config["model"], inner.identity())
     backend = MeteredModel(inner, price.price if price else None, Budget(ceiling=max_cost))
     source = config.get("task_source") or config["task"]  # runs stored before task_source: a built-in name

@@ -263,10 +263,14 @@ def leaderboard(
     from hyouka.report.leaderboard import build_leaderboard
     from hyouka.store.store import Store
 
-    if suite == "none":
-        board = build_leaderboard(Store(store), suite=None, kinds=("benchmark", "judge"))
-    else:
-        board = build_leaderboard(Store(store), suite=suite)
+    try:
+        if suite == "none":
+            board = build_leaderboard(Store(store), suite=None, kinds=("benchmark", "judge"))
+        else:
+            board = build_leaderboard(Store(store), suite=suite)
+    except ValueError as exc:  # an unknown --suite
+        fail(f"--suite: {exc}")
+        return
     if format == "json":
         print(json.dumps(board.to_records(), ensure_ascii=False, default=str))
         return

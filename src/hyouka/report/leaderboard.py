@@ -141,7 +141,7 @@ def _joins_others(run: dict[str, Any]) -> bool:
 def _resolve_suite(suite: str | SuiteSpec | None) -> SuiteSpec | None:
     if isinstance(suite, SuiteSpec):
         return suite
-    return builtin_suites().get(suite) if suite else None
+    return load_suite(suite)  # an unknown name is refused, not read as "no suite"
 
 
 def build_leaderboard(

@@ -29,6 +29,12 @@ class Scored:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def check_fewshot(num_fewshot: int | None) -> None:
+    """Refuse a negative number of few-shot examples (it would silently run zero-shot)."""
+    if num_fewshot is not None and num_fewshot < 0:
+        raise ValueError(f"--num-fewshot must be 0 or more, got {num_fewshot}")
+
+
 class LabelError(DataError):
     """A document's gold label is outside the task's label set."""
 
@@ -50,6 +56,7 @@ class Task:
         self.spec = spec
         self.source = source or spec.task  # how load_task finds it again: a built-in name or a file path
         self.family: PromptFamily = get_family(family)
+        check_fewshot(num_fewshot)
         self.num_fewshot = spec.num_fewshot if num_fewshot is None else num_fewshot
         self.seed = seed
         self._data_dir = data_dir

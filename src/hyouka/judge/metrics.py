@@ -18,8 +18,8 @@ from typing import Any
 from hyouka.judge.grading import JudgeCall
 from hyouka.judge.parse import parse_score
 from hyouka.judge.prompts import grading_messages, repair_text
-from hyouka.tasks.prompts import PromptError
 from hyouka.judge.rubric import Rubric, builtin_rubric_names, load_rubric
+from hyouka.tasks.prompts import PromptError
 
 __all__ = [
     "BUILTIN_JUDGE_METRICS",

@@ -490,7 +490,7 @@ def _read_stream(
         except ValueError as exc:  # an event whose data is not a JSON chunk
             raise MalformedResponseError(f"a stream event is not JSON ({exc})") from exc
     if not n_choices:
-        raise MalformedResponseError("the stream held no completion chunks (was the answer a server-sent event stream?)")
+        raise MalformedResponseError("the stream held no completion chunks (was it a server-sent event stream?)")
     latency = (last if last is not None else time.perf_counter()) - started
     return _finish("".join(parts), finish_reason, params, usage, latency, ttft)
 

@@ -72,7 +72,8 @@ def read_jsonl(path: Path, required_fields: Sequence[str] = (), encoding: str = 
 
 
 def _lines(source: bytes | str) -> list[Any]:
-    """Lines split at ``\\n``, ``\\r\\n`` or ``\\r`` only (a JSON string may hold U+2028, which ``str.splitlines`` cuts at)."""
+    """Lines split at ``\\n``, ``\\r\\n`` or ``\\r`` only (``str.splitlines`` also cuts at U+2028, which JSON text
+    may hold)."""
     if isinstance(source, bytes):
         return source.splitlines()
     return source.replace("\r\n", "\n").replace("\r", "\n").split("\n")

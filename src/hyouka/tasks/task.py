@@ -138,9 +138,8 @@ class Task:
             raise PromptError(f"{self.source}: {field_name} for document {doc.get('_id', '?')}: {exc}") from None
 
     def choices(self, doc: dict[str, Any]) -> list[str]:
-        return [
-            self._render(f"doc_to_choice[{i}]", template, doc) for i, template in enumerate(self.spec.doc_to_choice or [])
-        ]
+        templates = self.spec.doc_to_choice or []
+        return [self._render(f"doc_to_choice[{i}]", template, doc) for i, template in enumerate(templates)]
 
     def gold(self, doc: dict[str, Any]) -> Any:
         """The gold answer: a choice index, a number, or a list of acceptable texts (:class:`LabelError` if

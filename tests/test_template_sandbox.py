@@ -43,10 +43,12 @@ def payloads(mark: Path) -> dict[str, str]:
 @pytest.mark.parametrize("name", list(payloads(Path("x"))))
 def test_injection_payloads_render_nothing_and_run_nothing(tmp_path: Path, name: str) -> None:
     mark = tmp_path / "pwned"
-    with pytest.raises(PromptError) as info:
-        render(payloads(mark)[name], {"question": "q", "_id": "0"})
+    try:
+        rendered, message = render(payloads(mark)[name], {"question": "q", "_id": "0"}), ""
+    except PromptError as exc:
+        rendered, message = None, str(exc)
     assert not mark.exists(), f"{name} ran a shell command"
-    assert "refused" in str(info.value) or "lacks" in str(info.value)
+    assert rendered is None and ("refused" in message or "lacks" in message), message
 
 
 def test_plain_field_templates_still_render() -> None:
@@ -77,7 +79,7 @@ def test_a_task_file_payload_runs_nothing_under_dry_run(tmp_path: Path, hyouka_h
     mark = tmp_path / "pwned"
     task, data = _task_file(tmp_path, payloads(mark)[name])
     result = runner.invoke(app, ["run", "--dry-run", "--model", "openai:m", "--base-url", "http://127.0.0.1:9/v1",
-                                 "--tasks", str(task), "--data-file", f"evil={data}"])
+                                 "--tasks", str(task), "--data-file", f"{task}={data}"])
     assert not mark.exists()
     assert result.exit_code == 2, result.output
     out = _flat(result.output)
@@ -87,7 +89,7 @@ def test_a_task_file_payload_runs_nothing_under_dry_run(tmp_path: Path, hyouka_h
 def test_a_template_error_names_file_field_and_document(tmp_path: Path, hyouka_home: Path) -> None:
     task, data = _task_file(tmp_path, "{{ question }}{{ 1 // 0 }}")
     result = runner.invoke(app, ["run", "--dry-run", "--model", "openai:m", "--base-url", "http://127.0.0.1:9/v1",
-                                 "--tasks", str(task), "--data-file", f"evil={data}"])
+                                 "--tasks", str(task), "--data-file", f"{task}={data}"])
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)  # a message, not a traceback
     out = _flat(result.output)

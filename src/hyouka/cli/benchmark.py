@@ -161,10 +161,11 @@ def _report_failed_calls(result: Any, store: str | None) -> None:
         errors = [s["error"] for s in Store(store).samples(first.run_id, indices=[0])] if first else []
         reason = f"; the first error: {errors[0]}" if errors and errors[0] else ""
         err.print(f"[bold red]error:[/] no call succeeded: all {total} samples failed ({escape(detail)})"
-                  f"{escape(reason)}")
+                  f"{escape(reason)}", soft_wrap=True)
         raise typer.Exit(code=1)
-    err.print(f"[yellow]{failed} of {total} samples failed[/] ({escape(detail)}); they are not scored, and "
-              "`hyouka show RUN` lists their errors")
+    runs = " ".join(r.run_id for r in result.runs if set(r.extra.get("statuses") or {}) - _ANSWERED)
+    err.print(f"[yellow]{failed} of {total} samples failed[/] ({escape(detail)}); they are not scored "
+              f"(`hyouka show {runs}` lists their errors)", soft_wrap=True)
 
 
 def _print_result(result: Any) -> None:

@@ -83,7 +83,9 @@ def test_task_file_paths_cannot_leave_the_data_folder(tmp_path: Path, hyouka_hom
 # --------------------------------------------------------------------------- 3. credentials in --base-url
 
 
-def test_base_url_query_is_kept_off_the_route(hyouka_home: Path, jglue_dir: Path) -> None:
+def test_base_url_query_is_kept_off_the_route(
+    hyouka_home: Path, jglue_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     stats = ServerStats()
     with serve_openai(EchoModel(), stats=stats) as url:
         result = _run("run", "--model", "openai:echo", "--base-url", f"{url}?api_key=sekrit-123", "--tasks",
@@ -91,7 +93,8 @@ def test_base_url_query_is_kept_off_the_route(hyouka_home: Path, jglue_dir: Path
                       "--no-cache")
     assert result.exit_code == 0, result.output
     assert stats.by_path["completions"] == 2 and stats.by_status[200] == 2
-    assert "sekrit-123" not in result.output
+    assert "sekrit-123" not in result.output + caplog.text
+    assert "query parameters (api_key) are sent with every request" in caplog.text  # says what it did
 
 
 def test_base_url_with_user_and_password_is_refused(hyouka_home: Path, jglue_dir: Path) -> None:

@@ -51,6 +51,13 @@ def test_injection_payloads_render_nothing_and_run_nothing(tmp_path: Path, name:
     assert rendered is None and ("refused" in message or "lacks" in message), message
 
 
+@pytest.mark.parametrize("source", ["{{ 'a' * 10**9 }}", "{{ [0] * 10**8 }}", "{{ 9 ** 99999999 }}"])
+def test_templates_cannot_build_huge_values(source: str) -> None:
+    with pytest.raises(PromptError, match="refused by the sandbox"):
+        render(source, {})
+    assert render("{{ '-' * 3 }}{{ 2**10 }}", {}) == "---1024"
+
+
 def test_plain_field_templates_still_render() -> None:
     doc = {"question": "富士山は？", "choice0": "山", "answers": ["a", "b"]}
     assert render("質問：{{question}}\n選択肢：{{ choice0 }}", doc) == "質問：富士山は？\n選択肢：山"

@@ -162,19 +162,20 @@ def run(
     check_fewshot(num_fewshot)
     files = _task_files(data_files, planned, judge_tasks)
     get_family(prompt_family)
+    skipped: dict[str, str] = {}
+    # data is read and its labels checked before a model is built: bad data fails fast, having loaded nothing
+    built = _build_tasks(planned, jglue_dir(data_dir), files, prompt_family, num_fewshot, seed, skipped)
     the_store = store if isinstance(store, Store) else Store(store)
     the_cache = _open_cache(cache)
     backend = load_model(model, **model_options) if isinstance(model, str) else model
     check_ready(backend)
     spec_name = model if isinstance(model, str) else f"{type(model).__name__}:{backend.name}"
-    root = jglue_dir(data_dir)
 
-    result = EvalResult(model=spec_name, runs=[])
+    result = EvalResult(model=spec_name, runs=[], skipped=skipped)
     table = load_prices(prices)
     budget = Budget(ceiling=max_cost)  # one budget for the model's and the judge's calls
     price = table.lookup(spec_name, backend.identity())
     metered = MeteredModel(backend, price.price if price else None, budget)
-    built = _build_tasks(planned, root, files, prompt_family, num_fewshot, seed, result.skipped)
     if max_cost is not None:
         check_ceiling(
             estimate_tasks(backend, spec_name, [t for t, _ in built], store=the_store,
@@ -286,11 +287,11 @@ def estimate(
     planned = expand(tasks)
     check_fewshot(num_fewshot)
     files = _task_files(data_files, planned)
+    skipped: dict[str, str] = {}
+    built = _build_tasks(planned, jglue_dir(data_dir), files, prompt_family, num_fewshot, seed, skipped)
     the_store = store if isinstance(store, Store) else Store(store)
     backend = load_model(model, **model_options) if isinstance(model, str) else model
     spec_name = model if isinstance(model, str) else f"{type(model).__name__}:{backend.name}"
-    skipped: dict[str, str] = {}
-    built = _build_tasks(planned, jglue_dir(data_dir), files, prompt_family, num_fewshot, seed, skipped)
     out = estimate_tasks(
         backend, spec_name, [t for t, _ in built], store=the_store, executor=Executor(backend, _open_cache(cache)),
         price=load_prices(prices).lookup(spec_name, backend.identity()), mode=mode, limit=limit,

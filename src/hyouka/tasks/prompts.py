@@ -87,8 +87,27 @@ def get_family(name: str) -> PromptFamily:
         ) from None
 
 
+MAX_REPEAT = 1_000_000  # items a template's ``*`` may build ("a" * 10**9 would take gigabytes)
+MAX_EXPONENT = 1_000  # a template's ``**`` (9 ** 99999999 would compute for minutes)
+
+
+class _PromptSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with ``*`` and ``**`` held to sizes a prompt can use."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"exponent {right} is above {MAX_EXPONENT}")
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and len(seq) * count > MAX_REPEAT:
+                    raise SecurityError(f"repeating {len(seq)} items {count} times is above {MAX_REPEAT}")
+        return super().call_binop(context, operator, left, right)
+
+
 def _sandbox() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env = _PromptSandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     for name in ("cycler", "joiner", "lipsum"):  # not needed in prompts; common first steps of injection payloads
         env.globals.pop(name, None)
     return env
@@ -159,8 +178,8 @@ def _render_jinja(source: str, doc: Mapping[str, Any]) -> str:
         return _compile(source).render(**doc)
     except SecurityError as exc:
         raise PromptError(
-            f"template {_short(source)} was refused: it reaches for Python internals ({exc}); "
-            "templates may only read the document's fields"
+            f"template {_short(source)} was refused by the sandbox ({exc}); "
+            "templates may read the document's fields, not Python internals"
         ) from None
     except jinja2.UndefinedError as exc:
         raise PromptError(

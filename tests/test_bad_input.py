@@ -147,6 +147,14 @@ def test_a_shift_jis_task_file_is_named_and_readable_with_its_encoding(tmp_path:
     assert json.loads((tmp_path / "plan.json").read_text())["tasks"][0]["n_docs"] == 3
 
 
+def test_a_shift_jis_task_file_itself_is_named(tmp_path: Path, hyouka_home: Path) -> None:
+    task = _write_task(tmp_path / "sjis-task.yaml", files={"valid": "x.jsonl"})
+    task.write_bytes(task.read_text(encoding="utf-8").replace("答えよ", "日本語で答えよ").encode("cp932"))
+    result = _run(*_dry(str(task)))
+    out = _flat(result.output)
+    assert result.exit_code == 2 and f"task file {task} is not UTF-8" in out, out
+
+
 def test_eval_data_in_shift_jis_needs_encoding(tmp_path: Path, hyouka_home: Path) -> None:
     data = tmp_path / "answers.csv"
     data.write_bytes("question,prediction,target\n首都は？,東京,東京\n山は？,富士山,阿蘇山\n".encode("cp932"))
@@ -191,6 +199,18 @@ def test_a_jsts_label_that_is_no_score_is_refused(tmp_path: Path, hyouka_home: P
     result = _run(*_dry("jsts", "--data-file", f"jsts={data}"))
     out = _flat(result.output)
     assert result.exit_code == 2 and f"{data}:3:" in out and why in out, out
+
+
+def test_a_suite_task_with_a_bad_label_fails_instead_of_being_skipped(tmp_path: Path, hyouka_home: Path) -> None:
+    folder = tmp_path / "datasets" / "jnli-v1.3"
+    folder.mkdir(parents=True)
+    rows = [{"sentence_pair_id": str(i), "sentence1": "a", "sentence2": "b", "label": "entailment"} for i in range(3)]
+    rows[1]["label"] = "entails"
+    data = folder / "valid-v1.3.json"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    result = _run(*_dry("jglue", "--data-dir", str(tmp_path / "datasets")))
+    out = _flat(result.output)
+    assert result.exit_code == 2 and f"{data}:2:" in out and "label 'entails' is not one of" in out, out
 
 
 # --------------------------------------------------------------------------- 11. refused options

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,13 @@ from hyouka.engine.runner import RunResult, check_limit, check_mode, evaluate_ta
 from hyouka.judge.runs import JudgeRunResult
 from hyouka.judge.tasks import JudgeTaskError, mt_bench_data_dir, resume_judge_run, run_judge_task, split_judge_tasks
 from hyouka.models.base import Model
-from hyouka.models.registry import check_ready, load_model, recordable_options
+from hyouka.models.registry import check_ready, load_model, parse_spec, recordable_options
 from hyouka.pricing.table import PriceTable, load_prices
 from hyouka.store.store import Store
-from hyouka.tasks.loaders import DataError
+from hyouka.tasks.loaders import DataError, DataPathError
 from hyouka.tasks.prompts import get_family
 from hyouka.tasks.registry import builtin_suites, expand, load_task, task_source
-from hyouka.tasks.task import Task, check_fewshot
+from hyouka.tasks.task import LabelError, Task, check_fewshot
 
 ProgressFactory = Callable[[str], Callable[[int, int], None]]
 
@@ -87,7 +87,7 @@ class EvalResult:
 
 
 def _task_files(
-    data_files: dict[str, str | Path] | None, planned: list[tuple[str, str | None]], extra: list[str] = ()
+    data_files: dict[str, str | Path] | None, planned: list[tuple[str, str | None]], extra: Sequence[str] = ()
 ) -> dict[str, Path]:
     """The data files by task, keyed as ``planned`` names the tasks; a key naming no task of the run is refused.
 
@@ -98,10 +98,9 @@ def _task_files(
     known = {*names, *names.values(), *extra}
     unknown = [key for key in files if key not in known]
     if unknown:
-        shown = ", ".join(name if name == task else f"{name} (task {task})" for name, task in names.items())
-        raise DataError(
-            f"--data-file {unknown[0]}=… names no task of this run; its tasks: {', '.join([shown, *extra])}"
-        )
+        shown = [name if name == task else f"{name} (task {task})" for name, task in names.items()]
+        tasks = ", ".join([*shown, *extra])
+        raise DataError(f"--data-file {unknown[0]}=… names no task of this run; its tasks: {tasks}")
     out: dict[str, Path] = {}
     for name, task in names.items():
         path = files.get(name, files.get(task))
@@ -159,6 +158,8 @@ def run(
     if judge_tasks and judge is None:
         raise JudgeTaskError(f"{', '.join(judge_tasks)} is graded by a judge: give one, e.g. judge='openai:gpt-4o'")
     planned = expand(tasks)  # unknown names fail before a model is loaded
+    if isinstance(model, str):
+        parse_spec(model)  # and so does a misspelt backend, before any data is read
     check_fewshot(num_fewshot)
     files = _task_files(data_files, planned, judge_tasks)
     get_family(prompt_family)
@@ -255,8 +256,8 @@ def _build_tasks(
         try:
             task.docs()
         except DataError as exc:
-            if suite is None:
-                raise
+            if suite is None or isinstance(exc, (LabelError, DataPathError)):
+                raise  # only a suite's task whose data is absent is skipped; bad data is an error
             skipped[task_name] = str(exc)
             continue
         out.append((task, suite))
@@ -285,6 +286,8 @@ def estimate(
     check_mode(mode)
     check_limit(limit)
     planned = expand(tasks)
+    if isinstance(model, str):
+        parse_spec(model)
     check_fewshot(num_fewshot)
     files = _task_files(data_files, planned)
     skipped: dict[str, str] = {}

@@ -24,7 +24,7 @@ JudgeBaseUrlOpt = Annotated[str | None, typer.Option("--judge-base-url", help="t
 
 
 def fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # unwrapped: paths stay whole to copy
     raise typer.Exit(code=2)
 
 

@@ -87,6 +87,9 @@ def _read(path: Path) -> Rubric:
         data = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise RubricError(f"cannot read rubric {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RubricError(f"rubric {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                          "save it as UTF-8") from None
     if not isinstance(data, dict):
         raise RubricError(f"rubric {path} is not a mapping")
     try:

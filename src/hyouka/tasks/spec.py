@@ -120,6 +120,9 @@ def load_task_file(path: str | Path) -> TaskSpec:
         data = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise TaskFileError(f"cannot read task file {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise TaskFileError(f"task file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                            "save it as UTF-8 (data files may use another encoding: dataset.encoding)") from None
     except yaml.YAMLError as exc:
         raise TaskFileError(f"task file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

@@ -231,7 +231,7 @@ def test_data_file_keys_must_name_a_task_of_the_run(tmp_path: Path, hyouka_home:
     result = _run(*_dry("jcommonsenseqa", "--data-dir", str(jglue_dir), "--limit", "2",
                         "--data-file", "jcommonsenseq=whatever.jsonl"))
     out = _flat(result.output)
-    assert result.exit_code == 2 and "--data-file jcommonsenseq=" in out and "jcommonsenseqa" in out, out
+    assert result.exit_code == 2 and "--data-file jcommonsenseq=… names no task" in out and "jcommonsenseqa" in out, out
 
     data = _write_docs(tmp_path / "docs.jsonl")
     task = _write_task(tmp_path / "custom.yaml", files={"valid": "docs.jsonl"})

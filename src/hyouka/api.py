@@ -16,14 +16,21 @@ from hyouka.engine.estimate import RunEstimate, check_ceiling, estimate_tasks
 from hyouka.engine.executor import Executor
 from hyouka.engine.runner import RunResult, check_limit, check_mode, evaluate_task, require_task_run
 from hyouka.judge.runs import JudgeRunResult
-from hyouka.judge.tasks import JudgeTaskError, mt_bench_data_dir, resume_judge_run, run_judge_task, split_judge_tasks
+from hyouka.judge.tasks import (
+    JUDGE_TASKS,
+    JudgeTaskError,
+    mt_bench_data_dir,
+    resume_judge_run,
+    run_judge_task,
+    split_judge_tasks,
+)
 from hyouka.models.base import Model
 from hyouka.models.registry import check_ready, load_model, parse_spec, recordable_options
 from hyouka.pricing.table import PriceTable, load_prices
 from hyouka.store.store import Store
 from hyouka.tasks.loaders import DataError, DataPathError
 from hyouka.tasks.prompts import get_family
-from hyouka.tasks.registry import builtin_suites, expand, load_task, task_source
+from hyouka.tasks.registry import builtin_suites, builtin_task_names, expand, load_task, task_source
 from hyouka.tasks.task import LabelError, Task, check_fewshot
 
 ProgressFactory = Callable[[str], Callable[[int, int], None]]
@@ -89,24 +96,26 @@ class EvalResult:
 def _task_files(
     data_files: dict[str, str | Path] | None, planned: list[tuple[str, str | None]], extra: Sequence[str] = ()
 ) -> dict[str, Path]:
-    """The data files by task, keyed as ``planned`` names the tasks; a key naming no task of the run is refused.
+    """The data files of ``planned``'s tasks, keyed as ``planned`` names them.
 
-    A task file's task may be keyed by its path (as given) or by the ``task:`` name inside it.
+    A task file's task may be keyed by its path (as given) or by the ``task:`` name inside it. A key
+    naming no task at all (a typo, a task file's wrong name) is refused; one naming another built-in
+    task is left unused, so one mapping can serve runs of different tasks.
     """
     files = {k: Path(v).expanduser() for k, v in (data_files or {}).items()}
     names = {name: load_task(name).task for name, _ in planned}
-    known = {*names, *names.values(), *extra}
+    known = {*names, *names.values(), *extra, *JUDGE_TASKS, *builtin_task_names()}
     unknown = [key for key in files if key not in known]
     if unknown:
         shown = [name if name == task else f"{name} (task {task})" for name, task in names.items()]
         tasks = ", ".join([*shown, *extra])
-        raise DataError(f"--data-file {unknown[0]}=… names no task of this run; its tasks: {tasks}")
+        raise DataError(f"--data-file {unknown[0]}=… names no task; this run's tasks: {tasks}")
     out: dict[str, Path] = {}
     for name, task in names.items():
         path = files.get(name, files.get(task))
         if path is not None:
             out[name] = path
-    return {**out, **{k: v for k, v in files.items() if k in extra}}
+    return out
 
 
 def run(

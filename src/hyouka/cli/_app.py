@@ -69,7 +69,7 @@ def escape(text: str) -> str:
 
 
 def fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # unwrapped: paths stay whole to copy
     raise typer.Exit(code=2)
 
 

@@ -149,6 +149,38 @@ def run(
         output.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     if mlflow:
         export_to_mlflow(store, [r.run_id for r in result.runs], prices)
+    _report_failed_calls(result, store)
+
+
+# statuses of samples whose model call never gave an answer (format and parse errors did get one)
+_ANSWERED = frozenset({"ok", "format_error", "parse_error"})
+
+
+def _report_failed_calls(result: Any, store: str | None) -> None:
+    """End with how many samples' calls failed; exit 1 when no call succeeded at all."""
+    counts: dict[str, int] = {}
+    total = 0
+    for r in result.runs:
+        for status, n in (r.extra.get("statuses") or {}).items():
+            total += n
+            if status not in _ANSWERED:
+                counts[status] = counts.get(status, 0) + n
+    failed = sum(counts.values())
+    if not failed:
+        return
+    detail = ", ".join(f"{status}: {n}" for status, n in sorted(counts.items()))
+    if failed == total:
+        from hyouka.store.store import Store
+
+        first = next((r for r in result.runs if (r.extra.get("statuses") or {})), None)
+        errors = [s["error"] for s in Store(store).samples(first.run_id, indices=[0])] if first else []
+        reason = f"; the first error: {errors[0]}" if errors and errors[0] else ""
+        err.print(f"[bold red]error:[/] no call succeeded: all {total} samples failed ({escape(detail)})"
+                  f"{escape(reason)}", soft_wrap=True)
+        raise typer.Exit(code=1)
+    runs = " ".join(r.run_id for r in result.runs if set(r.extra.get("statuses") or {}) - _ANSWERED)
+    err.print(f"[yellow]{failed} of {total} samples failed[/] ({escape(detail)}); they are not scored "
+              f"(`hyouka show {runs}` lists their errors)", soft_wrap=True)
 
 
 def _print_result(result: Any) -> None:
@@ -357,6 +389,10 @@ def _dry_run(model: str | None, resume: str | None, output: Path | None, **kwarg
         plan = estimate(model, kwargs.pop("tasks"), **kwargs)
     except (ValueError, LookupError, RuntimeError, ImportError, OSError) as exc:
         fail(api_error(exc))
+        return
+    if not plan.tasks:  # every task was skipped: there is nothing to estimate, not a run that costs $0
+        reasons = "; ".join(f"{task}: {reason}" for task, reason in plan.skipped.items())
+        fail(f"the dry run found no data for any task ({reasons})" if reasons else "the dry run found no task to run")
         return
     price = plan.price
     columns = ("task", "mode", "docs", "done", "requests", "cached", "calls", "prompt tokens",

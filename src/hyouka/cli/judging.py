@@ -2,6 +2,7 @@
 
 # no `from __future__ import annotations`: Typer would compile every string annotation at each start
 
+import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -50,7 +51,8 @@ def _write_rows(path: Path, frames: list[Any]) -> None:
 
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if path.suffix == ".csv":
-        table.to_csv(path, index=False)
+        # every text field quoted: a bare \r (or any other line break) inside one cannot split its row
+        table.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
     else:
         table.to_json(path, orient="records", lines=True, force_ascii=False)
 
@@ -102,6 +104,8 @@ def eval_cmd(
     store: StoreOpt = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the results as JSON")] = None,
     rows: Annotated[Path | None, typer.Option("--rows", help="write the per-row table (.csv or .jsonl)")] = None,
+    encoding: Annotated[str, typer.Option("--encoding", help="text encoding of DATA, e.g. cp932 for Shift-JIS")] = (
+        "utf-8"),
     format: Format = "table",
 ) -> None:
     """Evaluate models' answers (or existing predictions) on your own data, with heuristic and judge metrics."""
@@ -120,7 +124,7 @@ def eval_cmd(
                     context=context_column, id_column=id_column, metrics=metrics, judge=judge, language=language,
                     max_tokens=max_tokens, system_prompt=system_prompt, limit=limit, store=store,
                     cache=not no_cache, progress=progress(spec or str(data.name)),
-                    judge_options=judge_backend_options(judge_base_url),
+                    judge_options=judge_backend_options(judge_base_url), encoding=encoding,
                     **({"judge_max_tokens": judge_max_tokens} if judge_max_tokens else {}),
                     **(_options_for(spec, options) if spec else {}),
                 ))

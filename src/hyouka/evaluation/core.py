@@ -171,6 +171,7 @@ def evaluate(
     judge_options: dict[str, Any] | None = None,
     seed: int = 0,
     prices: PriceTable | str | Path | None = None,
+    encoding: str = "utf-8",
     **model_options: Any,
 ) -> EvaluationResult:
     """Evaluate ``model`` (or the ``predictions`` column) on ``data`` with ``metrics`` (+ ``extra_metrics``).
@@ -182,7 +183,8 @@ def evaluate(
     language (``ja`` or ``en``). ``model_options`` go to the model's backend, ``judge_options``
     to the judge's. ``model_type`` is accepted as in MLflow (``question-answering`` or ``text``).
     ``prices`` (a table, or a YAML file consulted before the default table) prices the recorded calls
-    (the judge's in a judged run) in the run's accounting.
+    (the judge's in a judged run) in the run's accounting. ``encoding`` is the data file's text encoding
+    (e.g. ``cp932`` for Shift-JIS).
     """
     if data is None:
         raise ValueError("give data: a DataFrame, a list of records, or a .csv/.jsonl/.json/.parquet path")
@@ -191,7 +193,7 @@ def evaluate(
     if model is not None and predictions is not None:
         raise ValueError("give a model to call or a predictions column to read, not both")
     table = load_table(data, inputs=inputs, targets=targets, context=context, predictions=predictions,
-                       id_column=id_column, limit=limit)
+                       id_column=id_column, limit=limit, encoding=encoding)
     if model is None and table.columns["predictions"] is None:
         raise ArgumentError("no model and no predictions column: give {model} or {predictions}", model="…",
                             predictions="'<column>'")

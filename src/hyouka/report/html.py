@@ -13,7 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from hyouka.report.build import Report
 from hyouka.report.examples import example_row
@@ -32,9 +33,10 @@ def _num(value: float | None, digits: int = 3) -> str:
 
 
 @lru_cache
-def _env() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
+def _env() -> ImmutableSandboxedEnvironment:
+    # the package's own templates, rendered like every template in hyouka in the sandbox (defence in depth)
+    env = ImmutableSandboxedEnvironment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
+                                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
     env.filters["usd"] = fmt_cost
     return env

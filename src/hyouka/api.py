@@ -96,7 +96,7 @@ def run(
     *,
     mode: str = "auto",
     num_fewshot: int | None = None,
-    prompt_family: str = "plain",
+    prompt_family: str | None = None,
     seed: int = 0,
     limit: int | None = None,
     data_dir: str | Path | None = None,
@@ -139,7 +139,8 @@ def run(
     if judge_tasks and judge is None:
         raise JudgeTaskError(f"{', '.join(judge_tasks)} is graded by a judge: give one, e.g. judge='openai:gpt-4o'")
     planned = expand(tasks)  # unknown names fail before a model is loaded
-    get_family(prompt_family)
+    if prompt_family is not None:
+        get_family(prompt_family)
     the_store = store if isinstance(store, Store) else Store(store)
     the_cache = _open_cache(cache)
     backend = load_model(model, **model_options) if isinstance(model, str) else model
@@ -211,7 +212,7 @@ def _build_tasks(
     planned: list[tuple[str, str | None]],
     root: Path | None,
     files: dict[str, Path],
-    prompt_family: str,
+    prompt_family: str | None,
     num_fewshot: int | None,
     seed: int,
     skipped: dict[str, str],
@@ -245,7 +246,7 @@ def estimate(
     *,
     mode: str = "auto",
     num_fewshot: int | None = None,
-    prompt_family: str = "plain",
+    prompt_family: str | None = None,
     seed: int = 0,
     limit: int | None = None,
     data_dir: str | Path | None = None,

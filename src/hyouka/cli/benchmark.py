@@ -44,7 +44,10 @@ def run(
     tasks: Annotated[str, typer.Option("--tasks", "-t", help="comma-separated tasks or suites")] = "jglue",
     mode: Annotated[str, typer.Option(help="auto, loglikelihood or generate")] = "auto",
     num_fewshot: Annotated[int | None, typer.Option("--num-fewshot", "-k")] = None,
-    prompt_family: Annotated[str, typer.Option("--prompt-family", help="plain or alpaca")] = "plain",
+    prompt_family: Annotated[
+        str | None,
+        typer.Option("--prompt-family", help="plain, alpaca, raw or llm-jp-eval (default: the task's own, or plain)"),
+    ] = None,
     seed: int = 0,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N documents of each task")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="JGLUE datasets/ folder (or HYOUKA_JGLUE_DIR)")] = None,

@@ -131,7 +131,7 @@ def run_config(
         "task_version": task.spec.version,
         "task_hash": task.spec.content_hash(),
         "mode": mode,
-        "prompt_family": task.family.name,
+        "prompt_family": task.family_choice,
         "num_fewshot": task.num_fewshot,
         "seed": task.seed,
         "limit": limit,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from hyouka.metrics import classification, correlation, qa, text
+from hyouka.metrics import classification, correlation, llmjp, qa, text
 from hyouka.metrics.bootstrap import DEFAULT_N_RESAMPLES, BootstrapResult, bootstrap
 
 __all__ = [
@@ -94,6 +94,17 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("bleu", "corpus BLEU (0-1) on morphemes", "corpus_text", tokenizer=_TOK),
         MetricInfo("chrf", "corpus chrF (0-1) on characters", "corpus_text"),
         MetricInfo("ja_char_ratio", "share of kana/kanji characters in the prediction", "per_sample"),
+        # llm-jp-eval v1.3.0's definitions, on the raw output and the gold text (hyouka.metrics.llmjp)
+        MetricInfo("llmjp:exact_match", "llm-jp-eval exact match: NFKC answer before the first blank line",
+                   "per_sample"),
+        MetricInfo("llmjp:char_f1", "llm-jp-eval char_f1: thefuzz token_sort_ratio / 100", "per_sample"),
+        MetricInfo("llmjp:set_f1", "llm-jp-eval set_f1: F1 of the sets of answer lines", "per_sample"),
+        MetricInfo("llmjp:bleu_ja", "llm-jp-eval bleu_ja: sentence sacreBLEU, ja-mecab, effective order, / 100",
+                   "per_sample", tokenizer="sacrebleu ja-mecab (MeCab + IPADIC)"),
+        MetricInfo("llmjp:pearson", "llm-jp-eval pearson: scipy on parse_float answers (-2.0 if none), NaN -> 0",
+                   "llmjp_correlation"),
+        MetricInfo("llmjp:spearman", "llm-jp-eval spearman: scipy on parse_float answers (-2.0 if none), NaN -> 0",
+                   "llmjp_correlation"),
     )
 }
 
@@ -128,6 +139,10 @@ _SAMPLE_FUNCS: dict[str, Callable[[Any, Any], float]] = {
     "rouge2": lambda p, r: 0.0 if p is None else text.rouge_n(str(p), r, 2),
     "rouge_l": lambda p, r: 0.0 if p is None else text.rouge_l(str(p), r),
     "ja_char_ratio": lambda p, r: text.japanese_char_ratio(_text_or_none(p)),
+    **{
+        f"{llmjp.PREFIX}{name}": (lambda f: lambda p, r: f(_text_or_none(p), r))(func)
+        for name, func in llmjp.SAMPLE_FUNCS.items()
+    },
 }
 
 
@@ -239,6 +254,15 @@ def aggregate(
 
     if n_items == 0:
         return result(float("nan"), None, 0, "no predictions to score")
+
+    if info.kind == "llmjp_correlation":  # every pair counts: an unreadable answer is -2.0
+        golds, answers = llmjp.correlation_inputs([_text_or_none(p) for p in predictions], list(references))
+        value = llmjp.correlation(metric, golds, answers)
+        boot = None
+        if n_resamples and n_items >= 2:
+            boot = bootstrap(lambda g, a: llmjp.correlation(metric, g, a), np.array(golds), np.array(answers),
+                             n_resamples=n_resamples, seed=seed)
+        return result(value, boot, n_items)
 
     if info.kind == "per_sample":
         func = _SAMPLE_FUNCS[metric]

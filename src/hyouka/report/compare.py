@@ -184,7 +184,8 @@ def _labels(task: str) -> list[Any] | None:
         spec = load_task(task)
     except ValueError:
         return None
-    return list(range(len(spec.doc_to_choice or []))) if spec.output_type == "multiple_choice" else None
+    choices = spec.fixed_choices
+    return list(range(len(choices))) if spec.output_type == "multiple_choice" and choices else None
 
 
 def compare_runs(

@@ -86,8 +86,11 @@ def read_config(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     include = data.pop("include", None)
     if include is None:
         return data
-    parent = Path(include) if Path(include).is_absolute() else path.parent / include
-    return {**read_config(parent, (*_seen, path)), **data}
+    merged: dict[str, Any] = {}
+    for item in include if isinstance(include, list) else [include]:
+        parent = Path(item) if Path(item).is_absolute() else path.parent / item
+        merged.update(read_config(parent, (*_seen, path)))
+    return {**merged, **data}
 
 
 def find_lm_eval_task(name: str) -> Path:

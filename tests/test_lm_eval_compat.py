@@ -27,7 +27,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("lm_eval")  # a test dependency: hyouka never imports it
 
-from hyouka.tasks.lm_eval_yaml import find_lm_eval_task  # noqa: E402
+from hyouka.tasks.lm_eval_yaml import find_lm_eval_task
 
 N_EVAL, N_TRAIN = 40, 60
 JNLI_LABELS = ["entailment", "contradiction", "neutral"]  # Rakuten/JGLUE's ClassLabel order

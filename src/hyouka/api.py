@@ -220,10 +220,11 @@ def _build_tasks(
     """Tasks with their data loaded; a suite's tasks without data go to ``skipped`` with the reason."""
     out = []
     for task_name, suite in planned:
+        spec = load_task(task_name)
         task = Task(
-            load_task(task_name),
+            spec,
             data_dir=root,
-            data_file=files.get(task_name),
+            data_file=files.get(task_name) or files.get(spec.task),  # lm-eval:NAME's file goes by NAME too
             family=prompt_family,
             num_fewshot=num_fewshot,
             seed=seed,

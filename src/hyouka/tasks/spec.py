@@ -180,17 +180,20 @@ class TaskSpec(BaseModel):
 
 def load_task_file(path: str | Path) -> TaskSpec:
     """Read and validate a task YAML file, naming the file in every error."""
+    from hyouka.tasks.lm_eval_yaml import is_lm_eval_schema, load_lm_eval_yaml
+
     path = Path(path)
     try:
-        data = load_yaml(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if "!function" in text:  # lm-eval's tag for Python in a task file: only its schema has it
+            return load_lm_eval_yaml(path)
+        data = load_yaml(text)
     except OSError as exc:
         raise TaskFileError(f"cannot read task file {path}: {exc}") from exc
     except yaml.YAMLError as exc:
         raise TaskFileError(f"task file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise TaskFileError(f"task file {path} must hold a mapping, got {type(data).__name__}")
-    from hyouka.tasks.lm_eval_yaml import is_lm_eval_schema, load_lm_eval_yaml
-
     if is_lm_eval_schema(data):
         return load_lm_eval_yaml(path)
     try:

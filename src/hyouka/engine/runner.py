@@ -239,6 +239,8 @@ def evaluate_task(
         buffer.clear()
         last_flush = time.monotonic()
 
+    # llmjp: metrics compare the output with the gold text, which the document gives
+    kept = _KEPT_FOR_SUMMARY + (("output", "extracted", "doc") if task.scores_texts(chosen) else ())
     try:
         for position, response in executor.execute(requests):
             index, slot = plan[position]
@@ -252,7 +254,7 @@ def evaluate_task(
             record["cost_usd"] = sample_cost(price.price if price else None, responses)
             buffer.append(record)
             # what aggregates and accounting read; the rest of the record is freed once written
-            written.append({key: record[key] for key in _KEPT_FOR_SUMMARY})
+            written.append({key: record[key] for key in kept})
             completed += 1
             if progress:
                 progress(completed, len(docs))

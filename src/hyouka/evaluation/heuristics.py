@@ -16,7 +16,11 @@ from hyouka.metrics.text import answer_length_tokens
 
 __all__ = ["HEURISTIC_METRICS", "canonical_heuristic", "heuristic_aggregates", "needs_target", "row_scores"]
 
-_REGISTRY = ("exact_match", "char_f1", "rouge1", "rouge2", "rouge_l", "bleu", "chrf", "ja_char_ratio")
+_REGISTRY = (
+    "exact_match", "char_f1", "rouge1", "rouge2", "rouge_l", "bleu", "chrf", "ja_char_ratio",
+    # llm-jp-eval v1.3.0's definitions (hyouka.metrics.llmjp), named as such
+    "llmjp:exact_match", "llmjp:char_f1", "llmjp:set_f1", "llmjp:bleu_ja", "llmjp:pearson", "llmjp:spearman",
+)
 _LOCAL = ("answer_tokens", "latency")
 HEURISTIC_METRICS = (*_REGISTRY, *_LOCAL)
 _ALIASES = {

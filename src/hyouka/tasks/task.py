@@ -212,6 +212,10 @@ class Task:
             names = self._metrics[mode] = self.spec.metrics_for(mode)
         return names
 
+    def scores_texts(self, mode: Mode) -> bool:
+        """Whether a metric of ``mode`` compares the raw output with the gold text (the ``llmjp:`` ones)."""
+        return any(is_llmjp(name) for name in self.metric_names(mode))
+
     def metric_inputs(self, metric: str, sample: dict[str, Any]) -> tuple[Any, Any]:
         """What ``metric`` compares for a stored sample: the texts for ``llmjp:`` metrics, else prediction and gold."""
         if is_llmjp(metric):

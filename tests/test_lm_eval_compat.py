@@ -149,3 +149,26 @@ def test_seeded_sampler_draws_differ_per_document(hyouka_samples) -> None:
 
     assert len({shots(s) for s in hyouka_samples["jcqa_3shot_first_n"]}) == 1
     assert len({shots(s) for s in hyouka_samples["jcqa_3shot_seeded"]}) > N_EVAL // 2
+
+
+@pytest.mark.slow
+def test_cli_runs_lm_eval_task_by_name_on_a_local_file(
+    task_files: list[Path], tiny_model_dir: Path, lm_eval_samples, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from hyouka.cli import app
+
+    valid = task_files[0].parent / "jcommonsenseqa-validation.jsonl"
+    url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    args = ["run", "--model", f"hf:{tiny_model_dir}", "--tasks", "lm-eval:ja_leaderboard_jcommonsenseqa",
+            "--data-file", f"ja_leaderboard_jcommonsenseqa={valid}", "--num-fewshot", "0", "--limit", "5",
+            "--store", url, "--dtype", "float32", "--output", str(tmp_path / "out.json")]
+    result = CliRunner().invoke(app, args, env={"HYOUKA_HOME": str(tmp_path / "home")})
+    assert result.exit_code == 0, result.output
+    (run,) = json.loads((tmp_path / "out.json").read_text())["runs"]
+    assert run["task"] == "ja_leaderboard_jcommonsenseqa"
+    samples = Store(url).samples(run["run_id"])
+    theirs = lm_eval_samples["jcqa_0shot"][:5]
+    assert [[[s["prompt"], r["continuation"]] for r in s["requests"]] for s in samples] == [
+        t["arguments"] for t in theirs]

@@ -39,6 +39,7 @@ __all__ = [
     "lcs_length",
     "rouge_l",
     "rouge_n",
+    "sentence_bleu",
     "tokenize_ja",
     "tokenizer_info",
 ]
@@ -185,8 +186,15 @@ def bleu_stats(prediction: str, references: References) -> np.ndarray:
     return np.array([len(hyp), _closest_ref_len(len(hyp), ref_lens), *correct, *total], dtype=np.int64)
 
 
-def bleu_from_stats(stats: np.ndarray) -> np.ndarray:
-    """Corpus BLEU (0-1) from summed statistics, shape ``(..., 2 + 2 * 4)`` -> ``(...)``."""
+def bleu_from_stats(stats: np.ndarray, effective_order: bool = False) -> np.ndarray:
+    """Corpus BLEU (0-1) from summed statistics, shape ``(..., 2 + 2 * 4)`` -> ``(...)``.
+
+    ``effective_order`` (sacreBLEU's, as its sentence BLEU uses): the geometric mean runs over
+    the n-gram orders the hypothesis has (a 2-morpheme answer: orders 1 and 2), so a short
+    exact copy scores 1 instead of 0.
+    """
+    if effective_order:
+        return _bleu_effective_order(np.asarray(stats, dtype=float))
     s = np.asarray(stats, dtype=float)
     sys_len, ref_len = s[..., 0], s[..., 1]
     correct = s[..., 2 : 2 + BLEU_MAX_ORDER]
@@ -201,6 +209,27 @@ def bleu_from_stats(stats: np.ndarray) -> np.ndarray:
     # An order with no n-gram at all (text shorter than 4 morphemes) makes BLEU 0, as does no match.
     defined = (total > 0).all(axis=-1) & (correct.sum(axis=-1) > 0)
     return np.where(defined, brevity * np.exp(np.where(defined, log_mean, 0.0)), 0.0)
+
+
+def _bleu_effective_order(s: np.ndarray) -> np.ndarray:
+    sys_len, ref_len = s[..., 0], s[..., 1]
+    correct = s[..., 2 : 2 + BLEU_MAX_ORDER]
+    total = s[..., 2 + BLEU_MAX_ORDER : 2 + 2 * BLEU_MAX_ORDER]
+    orders = np.cumprod(total > 0, axis=-1).astype(bool)  # orders up to the first with no n-gram
+    n_orders = orders.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        brevity = np.where(sys_len < ref_len, np.exp(1.0 - ref_len / np.maximum(sys_len, 1.0)), 1.0)
+        smooth = 2.0 ** np.cumsum((correct == 0) & orders, axis=-1)
+        precision = np.where(correct > 0, correct / total, 1.0 / (smooth * total))
+        logs = np.where(orders, np.log(np.where(orders, precision, 1.0)), 0.0).sum(axis=-1)
+        value = brevity * np.exp(logs / np.maximum(n_orders, 1))
+    defined = (n_orders > 0) & (correct.sum(axis=-1) > 0)
+    return np.where(defined, value, 0.0)
+
+
+def sentence_bleu(prediction: str | None, references: References) -> float:
+    """sacreBLEU's sentence BLEU (effective order, exp smoothing) on morphemes, 0-1."""
+    return float(bleu_from_stats(bleu_stats(prediction or "", references), effective_order=True))
 
 
 def _corpus_stats(

@@ -52,11 +52,7 @@ def first_gold(reference: Any) -> str:
     """The first gold answer, as text (llm-jp-eval keeps one gold per sample)."""
     if isinstance(reference, list | tuple):
         reference = reference[0] if reference else ""
-    if reference is None:
-        return ""
-    if isinstance(reference, float) and reference.is_integer():
-        return str(reference)
-    return str(reference)
+    return "" if reference is None else str(reference)
 
 
 def read_answer(output: str | None) -> str:

@@ -100,7 +100,9 @@ def find_lm_eval_task(name: str) -> Path:
         raise LmEvalImportError(f"{PREFIX}{name}: lm_eval is not installed (pip install lm-eval)")
     tasks_dir = Path(next(iter(spec.submodule_search_locations))) / "tasks"
     line = re.compile(rf"^task:\s*['\"]?{re.escape(name)}['\"]?\s*$", re.MULTILINE)
-    for path in sorted(tasks_dir.rglob("*.yaml")):
+    named = sorted(tasks_dir.rglob(f"*{name}*.yaml"))  # most task files are named after their task
+    seen = set(named)
+    for path in [*named, *(p for p in sorted(tasks_dir.rglob("*.yaml")) if p not in seen)]:
         try:
             if line.search(path.read_text(encoding="utf-8")):
                 return path
@@ -179,10 +181,10 @@ def _generation(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     until = kwargs.pop("until", None)
     if until is not None:
         out["until"] = [until] if isinstance(until, str) else list(until)
-    if "max_gen_toks" in kwargs:
-        out["max_tokens"] = int(kwargs.pop("max_gen_toks"))
-    else:
-        out["max_tokens"] = 256  # lm-eval's default max_gen_toks
+    out["max_tokens"] = 256  # lm-eval's default max_gen_toks
+    for alias in ("max_completion_tokens", "max_tokens", "max_new_tokens", "max_gen_toks"):  # lm-eval's priority
+        if alias in kwargs:
+            out["max_tokens"] = int(kwargs.pop(alias))
     if kwargs.pop("do_sample", False):
         raise _refuse(path, "generation_kwargs.do_sample", "hyouka benchmark tasks decode greedily")
     if float(kwargs.pop("temperature", 0.0) or 0.0) != 0.0:

@@ -168,7 +168,7 @@ def build_leaderboard(
 
     def base_setting(run: dict[str, Any]) -> str:
         cfg = run["config"]
-        return f"{cfg.get('num_fewshot', 0)}-shot {cfg.get('prompt_family', 'plain')}"
+        return f"{cfg.get('num_fewshot', 0)}-shot {cfg.get('prompt_family') or 'task layout'}"
 
     rows: dict[tuple[str, str], Row] = {}
     joiners: list[dict[str, Any]] = []

@@ -170,12 +170,31 @@ class TaskSpec(BaseModel):
     def content_hash(self) -> str:
         """Hash of the validated content (and of the ``process_docs`` code): any change to the task changes it."""
         content = self.model_dump(mode="json")
+        # fields added after the first schema leave the hash alone at their defaults, so a task file
+        # written before them keeps its hash (and its runs stay comparable)
+        for name, default in _LATER_FIELDS.items():
+            if content.get(name) == default:
+                content.pop(name)
+        for name, default in _LATER_GENERATION_FIELDS.items():
+            if content["generation"].get(name) == default:
+                content["generation"].pop(name)
         if self.process_docs is not None:
             from hyouka.tasks.process_docs import code_digest
 
             content["process_docs_code"] = code_digest(self.process_docs)
         blob = json.dumps(content, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+_LATER_FIELDS: dict[str, Any] = {
+    "fewshot_delimiter": "\n\n",
+    "fewshot": FewshotSpec().model_dump(mode="json"),
+    "layout": None,
+    "process_docs": None,
+}
+_LATER_GENERATION_FIELDS: dict[str, Any] = {
+    "until": None, "preprocess": [], "answer_regex": None, "regex_select": 0, "regex_fallback": None,
+}
 
 
 def load_task_file(path: str | Path) -> TaskSpec:

@@ -167,3 +167,10 @@ def test_jsts_run_with_llm_jp_eval_prompts_scores_as_llm_jp_eval(jglue_dir: Path
     assert run.aggregates["llmjp:pearson"]["n_scored"] == 60
     assert run.aggregates["pearson"]["n_scored"] < 60  # hyouka's own leaves unreadable answers out
     assert not math.isclose(run.aggregates["pearson"]["value"], run.aggregates["llmjp:pearson"]["value"])
+    # `hyouka score` recomputes the same from the stored records, and knows the task is unchanged
+    from hyouka.engine.rescore import rescore
+
+    store = Store(url)
+    again = rescore(store, run.run_id)
+    assert again["llmjp:pearson"]["value"] == pytest.approx(run.aggregates["llmjp:pearson"]["value"])
+    assert store.get_run(run.run_id)["stats"]["task_hash_matches"]

@@ -46,3 +46,20 @@ def test_evaluate_takes_mlflow_regressor_names(tmp_path: Path) -> None:
                              store=f"sqlite:///{tmp_path / 's.sqlite'}", cache=False)
     assert result.metrics["mae"] == pytest.approx(sk_metrics.mean_absolute_error([1.5, 2, 2.5, 5], [1, 2, 3, 4]))
     assert result.metrics["r2"] == pytest.approx(sk_metrics.r2_score([1.5, 2, 2.5, 5], [1, 2, 3, 4]))
+
+
+def test_rouge_lsum_matches_rouge_score_on_morphemes(jglue_dir: Path) -> None:
+    rouge_scorer = pytest.importorskip("rouge_score.rouge_scorer")
+
+    class Morphemes:
+        def tokenize(self, text: str) -> list[str]:
+            return tokenize_ja(text)
+
+    scorer = rouge_scorer.RougeScorer(["rougeLsum"], tokenizer=Morphemes())
+    rows = [json.loads(line) for line in (jglue_dir / "jsts-v1.3" / "valid-v1.3.json").read_text().splitlines()[:40]]
+    pairs = [(f"{a['sentence2']}\n{b['sentence1']}", f"{a['sentence1']}\n{b['sentence2']}\n{b['sentence1']}")
+             for a, b in zip(rows[::2], rows[1::2], strict=True)]
+    pairs += [("猫が好き\n\n犬も好き", "犬が好き\n猫も好き"), ("", "猫"), ("猫", "猫")]
+    for pred, ref in pairs:
+        expected = scorer.score(ref, pred)["rougeLsum"].fmeasure
+        assert sample_score("rouge_lsum", pred, ref) == pytest.approx(expected, abs=1e-12), (pred, ref)

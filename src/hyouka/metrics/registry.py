@@ -92,6 +92,7 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("rouge1", "ROUGE-1 F on morphemes", "per_sample", tokenizer=_TOK),
         MetricInfo("rouge2", "ROUGE-2 F on morphemes", "per_sample", tokenizer=_TOK),
         MetricInfo("rouge_l", "ROUGE-L F on morphemes", "per_sample", tokenizer=_TOK),
+        MetricInfo("rouge_lsum", "ROUGE-Lsum F (union LCS over lines) on morphemes", "per_sample", tokenizer=_TOK),
         MetricInfo("bleu", "corpus BLEU (0-1) on morphemes", "corpus_text", tokenizer=_TOK),
         MetricInfo("sentence_bleu", "mean sentence BLEU (0-1) on morphemes, sacreBLEU's effective order",
                    "per_sample", tokenizer=_TOK),
@@ -144,6 +145,7 @@ _SAMPLE_FUNCS: dict[str, Callable[[Any, Any], float]] = {
     "rouge1": lambda p, r: 0.0 if p is None else text.rouge_n(str(p), r, 1),
     "rouge2": lambda p, r: 0.0 if p is None else text.rouge_n(str(p), r, 2),
     "rouge_l": lambda p, r: 0.0 if p is None else text.rouge_l(str(p), r),
+    "rouge_lsum": lambda p, r: 0.0 if p is None else text.rouge_lsum(str(p), r),
     "sentence_bleu": lambda p, r: text.sentence_bleu(_text_or_none(p), r),
     "ja_char_ratio": lambda p, r: text.japanese_char_ratio(_text_or_none(p)),
     **{

@@ -38,6 +38,7 @@ __all__ = [
     "japanese_char_ratio",
     "lcs_length",
     "rouge_l",
+    "rouge_lsum",
     "rouge_n",
     "sentence_bleu",
     "tokenize_ja",
@@ -159,6 +160,51 @@ def rouge_l(prediction: str, references: References) -> float:
     for ref in _ref_list(references):
         ref_tokens = tokenize_ja(ref)
         best = max(best, _f_measure(lcs_length(pred_tokens, ref_tokens), len(pred_tokens), len(ref_tokens)))
+    return best
+
+
+def _lcs_indices(ref: Sequence[str], cand: Sequence[str]) -> list[int]:
+    """Positions in ``ref`` of one longest common subsequence (the one rouge-score backtracks to)."""
+    table = [[0] * (len(cand) + 1) for _ in range(len(ref) + 1)]
+    for i, r in enumerate(ref, 1):
+        for j, c in enumerate(cand, 1):
+            table[i][j] = table[i - 1][j - 1] + 1 if r == c else max(table[i - 1][j], table[i][j - 1])
+    i, j, out = len(ref), len(cand), []
+    while i > 0 and j > 0:
+        if ref[i - 1] == cand[j - 1]:
+            out.append(i - 1)
+            i, j = i - 1, j - 1
+        elif table[i][j - 1] > table[i - 1][j]:
+            j -= 1
+        else:
+            i -= 1
+    return out[::-1]
+
+
+def _sentences(text: str) -> list[list[str]]:
+    return [tokenize_ja(line) for line in text.split("\n") if line]
+
+
+def rouge_lsum(prediction: str, references: References) -> float:
+    """ROUGE-Lsum F-measure (summary-level union LCS over newline-separated sentences, as rouge-score
+    and MLflow's ``rougeLsum``) on morphemes; the maximum over references."""
+    pred = _sentences(prediction)
+    best = 0.0
+    for ref_text in _ref_list(references):
+        ref = _sentences(ref_text)
+        m, n = sum(map(len, ref)), sum(map(len, pred))
+        if not m or not n:
+            continue
+        left_ref, left_pred = Counter(t for s in ref for t in s), Counter(t for s in pred for t in s)
+        hits = 0
+        for sentence in ref:
+            union = sorted(set().union(*(_lcs_indices(sentence, p) for p in pred)))
+            for token in (sentence[i] for i in union):
+                if left_pred[token] > 0 and left_ref[token] > 0:
+                    hits += 1
+                    left_pred[token] -= 1
+                    left_ref[token] -= 1
+        best = max(best, _f_measure(hits, n, m))
     return best
 
 

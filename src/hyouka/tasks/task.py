@@ -21,6 +21,15 @@ from hyouka.tasks.prompts import PromptError, PromptFamily, get_family, layout_f
 from hyouka.tasks.spec import Mode, TaskSpec
 
 
+def choice_logprobs(responses: Sequence[Response]) -> list[float]:
+    """Each choice's log-likelihood, a NaN or missing one as ``-inf`` (the least likely).
+
+    The live run (a backend's NaN) and ``hyouka score`` (the store keeps NaN as null) read
+    the same numbers through here, so they pick the same choice: the most likely, ties to the first.
+    """
+    return [-math.inf if r.logprob is None or math.isnan(r.logprob) else float(r.logprob) for r in responses]
+
+
 @dataclass
 class Scored:
     """The outcome of one sample: what was predicted, against what, and how it scored."""
@@ -253,14 +262,19 @@ class Task:
             return Scored(None, None, reference, {}, first.error_type or "api_error", first.error)
 
         details: dict[str, Any] = {}
+        error: str | None = None
         output: str | None = None
         if mode == "loglikelihood":
-            # a logprob stored as null (NaN or -inf in a JSON column) counts as the least likely
-            logprobs = [float(r.logprob) if r.logprob is not None else -math.inf for r in responses]
-            prediction: Any = max(range(len(logprobs)), key=logprobs.__getitem__)
-            extracted: str | None = self.choices(doc)[prediction]
+            logprobs = choice_logprobs(responses)
             details["logprobs"] = logprobs
             details["is_greedy"] = [r.is_greedy for r in responses]
+            prediction: Any = None
+            extracted: str | None = None
+            if any(math.isfinite(lp) for lp in logprobs):
+                prediction = max(range(len(logprobs)), key=logprobs.__getitem__)
+                extracted = self.choices(doc)[prediction]
+            else:
+                error = "no choice has a finite log-likelihood (all NaN or missing)"
         else:
             output = responses[0].text or ""
             extracted, prediction = self._read_answer(output, doc)
@@ -272,7 +286,7 @@ class Task:
             value = sample_score(name, *self.metric_inputs(name, sample))
             if value is not None:
                 metrics[name] = value
-        return Scored(prediction, extracted, reference, metrics, status, details=details)
+        return Scored(prediction, extracted, reference, metrics, status, error, details)
 
 
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

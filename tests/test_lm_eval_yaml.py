@@ -75,7 +75,7 @@ def test_task_file_defines_its_layout_as_data(tmp_path: Path) -> None:
     rows.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in DOCS), encoding="utf-8")
     spec = {
         "task": "framed", "version": "1", "description": "前置き",
-        "dataset": {"files": {"valid": str(rows)}, "eval_split": "valid"},
+        "dataset": {"files": {"valid": rows.name}, "eval_split": "valid"},
         "output_type": "generate_until", "modes": ["generate"], "instruction": "答えよ",
         "doc_to_text": "{{ q }}", "doc_to_target": "{{ a }}", "num_fewshot": 1,
         "fewshot": {"sampler": "first_n"}, "fewshot_delimiter": "\n--\n",
@@ -83,7 +83,7 @@ def test_task_file_defines_its_layout_as_data(tmp_path: Path) -> None:
                    "query": "<{{ input }}=", "stop": [">"]},
         "metric_list": [{"metric": "exact_match"}],
     }
-    task = Task(load_task(str(_write(tmp_path, "framed.yaml", spec))))
+    task = Task(load_task(str(_write(tmp_path, "framed.yaml", spec))), data_dir=tmp_path)
     assert task.prompt(task.docs()[0]) == "[前置き|答えよ]\n<問1=答1>\n--\n<問0="
     assert task.generation_params().stop == (">",)
     assert task.family_choice is None  # a run records that the task's own layout was used
@@ -117,12 +117,12 @@ def test_llm_jp_eval_family_uses_their_wording_and_numbered_choices() -> None:
 def test_llm_jp_eval_sampler_takes_first_of_seed_42_shuffle(tmp_path: Path) -> None:
     rows = tmp_path / "train.jsonl"
     rows.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in DOCS), encoding="utf-8")
-    spec = {"task": "t", "version": "1", "dataset": {"files": {"valid": str(rows), "train": str(rows)},
+    spec = {"task": "t", "version": "1", "dataset": {"files": {"valid": rows.name, "train": rows.name},
                                                        "eval_split": "valid", "fewshot_split": "train"},
             "output_type": "generate_until", "modes": ["generate"], "doc_to_text": "{{ q }}",
             "doc_to_target": "{{ a }}", "num_fewshot": 3, "fewshot": {"sampler": "llm-jp-eval"},
             "metric_list": [{"metric": "exact_match"}]}
-    task = Task(load_task(str(_write(tmp_path, "t.yaml", spec))))
+    task = Task(load_task(str(_write(tmp_path, "t.yaml", spec))), data_dir=tmp_path)
     shuffled = list(DOCS)
     random.seed(42)
     random.shuffle(shuffled)  # as llm-jp-eval's preprocessing does
@@ -176,7 +176,7 @@ def test_process_docs_runs_only_from_the_task_files_folder(tmp_path: Path) -> No
         "def process_docs(dataset):\n"
         "    return dataset.map(lambda d: {**d, 'q': d['q'] + '？'})\n", encoding="utf-8")
     text = "task: toy\ndataset_path: json\nprocess_docs: !function utils.process_docs\n"
-    config = _mc(tmp_path)
+    config = _mc(folder)  # the data lies beside the task file
     config.pop("task")
     body = text + yaml.safe_dump({k: v for k, v in config.items() if k != "dataset_path"}, allow_unicode=True)
     path = folder / "toy.yaml"
@@ -202,3 +202,19 @@ def test_lm_eval_task_resolved_from_the_installed_package() -> None:
     assert spec.description.startswith("以下は、タスクを説明する指示と")
     with pytest.raises(LmEvalImportError, match="no task of that name"):
         load_task("lm-eval:no_such_task_anywhere")
+
+
+def test_lm_eval_data_files_must_lie_in_the_task_folder(tmp_path: Path) -> None:
+    """An lm-eval file is shared like data: it may not read files outside its own folder."""
+    outside = tmp_path / "private.jsonl"
+    outside.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in DOCS), encoding="utf-8")
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    for name in (str(outside), "../private.jsonl"):
+        config = {"task": "leak", "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": name}},
+                  "test_split": "test", "output_type": "generate_until", "doc_to_text": "{{ q }}",
+                  "doc_to_target": "{{ a }}", "metric_list": [{"metric": "exact_match"}]}
+        path = folder / "leak.yaml"
+        path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+        with pytest.raises(LmEvalImportError, match=r"outside the task file's folder.*--data-file"):
+            load_task(str(path))

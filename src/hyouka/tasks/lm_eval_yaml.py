@@ -141,6 +141,20 @@ def _choices(path: Path, value: Any) -> list[str] | str | None:
     return str(value)  # a field holding the list, or a template rendering one
 
 
+def _inside_task_folder(path: Path, file: Path) -> Path:
+    """A data file named by the task file: relative to its folder, and refused outside it.
+
+    Task files are shared like data; one naming ``/etc/passwd`` or ``../../secrets.jsonl`` would read
+    that file and send it to the model. Data elsewhere is given on the command line (``--data-file``).
+    """
+    folder = path.parent.resolve()
+    resolved = (folder / file).resolve()
+    if not resolved.is_relative_to(folder):
+        raise _refuse(path, "dataset_kwargs.data_files", f"{file} lies outside the task file's folder {folder}; "
+                      "give a file elsewhere on the command line: --data-file TASK=PATH")
+    return resolved
+
+
 def _dataset(path: Path, cfg: dict[str, Any], eval_split: str, fewshot_split: str | None) -> dict[str, Any]:
     dataset_path = cfg.get("dataset_path")
     kwargs = dict(cfg.get("dataset_kwargs") or {})
@@ -156,7 +170,7 @@ def _dataset(path: Path, cfg: dict[str, Any], eval_split: str, fewshot_split: st
                 if len(file) != 1:
                     raise _refuse(path, "dataset_kwargs.data_files", f"split {split} has {len(file)} files")
                 file = file[0]
-            resolved[split] = str(Path(str(file)).expanduser().resolve())  # as datasets reads it: from the cwd
+            resolved[split] = str(_inside_task_folder(path, Path(str(file)).expanduser()))
         for split in filter(None, (eval_split, fewshot_split)):
             if split not in resolved:
                 raise _refuse(path, "dataset_kwargs.data_files", f"no file for split {split!r}")
@@ -296,9 +310,11 @@ def spec_from_config(path: Path, cfg: dict[str, Any]) -> TaskSpec:
     elif cfg.get("generation_kwargs") or cfg.get("filter_list"):
         raise _refuse(path, "generation_kwargs", "generation options on a multiple_choice task")
     try:
-        return TaskSpec.model_validate(data)
+        spec = TaskSpec.model_validate(data)
     except ValidationError as exc:
         raise LmEvalImportError(f"{path}: the lm-eval task maps to an invalid hyouka task:\n{exc}") from exc
+    spec.dataset._files_checked = True  # each file was checked to lie in the task's folder
+    return spec
 
 
 def load_lm_eval_yaml(path: str | Path) -> TaskSpec:

@@ -163,7 +163,7 @@ def resolve_file(spec: DatasetSpec, split: str, data_dir: Path | None, data_file
     if data_file is not None and split == spec.eval_split:
         return data_file
     name = spec.files.get(split)
-    if name is not None and Path(name).is_absolute():  # a task file naming its own data (lm-eval's data_files)
+    if name is not None and spec._files_checked:  # lm-eval data_files, checked to lie in the task's folder
         return Path(name)
     if data_dir is None:
         return None

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from hyouka.yamlio import load_yaml
 
@@ -30,6 +30,9 @@ class DatasetSpec(BaseModel):
     """Where a task's documents come from."""
 
     model_config = ConfigDict(extra="forbid")
+    # set by the lm-eval importer once it has checked that absolute ``files`` lie in the task's folder;
+    # a task file cannot set it, so its own absolute paths stay refused
+    _files_checked: bool = PrivateAttr(default=False)
 
     format: Literal["jsonl", "squad"] = "jsonl"
     local_dir: str | None = Field(

@@ -199,7 +199,9 @@ def test_credentials_stay_out_of_identity_logs_and_errors(
         "gpt-x", base_url="https://user:pw@example.com/v1/?api-key=abc#frag", api_key_env="MY_ENDPOINT_KEY"
     )
     identity = tricky.identity()
-    assert identity == {"backend": "openai", "model": "gpt-x", "base_url": "https://example.com/v1", "api": "auto"}
+    assert identity == {
+        "backend": "openai", "model": "gpt-x", "base_url": "https://example.com/v1", "api": "auto", "tokenizer": None
+    }
     assert all(s not in str(identity) for s in (secret, "pw", "abc"))
     assert public_url("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000/v1"
 

@@ -1,4 +1,9 @@
-"""Read a continuation's log-likelihood from ``/completions`` prompt log-probabilities (``echo=True``)."""
+"""Read a continuation's log-likelihood from ``/completions`` prompt log-probabilities (``echo=True``).
+
+The prompt is sent as token ids, so the answer's ``token_logprobs[i]`` belongs to the ``i``-th id
+sent: the continuation is found by position, never by ``text_offset`` (servers such as vLLM count
+the decoded BOS in the offsets and lose characters where byte-level BPE splits a character).
+"""
 
 from __future__ import annotations
 
@@ -20,37 +25,27 @@ class PromptLogprobsUnavailableError(UnsupportedRequestError):
         )
 
 
-def continuation_logprob(logprobs: Any, context: str, continuation: str) -> tuple[float, bool | None]:
-    """Sum the log-probabilities of the continuation's tokens; say whether each was the most likely one.
+def span_logprob(logprobs: Any, start: int, end: int) -> tuple[float, bool | None]:
+    """Sum the log-probabilities of prompt tokens ``start:end``; say whether each was the most likely one.
 
-    Tokens are placed by their ``text_offset`` in ``context + continuation``.
-    The continuation's tokens are those that cover at least one of its
-    characters: the tokens starting inside it and, when the server merged
-    the last context characters with the first continuation characters into
-    one token (no token starts exactly at the boundary), that merged token
-    too, as the ``hf`` backend counts it. A zero-width first token without a
-    log-probability (BOS) is skipped. ``is_greedy`` is None when
-    ``top_logprobs`` are missing.
+    ``logprobs`` is one choice's ``logprobs`` object of an echoed completion whose prompt was
+    token ids. ``is_greedy`` is None when ``top_logprobs`` are missing. Raises
+    :class:`PromptLogprobsUnavailableError` when the answer holds no prompt log-probabilities and
+    ``ValueError`` when it holds fewer than ``end`` or an unscored token inside the span.
     """
     tokens = _field(logprobs, "token_logprobs")
-    offsets = _field(logprobs, "text_offset")
-    if not tokens or not offsets or len(tokens) != len(offsets) or all(t is None for t in tokens):
-        raise PromptLogprobsUnavailableError(detail="the answer holds no token_logprobs with text_offset")
-    tops = _field(logprobs, "top_logprobs") or [None] * len(tokens)
-    start, end = len(context), len(context) + len(continuation)
-    chosen = [i for i, offset in enumerate(offsets) if start <= offset < end]
-    if continuation and start not in offsets:
-        before = [offset for offset in offsets if offset < start]
-        if before:
-            chosen = [i for i, offset in enumerate(offsets) if offset == max(before)] + chosen
+    if not tokens or all(t is None for t in tokens):
+        raise PromptLogprobsUnavailableError(detail="the answer holds no token_logprobs")
+    if len(tokens) < end:
+        raise ValueError(f"the server scored {len(tokens)} prompt tokens, {end} were sent")
+    tops = _field(logprobs, "top_logprobs") or []
     total, greedy = 0.0, True
-    for i in chosen:
-        lp, top = tokens[i], tops[i] if i < len(tops) else None
+    for i in range(start, end):
+        lp = tokens[i]
         if lp is None:
-            if i == 0 and offsets.count(offsets[0]) > 1:
-                continue  # a zero-width BOS in front of the first real token
-            raise ValueError(f"token {i} of the continuation has no log-probability (no context before it?)")
+            raise ValueError(f"prompt token {i} has no log-probability (no context before it?)")
         total += lp
+        top = tops[i] if i < len(tops) else None
         if greedy is not None:
             greedy = None if not top else greedy and lp >= max(top.values()) - 1e-6
     return total, greedy

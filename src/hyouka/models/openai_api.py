@@ -37,7 +37,12 @@ from hyouka.models.base import (
     UnsupportedRequestError,
 )
 from hyouka.models.hf_tokens import EncodedPair, encode_pairs, special_prefix
-from hyouka.models.openai_logprobs import PromptLogprobsUnavailableError, span_logprob
+from hyouka.models.openai_logprobs import (
+    PromptLogprobsUnavailableError,
+    plan_next_tokens,
+    read_next_tokens,
+    span_logprob,
+)
 from hyouka.models.openai_retry import Failure, backoff, classify
 from hyouka.models.openai_tokens import (
     ServerTokenizer,
@@ -135,6 +140,7 @@ class OpenAIModel:
         self._generate_route: str | None = None if api == "auto" else api
         self._has_prompt_logprobs: bool | None = None
         self.tokenizer_name = tokenizer
+        self._next_token_scoring: bool | None = None  # vLLM's logprob_token_ids; else echoed prompts
         self._tokenizer: Any = None
         self._tokenizer_lock = threading.Lock()
 
@@ -407,6 +413,46 @@ class OpenAIModel:
         return {"stream": True, "stream_options": {"include_usage": True}} if self.stream else {}
 
     def _score_once(self, pairs: list[EncodedPair]) -> list[Response]:
+        """One ``/completions`` request scoring ``pairs``: next-token log-probabilities where the server
+        reports chosen ids (vLLM, prefix cache shared), else echoed prompt log-probabilities."""
+        if self._next_token_scoring is not False:
+            responses = self._score_next_tokens(pairs)
+            if responses is not None:
+                self._next_token_scoring = self._has_prompt_logprobs = True
+                return responses
+            self._next_token_scoring = False
+        return self._score_echoed(pairs)
+
+    def _score_next_tokens(self, pairs: list[EncodedPair]) -> list[Response] | None:
+        """Score each continuation token as the next token after its prefix; None if the server cannot."""
+        import openai
+
+        plan = plan_next_tokens(pairs)
+        probing = self._next_token_scoring is None
+        started = time.perf_counter()
+        try:
+            out = self.client.completions.create(
+                model=self.name, prompt=plan.prompts, max_tokens=1, temperature=0.0, logprobs=0,
+                extra_body={"logprob_token_ids": plan.targets, "return_tokens_as_token_ids": True},
+            )  # fmt: skip
+        except openai.BadRequestError:
+            if probing:
+                return None
+            raise
+        latency = time.perf_counter() - started
+        choices = sorted(out.choices, key=lambda c: c.index)
+        scores = read_next_tokens(choices, plan) if len(choices) == len(plan.prompts) else None
+        if scores is None:
+            if probing:
+                return None
+            raise ValueError("the server's answer lacks the log-probabilities of the requested token ids")
+        share = latency / len(pairs)
+        return [
+            Response(logprob=lp, is_greedy=greedy, prompt_tokens=len(pair.ids), completion_tokens=0, latency_s=share)
+            for pair, (lp, greedy) in zip(pairs, scores, strict=True)
+        ]
+
+    def _score_echoed(self, pairs: list[EncodedPair]) -> list[Response]:
         """One echoed ``/completions`` request over the token ids of ``pairs``; a Response for each."""
         import openai
 

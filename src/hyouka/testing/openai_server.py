@@ -187,6 +187,41 @@ class _ApiError(Exception):
         self.status, self.message, self.retry_after = status, message, retry_after
 
 
+class _VLLMValidationError(_ApiError):
+    """A request vLLM refuses as invalid: HTTP 400, its ``BadRequestError`` body and message suffix."""
+
+    def __init__(self, message: str, parameter: str, value: int) -> None:
+        super().__init__(400, f"{message} (parameter={parameter}, value={value})")
+        self.parameter = parameter
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": "BadRequestError", "param": self.parameter, "code": 400}}
+
+
+def check_context(body: dict[str, Any], n_prompt: int, max_model_len: int) -> None:
+    """Refuse or clamp a request as vLLM 0.32 does for a model served with ``--max-model-len``.
+
+    A completion budget above the context, or a prompt longer than it, is an HTTP 400 with vLLM's
+    words (``vllm/renderers/params.py``; checked against a running vLLM 0.32 server); a budget that
+    only overflows with the prompt is cut to what is left (``get_max_tokens`` in
+    ``vllm/entrypoints/serve/utils/api_utils.py``).
+    """
+    param = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+    budget = body.get(param)
+    if budget is not None and int(budget) > max_model_len:
+        raise _VLLMValidationError(f"{param}={int(budget)} cannot be greater than max_model_len={max_model_len}. "
+                                   "Please request fewer output tokens.", param, int(budget))
+    if n_prompt > max_model_len:
+        # vLLM tokenizes a text prompt truncated to one token past the limit, so it never tells the full length
+        counted = max_model_len + 1
+        raise _VLLMValidationError(
+            f"This model's maximum context length is {max_model_len} tokens. However, your prompt contains "
+            f"at least {counted} input tokens, which exceeds this limit even without any output tokens. "
+            "Please reduce the length of the input prompt.", "input_tokens", counted)
+    if budget is not None:
+        body[param] = min(int(budget), max_model_len - n_prompt)
+
+
 def _error_body(status: int, message: str) -> dict[str, Any]:
     kind = {400: "invalid_request_error", 404: "not_found_error", 429: "rate_limit_error"}.get(status, "api_error")
     return {"error": {"message": message, "type": kind, "param": None, "code": str(status)}}
@@ -431,10 +466,13 @@ def create_app(
     ignore_stop: bool = False,
     stats: ServerStats | None = None,
     logprob_token_ids: bool = True,
+    max_model_len: int | None = None,
 ) -> Any:
     """The FastAPI app; see :func:`serve_openai` for the options."""
     name = model_name or backend.name
     handler = _Handler(backend, model_name=name, logprobs_mode=logprobs_mode, logprob_token_ids=logprob_token_ids)
+    if max_model_len is not None:
+        handler.max_model_len = max_model_len  # what /tokenize reports
     counts = stats if stats is not None else ServerStats()
     inline = isinstance(backend, EchoModel)  # cheap enough to answer on the event loop
     app = FastAPI(title="hyouka local OpenAI-compatible server")
@@ -474,6 +512,8 @@ def create_app(
                 await asyncio.sleep(delay_s + (fault.delay_s if fault else 0.0))
             if fault is not None and fault.status is not None:
                 raise _ApiError(fault.status, fault.message, fault.retry_after)
+            if max_model_len is not None:
+                check_context(body, handler._count(_prompt_of(path, body)), max_model_len)
             work = handler.completion if path == "completions" else handler.chat
             payload = work(body) if inline else await run_in_threadpool(work, body)
             if not body.get("stream"):
@@ -488,7 +528,8 @@ def create_app(
         except _ApiError as exc:
             status = exc.status
             headers = {"retry-after": f"{exc.retry_after:g}"} if exc.retry_after is not None else None
-            return JSONResponse(_error_body(exc.status, exc.message), status_code=exc.status, headers=headers)
+            error = exc.body() if isinstance(exc, _VLLMValidationError) else _error_body(exc.status, exc.message)
+            return JSONResponse(error, status_code=exc.status, headers=headers)
         finally:
             if status is not None:
                 counts.leave(status)
@@ -584,6 +625,7 @@ def serve_openai(
     ignore_stop: bool = False,
     stats: ServerStats | None = None,
     logprob_token_ids: bool = True,
+    max_model_len: int | None = None,
 ) -> Iterator[str]:
     """Serve ``backend`` (default: an :class:`EchoModel`) and yield the base URL ``http://127.0.0.1:PORT/v1``.
 
@@ -595,8 +637,9 @@ def serve_openai(
     ``"omit"`` answers ``echo`` + ``logprobs`` without log-probabilities and
     ``"reject"`` refuses them with hosted OpenAI's 400; ``endpoints`` limits the
     POST routes offered; ``ignore_stop`` drops stop strings like some servers
-    do; pass ``stats`` to read the request counts; ``logprob_token_ids=False`` ignores that vLLM field
-    (and ``return_tokens_as_token_ids`` still applies), as servers other than vLLM do.
+    do; pass ``stats`` to read the request counts; ``max_model_len`` refuses over-long
+    requests as vLLM does with ``--max-model-len`` (see :func:`check_context`); ``logprob_token_ids=False``
+    ignores that vLLM field (``return_tokens_as_token_ids`` still applies), as servers other than vLLM do.
     """
     server = OpenAIServer(
         backend if backend is not None else EchoModel(),
@@ -609,6 +652,7 @@ def serve_openai(
         ignore_stop=ignore_stop,
         stats=stats,
         logprob_token_ids=logprob_token_ids,
+        max_model_len=max_model_len,
     )
     with server:
         yield server.url

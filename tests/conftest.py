@@ -40,6 +40,30 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, jglue_dir: Path) ->
     return build_tiny_model(out, corpus_dir=jglue_dir, arch="llama", seed=0)
 
 
+@pytest.fixture(scope="session")
+def vllm_server(request: pytest.FixtureRequest):
+    """A real vLLM server for the tiny model, started once per session (about a minute on 2 cores).
+
+    Skips, loudly, only where vLLM is not installed; a vLLM that is installed but fails to start fails.
+    """
+    import time
+
+    from hyouka.testing.vllm_server import VllmServer, vllm_missing
+
+    reason = vllm_missing()
+    if reason:
+        pytest.skip(f"VLLM NOT INSTALLED, real-server tests skipped: {reason}")
+    server = VllmServer(request.getfixturevalue("tiny_model_dir"))  # built only once vLLM is known to be there
+    server.start()
+    print(f"\nvLLM server started in {server.startup_s:.1f} s at {server.url}")
+    started = time.perf_counter()
+    try:
+        yield server
+    finally:
+        server.stop()
+        print(f"\nvLLM server used for {time.perf_counter() - started:.1f} s, then stopped")
+
+
 @pytest.fixture()
 def store(tmp_path: Path):
     """An empty results store in a temporary SQLite file."""

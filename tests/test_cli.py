@@ -104,3 +104,16 @@ def test_run_refuses_unknown_mode_and_bad_limit(hyouka_home: Path, jglue_dir: Pa
         result = runner.invoke(app, ["run", "--model", "recorded:none.jsonl", "--tasks", "jnli",
                                      "--data-dir", str(jglue_dir), *extra])
         assert result.exit_code == 2 and word in result.output, result.output
+
+
+def test_run_passes_tokenizer_to_openai_models(hyouka_home: Path, jglue_dir: Path) -> None:
+    from hyouka.testing.openai_server import EchoModel, serve_openai
+
+    missing = "./no-tok"
+    with serve_openai(EchoModel()) as url:
+        result = runner.invoke(app, ["run", "--model", "openai:echo", "--base-url", url, "--tasks", "jcommonsenseqa",
+                                     "--limit", "1", "--data-dir", str(jglue_dir), "--tokenizer", missing])
+    assert result.exit_code != 0 and f"--tokenizer {missing}" in result.output, result.output
+    result = runner.invoke(app, ["run", "--model", "recorded:none.jsonl", "--tasks", "jnli", "--tokenizer", "x",
+                                 "--data-dir", str(jglue_dir)])
+    assert result.exit_code != 0 and "tokenizer" in result.output, result.output

@@ -50,9 +50,13 @@ def echo_url():
         yield url
 
 
-def test_loglikelihood_matches_the_served_model(echo_url: str) -> None:
+@pytest.mark.parametrize("next_token", [True, False], ids=["logprob_token_ids", "echo"])
+def test_loglikelihood_matches_the_served_model(next_token: bool) -> None:
+    """Served like vLLM (a "<s>" BOS counted in text_offset), both scoring routes give the model's numbers."""
     requests = [LoglikelihoodRequest(c, x) for c, x in PAIRS]
-    via_http = collect(_model(echo_url).loglikelihood(requests), len(requests))
+    with serve_openai(EchoModel(), logprob_token_ids=next_token) as url:
+        model = _model(url)
+        via_http = collect(model.loglikelihood(requests), len(requests))
     direct = collect(EchoModel().loglikelihood(requests), len(requests))
     for got, want in zip(via_http, direct, strict=True):
         assert got.ok, got.error
@@ -60,6 +64,37 @@ def test_loglikelihood_matches_the_served_model(echo_url: str) -> None:
         assert got.is_greedy == want.is_greedy
         assert got.latency_s is not None and got.latency_s > 0
         assert got.prompt_tokens is not None
+    assert model._next_token_scoring is next_token
+
+
+def test_the_choices_of_one_context_go_in_one_request() -> None:
+    stats = ServerStats()
+    choices = ["東京", "大阪", "京都", "札幌", "福岡"]
+    contexts = [f"質問{i}：日本の首都は？\n答え：" for i in range(6)]
+    requests = [LoglikelihoodRequest(c, x) for c in contexts for x in choices]
+    with serve_openai(EchoModel(), stats=stats) as url:
+        responses = collect(_model(url, concurrency=3).loglikelihood(requests), len(requests))
+    assert all(r.ok for r in responses)
+    assert stats.by_path["completions"] == len(contexts)
+    assert [r.prompt_tokens for r in responses[:5]] == [1 + len(contexts[0]) + len(x) for x in choices]  # BOS
+
+
+def test_the_tokenizer_is_part_of_the_identity_and_of_the_recorded_options() -> None:
+    from hyouka.models.registry import recordable_options
+
+    plain = OpenAIModel("m", base_url="http://127.0.0.1:9/v1")
+    local = OpenAIModel("m", base_url="http://127.0.0.1:9/v1", tokenizer="org/tok")  # loaded on first use
+    assert plain.identity()["tokenizer"] is None and local.identity()["tokenizer"] == "org/tok"
+    assert recordable_options({"tokenizer": "org/tok", "api_token": "s"}) == {"tokenizer": "org/tok"}
+    from hyouka.models.base import identity_digest
+
+    assert identity_digest(plain.identity()) != identity_digest(local.identity())
+    assert load_model("openai:m", base_url="http://127.0.0.1:9/v1", tokenizer="x").identity()["tokenizer"] == "x"
+
+
+def test_a_server_without_tokenize_asks_for_a_tokenizer() -> None:
+    with serve_openai(EchoModel(), endpoints=("completions",)) as url, pytest.raises(Exception, match="--tokenizer"):
+        collect(_model(url).loglikelihood([LoglikelihoodRequest("a", "b")]), 1)
 
 
 def test_generate_through_completions_honours_stop(echo_url: str) -> None:
@@ -156,7 +191,7 @@ def test_no_prompt_logprobs_fails_fast_with_a_hint(mode: str) -> None:
         requests = [LoglikelihoodRequest(f"文脈{i}", "続き") for i in range(50)]
         with pytest.raises(PromptLogprobsUnavailableError, match="--mode generate"):
             collect(model.loglikelihood(requests), len(requests))
-    assert stats.requests == 1
+    assert stats.requests <= 2  # a next-token probe and an echo probe at most: never one per request
 
 
 def test_bounded_concurrency() -> None:
@@ -197,7 +232,9 @@ def test_credentials_stay_out_of_identity_logs_and_errors(
 
     tricky = OpenAIModel("gpt-x", base_url="https://example.com/v1/?api-key=abc", api_key_env="MY_ENDPOINT_KEY")
     identity = tricky.identity()
-    assert identity == {"backend": "openai", "model": "gpt-x", "base_url": "https://example.com/v1", "api": "auto"}
+    assert identity == {
+        "backend": "openai", "model": "gpt-x", "base_url": "https://example.com/v1", "api": "auto", "tokenizer": None
+    }
     assert all(s not in str(identity) + repr(tricky) for s in (secret, "abc"))
     with pytest.raises(ValueError, match="user:pass@") as refused:  # sent as Basic auth instead of the key
         OpenAIModel("gpt-x", base_url="https://user:pw@example.com/v1", api_key_env="MY_ENDPOINT_KEY")

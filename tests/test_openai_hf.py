@@ -26,6 +26,7 @@ EDGE_PAIRS = [
     ("", "こんにちは、世界。"),
     ("質問：猫は何と鳴く？\n答え：", "ニャー"),
     ("吾輩は猫である。名前は", "まだ無い。"),
+    ("トラ", "ンペットを吹く"),  # byte-level BPE splits ン/ペ: vLLM shows "トラ", "", "�ット"
 ]
 
 
@@ -49,9 +50,28 @@ def _jcqa_pairs(jglue_dir: Path, n_questions: int = 8) -> list[tuple[str, str]]:
     return [(f"質問：{r['question']}\n答え：", r[f"choice{k}"]) for r in rows for k in range(5)]
 
 
-def test_loglikelihoods_match_the_hf_backend(hf_model, served, jglue_dir: Path) -> None:
-    model, _ = served
-    pairs = _jcqa_pairs(jglue_dir) + EDGE_PAIRS
+@pytest.mark.parametrize(
+    ("tokenizer", "next_token"), [("local", True), ("local", False), ("server", True), ("server", False)]
+)
+def test_loglikelihoods_match_the_hf_backend(
+    hf_model, tiny_model_dir: Path, jglue_dir: Path, tokenizer: str, next_token: bool
+) -> None:
+    """Served the way vLLM answers (BOS in the offsets, split multi-byte tokens), every route gives hf:'s numbers.
+
+    The server tokenizer (``/tokenize``, no offsets) splits by common prefix, which agrees with the
+    offsets rule on these pairs; mid-word boundaries where they differ need ``tokenizer=``.
+    """
+    stats = ServerStats()
+    with serve_openai(hf_model, model_name="tiny", stats=stats, logprob_token_ids=next_token) as url:
+        model = OpenAIModel(
+            "tiny", base_url=url, concurrency=4, tokenizer=str(tiny_model_dir) if tokenizer == "local" else None
+        )
+        _assert_like_hf(hf_model, model, _jcqa_pairs(jglue_dir) + EDGE_PAIRS)
+    probes = 0 if next_token else 1  # the next-token request the server ignored, before echoing
+    assert stats.by_path["completions"] == 8 + len(EDGE_PAIRS) + probes  # one request per context
+
+
+def _assert_like_hf(hf_model, model, pairs: list[tuple[str, str]]) -> None:
     requests = [LoglikelihoodRequest(c, x) for c, x in pairs]
     direct = collect(hf_model.loglikelihood(requests), len(requests))
     via_http = collect(model.loglikelihood(requests), len(requests))

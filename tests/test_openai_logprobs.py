@@ -4,52 +4,45 @@ from __future__ import annotations
 
 import pytest
 
-from hyouka.models.openai_logprobs import PromptLogprobsUnavailableError, continuation_logprob
+from hyouka.models.openai_logprobs import PromptLogprobsUnavailableError, span_logprob
 from hyouka.models.openai_retry import backoff, retry_after
 
 
-def _lp(tokens: list[str], logprobs: list[float | None], top: list[dict[str, float] | None] | None = None):
-    offsets, pos = [], 0
-    for t in tokens:
-        offsets.append(pos)
-        pos += len(t)
-    return {"tokens": tokens, "token_logprobs": logprobs, "text_offset": offsets, "top_logprobs": top}
+def _lp(logprobs: list[float | None], top: list[dict[str, float] | None] | None = None) -> dict:
+    # vLLM's offsets and token strings are deliberately useless here: the span is found by position alone
+    return {"tokens": ["<s>"] + [""] * (len(logprobs) - 1), "token_logprobs": logprobs,
+            "text_offset": [0] * len(logprobs), "top_logprobs": top}
 
 
-def test_sums_the_tokens_inside_the_continuation_and_skips_bos() -> None:
-    lp = _lp(["", "今日", "は", "晴れ", "です"], [None, -1.0, -2.0, -0.5, -0.25])
-    assert continuation_logprob(lp, "今日は", "晴れです") == (pytest.approx(-0.75), None)
-    assert continuation_logprob(lp, "", "今日は") == (pytest.approx(-3.0), None)
-
-
-def test_a_token_straddling_the_boundary_counts_for_the_continuation() -> None:
-    lp = _lp(["", "今", "日は", "晴れ"], [None, -1.0, -2.0, -0.5])  # "日は" spans context "今日" + "は"
-    total, _ = continuation_logprob(lp, "今日", "は晴れ")
-    assert total == pytest.approx(-2.5)
+def test_sums_the_tokens_of_the_span_by_position() -> None:
+    lp = _lp([None, -1.0, -2.0, -0.5, -0.25])
+    assert span_logprob(lp, 3, 5) == (pytest.approx(-0.75), None)
+    assert span_logprob(lp, 1, 3) == (pytest.approx(-3.0), None)
 
 
 def test_generated_tokens_after_the_prompt_are_ignored() -> None:
-    lp = _lp(["", "猫", "が", "鳴く"], [None, -1.0, -2.0, -3.0])
-    assert continuation_logprob(lp, "猫", "が")[0] == pytest.approx(-2.0)
+    assert span_logprob(_lp([None, -1.0, -2.0, -3.0]), 2, 3)[0] == pytest.approx(-2.0)
 
 
 def test_is_greedy_compares_with_the_top_token() -> None:
     top = [None, {"A": -1.0}, {"B": -0.1, "X": -0.5}, {"C": -0.2}]
-    lp = _lp(["", "A", "X", "C"], [None, -1.0, -0.5, -0.2], top)
-    assert continuation_logprob(lp, "A", "XC")[1] is False
-    assert continuation_logprob(lp, "AX", "C")[1] is True
+    lp = _lp([None, -1.0, -0.5, -0.2], top)
+    assert span_logprob(lp, 2, 4)[1] is False
+    assert span_logprob(lp, 3, 4)[1] is True
 
 
 def test_no_prompt_logprobs_is_reported() -> None:
     with pytest.raises(PromptLogprobsUnavailableError, match="--mode generate"):
-        continuation_logprob(None, "a", "b")
+        span_logprob(None, 1, 2)
     with pytest.raises(PromptLogprobsUnavailableError):
-        continuation_logprob({"tokens": ["a"], "token_logprobs": None, "text_offset": None}, "a", "b")
+        span_logprob({"tokens": ["a"], "token_logprobs": None, "text_offset": None}, 1, 2)
 
 
-def test_an_unscored_first_token_in_the_continuation_is_an_error() -> None:
+def test_a_short_answer_or_an_unscored_token_is_an_error() -> None:
+    with pytest.raises(ValueError, match="scored 2 prompt tokens, 3 were sent"):
+        span_logprob(_lp([None, -1.0]), 1, 3)
     with pytest.raises(ValueError, match="no log-probability"):
-        continuation_logprob(_lp(["今日", "は"], [None, -1.0]), "", "今日は")
+        span_logprob(_lp([None, -1.0]), 0, 2)
 
 
 def test_retry_after_headers() -> None:

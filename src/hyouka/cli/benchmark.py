@@ -68,6 +68,8 @@ def run(
     api_key_env: Annotated[str | None, typer.Option(help="environment variable holding the API key")] = None,
     concurrency: Annotated[int | None, typer.Option(help="requests in flight (openai)")] = None,
     stream: Annotated[bool, typer.Option(help="openai: stream answers and record time to first token")] = False,
+    tokenizer: Annotated[str | None, typer.Option(help="openai: the model's tokenizer (HF name or folder) for "
+                                                       "log-likelihoods; default: the server's /tokenize")] = None,
     dtype: Annotated[str | None, typer.Option(help="hf: auto, float32, bfloat16, float16")] = None,
     device: Annotated[str | None, typer.Option(help="hf: auto, cpu, cuda")] = None,
     batch_size: Annotated[str | None, typer.Option(help="hf: a number or 'auto'")] = None,
@@ -99,6 +101,7 @@ def run(
         "api_key_env": api_key_env,
         "concurrency": concurrency,
         "stream": stream or None,
+        "tokenizer": tokenizer,
         "dtype": dtype,
         "device": device,
         "batch_size": (int(batch_size) if batch_size and batch_size.isdigit() else batch_size),

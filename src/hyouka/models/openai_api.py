@@ -7,8 +7,12 @@ with jittered exponential backoff that honours ``Retry-After``; a request
 that still fails becomes a failed :class:`Response` and the run goes on.
 Log-likelihoods need prompt log-probabilities (``echo`` + ``logprobs`` on
 ``/completions``, as vLLM offers them); endpoints without them are detected
-on the first request. With ``stream=True`` generations arrive as server-sent
-events, which also measures the time to the first token (``Response.ttft_s``).
+on the first request. The prompts go out as token ids, split into context and
+continuation by the rule of ``hf:`` over the model's tokenizer (``tokenizer=``,
+else the server's own through vLLM's ``/tokenize``), all choices of one
+question in one request so the server's prefix cache shares the context.
+With ``stream=True`` generations arrive as server-sent events, which also
+measures the time to the first token (``Response.ttft_s``).
 """
 
 from __future__ import annotations
@@ -33,14 +37,27 @@ from hyouka.models.base import (
     Response,
     UnsupportedRequestError,
 )
-from hyouka.models.openai_logprobs import PromptLogprobsUnavailableError, continuation_logprob
+from hyouka.models.hf_tokens import EncodedPair, encode_pairs, special_prefix
+from hyouka.models.openai_logprobs import (
+    PromptLogprobsUnavailableError,
+    plan_next_tokens,
+    read_next_tokens,
+    span_logprob,
+)
 from hyouka.models.openai_retry import Failure, MalformedResponseError, backoff, classify
+from hyouka.models.openai_tokens import (
+    ServerTokenizer,
+    TokenizeUnavailableError,
+    load_tokenizer,
+    tokenizer_max_length,
+)
 
 ApiKind = Literal["auto", "chat", "completions"]
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "EMPTY"
 FATAL_STATUSES = frozenset({401, 403, 404})
 log = logging.getLogger(__name__)
+MAX_GROUP = 64  # prompts of one /completions log-likelihood request
 
 __all__ = ["OpenAIEndpointError", "OpenAIModel", "OpenAIStats", "PromptLogprobsUnavailableError"]
 
@@ -102,6 +119,8 @@ class OpenAIModel:
     (OpenAI, vLLM, Ollama do); turn it off for servers that reject the field.
     ``stream`` streams ``generate`` and ``chat`` answers to measure time to first token;
     it changes no answer, so it stays out of :meth:`identity` (log-likelihoods never stream).
+    ``tokenizer`` (a Hugging Face name or folder) tokenizes log-likelihood requests locally; without it
+    the server's ``/tokenize`` does. It is part of the identity.
     """
 
     def __init__(
@@ -117,6 +136,7 @@ class OpenAIModel:
         backoff_s: float = 0.5,
         structured_output: bool = True,
         stream: bool = False,
+        tokenizer: str | None = None,
     ) -> None:
         if api not in ("auto", "chat", "completions"):
             raise ValueError(f"api must be 'auto', 'chat' or 'completions', not {api!r}")
@@ -150,6 +170,10 @@ class OpenAIModel:
         self._stats_lock = threading.Lock()
         self._generate_route: str | None = None if api == "auto" else api
         self._has_prompt_logprobs: bool | None = None
+        self.tokenizer_name = tokenizer
+        self._next_token_scoring: bool | None = None  # vLLM's logprob_token_ids; else echoed prompts
+        self._tokenizer: Any = None
+        self._tokenizer_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"OpenAIModel({self.name!r}, base_url={public_url(self.base_url)!r}, api={self.api!r})"
@@ -167,7 +191,13 @@ class OpenAIModel:
             )
 
     def identity(self) -> dict[str, Any]:
-        return {"backend": "openai", "model": self.name, "base_url": public_url(self.base_url), "api": self.api}
+        return {
+            "backend": "openai",
+            "model": self.name,
+            "base_url": public_url(self.base_url),
+            "api": self.api,
+            "tokenizer": self.tokenizer_name,
+        }
 
     @property
     def client(self) -> Any:
@@ -186,13 +216,96 @@ class OpenAIModel:
     # ------------------------------------------------------------------ protocol
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> Iterator[tuple[int, Response]]:
+        """Score requests by token ids, one ``/completions`` request per context (at most ``MAX_GROUP`` prompts)."""
         if not self.capabilities.loglikelihood:
             raise UnsupportedRequestError(f"model {self.name!r} with api='chat' cannot score log-likelihoods")
+        if not requests:
+            return iter(())
+        tokenizer = self.scoring_tokenizer()
+        pairs = encode_pairs(
+            tokenizer,
+            [(r.context, r.continuation) for r in requests],
+            prefix=special_prefix(tokenizer),
+            max_length=tokenizer_max_length(tokenizer) - 1,  # the whole sequence is the prompt
+        )
+        return self._score_groups(pairs, [r.context for r in requests])
 
-        def call(request: LoglikelihoodRequest, stop: threading.Event) -> Response:
-            return self._send(lambda: self._loglikelihood_once(request), stop)
+    def _score_groups(self, pairs: list[EncodedPair], contexts: list[str]) -> Iterator[tuple[int, Response]]:
+        by_context: dict[str, list[int]] = {}
+        for i, (pair, context) in enumerate(zip(pairs, contexts, strict=True)):
+            if pair.error is not None:
+                yield i, Response.failure(pair.error, "context_length")
+            elif pair.n_cont == 0:  # an empty continuation: nothing to score, as hf: answers it
+                yield i, Response(logprob=0.0, is_greedy=True, prompt_tokens=len(pair.ids), completion_tokens=0)
+            else:
+                by_context.setdefault(context, []).append(i)
+        groups = [g[lo : lo + MAX_GROUP] for g in by_context.values() for lo in range(0, len(g), MAX_GROUP)]
+        stop = threading.Event()
 
-        return self._stream(requests, call, probe=lambda: self._has_prompt_logprobs is None)
+        def call(k: int) -> Any:
+            members = [pairs[i] for i in groups[k]]
+            return self._send(lambda: self._score_once(members), stop)
+
+        start = 0
+        if groups and self._has_prompt_logprobs is None:  # the first request alone tells if the endpoint can
+            yield from _fan_out(groups[0], call(0))
+            start = 1
+        for k, result in self._pool(range(start, len(groups)), call, stop):
+            yield from _fan_out(groups[k], result)
+
+    def scoring_tokenizer(self) -> Any:
+        """The tokenizer log-likelihood requests are split with: ``tokenizer=``, else the server's ``/tokenize``."""
+        with self._tokenizer_lock:
+            if self._tokenizer is None:
+                if self.tokenizer_name:
+                    self._tokenizer = load_tokenizer(self.tokenizer_name)
+                else:
+                    self._tokenizer = self._server_tokenizer()
+            return self._tokenizer
+
+    def _server_tokenizer(self) -> ServerTokenizer:
+        import httpx
+
+        root = self.base_url.removesuffix("/v1")
+        headers = {"authorization": f"Bearer {self._key}"}
+        try:
+            return ServerTokenizer(
+                httpx.Client(headers=headers, timeout=self.timeout), root, self.name, concurrency=self.concurrency
+            )
+        except (TokenizeUnavailableError, httpx.HTTPError) as exc:
+            reason = self._redact(str(exc))
+        self._check_prompt_logprobs()  # a hosted model: say it has no prompt log-probabilities at all
+        raise UnsupportedRequestError(
+            f"{public_url(self.base_url)} (model {self.name!r}) tokenizes nothing for us ({reason}): "
+            "log-likelihoods need the model's token ids; give its tokenizer with --tokenizer "
+            "(a Hugging Face name or folder), or use a server with /tokenize such as vLLM"
+        )
+
+    def _check_prompt_logprobs(self) -> None:
+        """Raise :class:`PromptLogprobsUnavailableError` if an echoed text prompt comes back without them."""
+        import openai
+
+        try:
+            out = self.client.completions.create(
+                model=self.name, prompt="a", echo=True, logprobs=1, max_tokens=0, temperature=0.0
+            )
+        except openai.BadRequestError as exc:
+            self._raise_if_no_prompt_logprobs(exc)
+            return
+        except openai.APIError:
+            return
+        try:
+            choice = all_choices(out)[0]
+        except MalformedResponseError:
+            return  # a broken answer says nothing about prompt log-probabilities; the scoring request retries it
+        if not _field(getattr(choice, "logprobs", None), "token_logprobs"):
+            raise PromptLogprobsUnavailableError(self.name, public_url(self.base_url), "none in the answer")
+
+    def _raise_if_no_prompt_logprobs(self, exc: Exception) -> None:
+        message = str(exc).lower()
+        if "echo" in message or "logprobs" in message:
+            self._has_prompt_logprobs = False
+            raise PromptLogprobsUnavailableError(self.name, public_url(self.base_url), str(exc)) from None
 
     def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[tuple[int, Response]]:
         def call(request: GenerateRequest, stop: threading.Event) -> Response:
@@ -341,40 +454,109 @@ class OpenAIModel:
         """Extra arguments of a generation call: ask for server-sent events and a final usage chunk."""
         return {"stream": True, "stream_options": {"include_usage": True}} if self.stream else {}
 
-    def _loglikelihood_once(self, request: LoglikelihoodRequest) -> Response:
+    def _score_once(self, pairs: list[EncodedPair]) -> list[Response]:
+        """One ``/completions`` request scoring ``pairs``: next-token log-probabilities where the server
+        reports chosen ids (vLLM, prefix cache shared), else echoed prompt log-probabilities."""
+        if self._next_token_scoring is not False:
+            responses = self._score_next_tokens(pairs)
+            if responses is not None:
+                self._next_token_scoring = self._has_prompt_logprobs = True
+                return responses
+            self._next_token_scoring = False
+        return self._score_echoed(pairs)
+
+    def _score_next_tokens(self, pairs: list[EncodedPair]) -> list[Response] | None:
+        """Score each continuation token as the next token after its prefix; None if the server cannot."""
         import openai
 
-        prompt = request.context + request.continuation
+        plan = plan_next_tokens(pairs)
+        probing = self._next_token_scoring is None
+        started = time.perf_counter()
+        try:
+            out = self.client.completions.create(
+                model=self.name, prompt=plan.prompts, max_tokens=1, temperature=0.0, logprobs=0,
+                extra_body={"logprob_token_ids": plan.targets, "return_tokens_as_token_ids": True},
+            )  # fmt: skip
+        except openai.BadRequestError:
+            if probing:
+                return None
+            raise
+        latency = time.perf_counter() - started
+        choices = sorted(all_choices(out), key=lambda c: c.index)
+        scores = read_next_tokens(choices, plan) if len(choices) == len(plan.prompts) else None
+        if scores is None:
+            if probing:
+                return None
+            raise MalformedResponseError("the server's answer lacks the log-probabilities of the requested token ids")
+        share = latency / len(pairs)
+        return [
+            Response(logprob=lp, is_greedy=greedy, prompt_tokens=len(pair.ids), completion_tokens=0, latency_s=share)
+            for pair, (lp, greedy) in zip(pairs, scores, strict=True)
+        ]
+
+    def _score_echoed(self, pairs: list[EncodedPair]) -> list[Response]:
+        """One echoed ``/completions`` request over the token ids of ``pairs``; a Response for each."""
+        import openai
+
         client = self.client
         started = time.perf_counter()
         try:
             out = client.completions.create(
-                model=self.name, prompt=prompt, echo=True, logprobs=1, max_tokens=0, temperature=0.0
+                model=self.name, prompt=[p.ids for p in pairs], echo=True, logprobs=1, max_tokens=0, temperature=0.0
             )
         except openai.BadRequestError as exc:
-            message = str(exc).lower()
-            if "echo" in message or "logprobs" in message:
-                raise PromptLogprobsUnavailableError(self.name, public_url(self.base_url), str(exc)) from None
+            self._raise_if_no_prompt_logprobs(exc)
             raise
         latency = time.perf_counter() - started
-        choice = first_choice(out, "text")
-        try:
-            logprob, greedy = continuation_logprob(choice.logprobs, request.context, request.continuation)
-        except PromptLogprobsUnavailableError as exc:
-            self._has_prompt_logprobs = False
-            raise PromptLogprobsUnavailableError(self.name, public_url(self.base_url), exc.detail) from None
-        except ValueError as exc:
-            return Response.failure(exc, "api_error")
+        choices = sorted(all_choices(out, len(pairs)), key=lambda c: c.index)
+        share = latency / len(pairs)  # the request's time, spread over the prompts it scored
+        responses = []
+        for pair, choice in zip(pairs, choices, strict=True):
+            try:
+                logprob, greedy = span_logprob(choice.logprobs, pair.cont_start, len(pair.ids))
+            except PromptLogprobsUnavailableError as exc:
+                self._has_prompt_logprobs = False
+                raise PromptLogprobsUnavailableError(self.name, public_url(self.base_url), exc.detail) from None
+            except ValueError as exc:
+                responses.append(Response.failure(exc, "api_error"))
+                continue
+            responses.append(
+                Response(
+                    logprob=logprob,
+                    is_greedy=greedy,
+                    prompt_tokens=len(pair.ids),
+                    completion_tokens=0,
+                    latency_s=share,
+                    finish_reason=choice.finish_reason,
+                )
+            )
         self._has_prompt_logprobs = True
-        usage = out.usage
-        return Response(
-            logprob=logprob,
-            is_greedy=greedy,
-            prompt_tokens=getattr(usage, "prompt_tokens", None),
-            completion_tokens=0,
-            latency_s=latency,
-            finish_reason=choice.finish_reason,
-        )
+        return responses
+
+
+def _fan_out(members: list[int], result: Any) -> Iterator[tuple[int, Response]]:
+    """Pair a group's responses with its request indices; one failure stands for every member."""
+    if isinstance(result, Response):
+        return ((i, result) for i in members)
+    return zip(members, result, strict=True)
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def all_choices(out: Any, expected: int | None = None) -> list[Any]:
+    """The choices of a 200 answer, refused as a :class:`MalformedResponseError` (retried like a server
+    error) when the body is not JSON, holds no choices, or not the ``expected`` number of them."""
+    if isinstance(out, (str, bytes)):
+        text = out if isinstance(out, str) else out.decode("utf-8", "replace")
+        raise MalformedResponseError(f"the body is not JSON: {_snippet(text)}")
+    choices = getattr(out, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        raise MalformedResponseError(f"the answer has no choices: {_snippet(_dump(out))}")
+    if expected is not None and len(choices) != expected:
+        raise MalformedResponseError(f"{expected} prompts sent, {len(choices)} choices answered")
+    return choices
 
 
 def first_choice(out: Any, field: Literal["text", "message"]) -> Any:
@@ -384,13 +566,7 @@ def first_choice(out: Any, field: Literal["text", "message"]) -> Any:
     with no choices, a choice without its text) is a :class:`MalformedResponseError`,
     which :meth:`OpenAIModel._send` retries like a server error.
     """
-    if isinstance(out, (str, bytes)):
-        text = out if isinstance(out, str) else out.decode("utf-8", "replace")
-        raise MalformedResponseError(f"the body is not JSON: {_snippet(text)}")
-    choices = getattr(out, "choices", None)
-    if not isinstance(choices, list) or not choices:
-        raise MalformedResponseError(f"the answer has no choices: {_snippet(_dump(out))}")
-    choice = choices[0]
+    choice = all_choices(out)[0]
     value = getattr(choice, field, None)
     if field == "text" and not isinstance(value, str):
         raise MalformedResponseError(f"the first choice has no text: {_snippet(_dump(choice))}")

@@ -58,6 +58,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 
 _SECRET_HINTS = ("key", "token", "secret", "password")
+_NOT_SECRETS = frozenset({"tokenizer"})  # names holding a hint that say nothing secret
 
 
 def recordable_options(options: dict[str, Any] | None) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def recordable_options(options: dict[str, Any] | None) -> dict[str, Any]:
     return {
         k: public_url(v) if k.endswith("url") and isinstance(v, str) else v
         for k, v in (options or {}).items()
-        if v is not None and (k.endswith("_env") or not any(h in k.lower() for h in _SECRET_HINTS))
+        if v is not None and (k.endswith("_env") or k in _NOT_SECRETS or not any(h in k.lower() for h in _SECRET_HINTS))
     }
 
 

@@ -42,6 +42,13 @@ from hyouka.models.base import (
     Response,
     collect,
 )
+from hyouka.testing.prompt_scoring import (
+    NoPromptLogprobs,
+    completion_logprobs,
+    next_token,
+    score_ids,
+    served_tokenizer,
+)
 
 LogprobsMode = Literal["echo", "omit", "reject"]
 HOSTED_ECHO_ERROR = "Setting 'echo' and 'logprobs' at the same time is not supported for this model."
@@ -148,25 +155,9 @@ class ServerStats:
 # --------------------------------------------------------------------------- a model that needs no weights
 
 
-@dataclass(frozen=True)
-class TokenLogprob:
-    """One prompt token as ``/v1/completions`` with ``echo`` reports it."""
-
-    text: str
-    offset: int
-    logprob: float | None
-    top: dict[str, float] | None
-
-
-def char_logprobs(text: str) -> list[TokenLogprob]:
-    """Deterministic per-character log-probabilities after a zero-width BOS: the toy language model
-    behind ``EchoModel``."""
-    out = [TokenLogprob("", 0, None, None)]
-    for i, ch in enumerate(text):
-        lp = -1.0 - (ord(ch) % 5) * 0.25
-        top = {ch: lp} if lp == -1.0 else {"の": -1.0, ch: lp}
-        out.append(TokenLogprob(ch, i, lp, top))
-    return out
+def char_logprob(ch: str) -> float:
+    """Deterministic log-probability of one character: the toy language model behind ``EchoModel``."""
+    return -1.0 - (ord(ch) % 5) * 0.25 if ch else 0.0
 
 
 def apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
@@ -179,7 +170,8 @@ class EchoModel:
     """A weightless model: answers ``reply`` (or echoes the prompt / last user message).
 
     Characters stand for tokens, so ``max_tokens`` cuts the answer after that
-    many characters; log-likelihoods come from :func:`char_logprobs`.
+    many characters; log-likelihoods come from :func:`char_logprob` (the most likely
+    character has -1.0; served, a BOS goes in front, see ``prompt_scoring.CharTokenizer``).
     """
 
     capabilities = Capabilities(loglikelihood=True, generate=True, chat=True)
@@ -200,10 +192,8 @@ class EchoModel:
 
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> Iterator[tuple[int, Response]]:
         for i, r in enumerate(requests):
-            toks = char_logprobs(r.context + r.continuation)[1 + len(r.context) :]
-            lp = sum(t.logprob or 0.0 for t in toks)
-            greedy = all(t.top is not None and t.logprob == max(t.top.values()) for t in toks)
-            yield i, Response(logprob=lp, is_greedy=greedy)
+            lps = [char_logprob(ch) for ch in r.continuation]
+            yield i, Response(logprob=sum(lps), is_greedy=all(lp == -1.0 for lp in lps))
 
     def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[tuple[int, Response]]:
         for i, r in enumerate(requests):
@@ -213,58 +203,6 @@ class EchoModel:
         for i, r in enumerate(requests):
             last = next((m.content for m in reversed(r.messages) if m.role == "user"), "")
             yield i, self._answer(last, r.params)
-
-
-# --------------------------------------------------------------------------- prompt log-probabilities
-
-
-class NoPromptLogprobs(Exception):
-    """The served backend cannot score prompt tokens one by one."""
-
-
-def prompt_logprobs(backend: Model, text: str, top_n: int) -> list[TokenLogprob]:
-    """Per-token log-probabilities of ``text`` under ``backend``, vLLM-style (first token unscored)."""
-    if isinstance(backend, EchoModel):
-        return char_logprobs(text)
-    method = getattr(backend, "prompt_logprobs", None)
-    if callable(method):
-        return list(method(text, top_n))
-    if hasattr(backend, "model") and hasattr(backend, "tokenizer"):
-        return _hf_prompt_logprobs(backend, text, top_n)
-    raise NoPromptLogprobs(f"backend {type(backend).__name__} cannot score prompt tokens")
-
-
-def _hf_prompt_logprobs(backend: Any, text: str, top_n: int) -> list[TokenLogprob]:
-    """Score ``text`` with a Hugging Face causal LM held as ``backend.model`` / ``backend.tokenizer``."""
-    import torch
-
-    from hyouka.models.hf_tokens import special_prefix
-
-    tok, lm = backend.tokenizer, backend.model
-    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids: list[int] = list(enc["input_ids"])
-    offsets = [s for s, _ in enc["offset_mapping"]]
-    prefix = special_prefix(tok)  # e.g. BOS, put in front as the hf backend does
-    if prefix:
-        ids, offsets = [*prefix, *ids], [0] * len(prefix) + offsets
-    if not ids:
-        return []
-    device = getattr(lm, "device", "cpu")
-    with torch.inference_mode():
-        logits = lm(torch.tensor([ids], device=device)).logits[0].float()
-        logp = torch.log_softmax(logits, dim=-1)
-        top_vals, top_ids = logp.topk(max(top_n, 1), dim=-1)
-    out = []
-    for i, (tid, off) in enumerate(zip(ids, offsets, strict=True)):
-        piece = tok.decode([tid])
-        if i == 0:
-            out.append(TokenLogprob(piece, off, None, None))
-            continue
-        top = {tok.decode([int(t)]): float(v) for t, v in zip(top_ids[i - 1], top_vals[i - 1], strict=True)}
-        lp = float(logp[i - 1, tid])
-        top.setdefault(piece, lp)
-        out.append(TokenLogprob(piece, off, lp, top))
-    return out
 
 
 # --------------------------------------------------------------------------- the app
@@ -334,10 +272,15 @@ def _params(body: dict[str, Any]) -> GenerationParams:
 class _Handler:
     """Turns OpenAI request bodies into backend calls and backend responses into OpenAI bodies."""
 
-    def __init__(self, backend: Model, *, model_name: str, logprobs_mode: LogprobsMode) -> None:
+    def __init__(
+        self, backend: Model, *, model_name: str, logprobs_mode: LogprobsMode, logprob_token_ids: bool = True
+    ) -> None:
         self.backend = backend
         self.model_name = model_name
         self.logprobs_mode = logprobs_mode
+        self.tokenizer = served_tokenizer(backend)
+        self.logprob_token_ids = logprob_token_ids
+        self.max_model_len = int(getattr(backend, "max_length", None) or 2048)
         self._lock = threading.Lock()  # backends are not assumed thread-safe
 
     def _call(self, fn: Callable[[], Any]) -> Any:
@@ -355,50 +298,94 @@ class _Handler:
         return len(tok(text, add_special_tokens=False)["input_ids"]) if tok is not None else len(text)
 
     def completion(self, body: dict[str, Any]) -> dict[str, Any]:
-        prompts = body.get("prompt")
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts or [])
-        if not prompts or not all(isinstance(p, str) for p in prompts):
-            raise _ApiError(400, "prompt must be a string or a list of strings")
+        prompts = _prompt_list(body.get("prompt"))
+        if prompts is None:
+            raise _ApiError(400, "prompt must be a string, a list of strings, or token ids")
         params = _params(body)
         echo, top_n = bool(body.get("echo")), body.get("logprobs")
         if echo and top_n is not None and self.logprobs_mode == "reject":
             raise _ApiError(400, HOSTED_ECHO_ERROR)
         if self.logprobs_mode != "echo":
             top_n = None
+        options = {
+            "return_ids": bool(body.get("return_token_ids")),
+            "as_ids": bool(body.get("return_tokens_as_token_ids")),
+            "extra": [int(t) for t in body.get("logprob_token_ids") or []]
+            if self.logprob_token_ids and self.logprobs_mode == "echo"
+            else [],
+        }
         choices, n_prompt, n_completion = [], 0, 0
         for index, prompt in enumerate(prompts):
-            choice, p_tok, c_tok = self._call(lambda p=prompt: self._complete(p, params, echo, top_n))
+            choice, p_tok, c_tok = self._call(lambda p=prompt: self._complete(p, params, echo, top_n, **options))
             choices.append({"index": index, **choice})
             n_prompt, n_completion = n_prompt + p_tok, n_completion + c_tok
         return self._envelope("text_completion", choices, n_prompt, n_completion)
 
+    def tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
+        """vLLM's ``POST /tokenize``: ``{prompt, add_special_tokens}`` -> ``{count, max_model_len, tokens}``."""
+        if self.tokenizer is None:
+            raise _ApiError(404, "this server does not tokenize")
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str):
+            raise _ApiError(400, "prompt must be a string")
+        ids = list(self.tokenizer(prompt, add_special_tokens=bool(body.get("add_special_tokens", True)))["input_ids"])
+        return {"count": len(ids), "max_model_len": self.max_model_len, "tokens": ids, "token_strs": None}
+
+    def _prompt_ids(self, prompt: str | list[int]) -> tuple[list[int] | None, str]:
+        """A prompt's token ids (a text prompt gets the special tokens, as vLLM encodes it) and its text."""
+        if isinstance(prompt, str):
+            ids = None if self.tokenizer is None else list(self.tokenizer(prompt)["input_ids"])
+            return ids, prompt
+        if self.tokenizer is None:
+            raise _ApiError(400, "this server takes text prompts only")
+        return list(prompt), self.tokenizer.decode(list(prompt), skip_special_tokens=True)
+
     def _complete(
-        self, prompt: str, params: GenerationParams, echo: bool, top_n: int | None
+        self,
+        prompt: str | list[int],
+        params: GenerationParams,
+        echo: bool,
+        top_n: int | None,
+        *,
+        return_ids: bool = False,
+        as_ids: bool = False,
+        extra: Sequence[int] = (),
     ) -> tuple[dict[str, Any], int, int]:
+        ids, text_prompt = self._prompt_ids(prompt)
         if params.max_tokens > 0:
-            r = self._one(self.backend.generate, GenerateRequest(prompt, params))
+            r = self._one(self.backend.generate, GenerateRequest(text_prompt, params))
             text, finish = apply_stop(r.text or "", params.stop)
             finish_reason = "stop" if finish else (r.finish_reason or "stop")
         else:
             r, text, finish_reason = Response(), "", "length"
-        full = prompt + text if echo else text
-        logprobs = None
+        new_ids = [] if self.tokenizer is None else list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        shown = self.tokenizer.decode(ids) if ids is not None and isinstance(prompt, list) else text_prompt
+        choice: dict[str, Any] = {"text": shown + text if echo else text, "logprobs": None}
         if top_n is not None:
+            if ids is None:
+                raise _ApiError(400, f"backend {type(self.backend).__name__} cannot score prompt tokens")
             try:
-                toks = prompt_logprobs(self.backend, prompt + text, int(top_n))
+                first = None
+                if params.max_tokens > 0:  # the first generated position: the greedy token and logprob_token_ids
+                    first = next_token(self.backend, self.tokenizer, ids, int(top_n), extra)
+                    new_ids = new_ids or [first.token_id]  # a model that answered nothing still took a step
+                scored = score_ids(self.backend, self.tokenizer, ids + new_ids, int(top_n))
+                if first is not None:
+                    scored[len(ids)] = first
             except NoPromptLogprobs as exc:
                 raise _ApiError(400, str(exc)) from exc
-            if not echo:
-                toks = [t for t in toks if t.offset >= len(prompt)]
-            logprobs = {
-                "tokens": [t.text for t in toks],
-                "token_logprobs": [t.logprob for t in toks],
-                "top_logprobs": [t.top for t in toks],
-                "text_offset": [t.offset for t in toks],
-            }
-        n_prompt = r.prompt_tokens if r.prompt_tokens is not None else self._count(prompt)
+            logprobs, prompt_logprobs = completion_logprobs(
+                self.tokenizer, scored, int(top_n), first=0 if echo else len(ids), as_ids=as_ids
+            )
+            choice["logprobs"] = logprobs
+            if echo:
+                choice["prompt_logprobs"] = prompt_logprobs[: len(ids)]
+        choice["finish_reason"] = finish_reason
+        choice["stop_reason"] = None
+        choice["token_ids"] = new_ids if return_ids else None
+        choice["prompt_token_ids"] = ids if return_ids else None
+        n_prompt = r.prompt_tokens if r.prompt_tokens is not None else len(ids) if ids else self._count(text_prompt)
         n_completion = r.completion_tokens if r.completion_tokens is not None else self._count(text)
-        choice = {"text": full, "logprobs": logprobs, "finish_reason": finish_reason}
         return choice, n_prompt, n_completion
 
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -434,10 +421,27 @@ class _Handler:
         }
 
 
-def _prompt_of(path: str, body: dict[str, Any]) -> str:
+def _prompt_list(prompt: Any) -> list[str | list[int]] | None:
+    """The prompts of a ``/completions`` body: a string, a list of strings, token ids or a list of them."""
+    if isinstance(prompt, str):
+        return [prompt]
+    if not isinstance(prompt, list) or not prompt:
+        return None
+    if all(type(t) is int for t in prompt):
+        return [prompt]
+    if all(isinstance(p, str) or (isinstance(p, list) and p and all(type(t) is int for t in p)) for p in prompt):
+        return list(prompt)
+    return None
+
+
+def _prompt_of(path: str, body: dict[str, Any], tokenizer: Any = None) -> str:
+    """What fault rules and counters see of a request: its prompt text (token ids decoded)."""
     if path == "completions":
-        p = body.get("prompt")
-        return p if isinstance(p, str) else "\n".join(map(str, p or []))
+        prompts = _prompt_list(body.get("prompt")) or []
+        return "\n".join(
+            p if isinstance(p, str) else tokenizer.decode(p, skip_special_tokens=True) if tokenizer else str(p)
+            for p in prompts
+        )
     return "\n".join(str(m.get("content") or "") for m in body.get("messages") or [] if isinstance(m, dict))
 
 
@@ -485,14 +489,17 @@ def create_app(
     chunk_delay_s: float = 0.0,
     fail: FaultRule | None = None,
     logprobs_mode: LogprobsMode = "echo",
-    endpoints: Sequence[str] = ("completions", "chat/completions"),
+    endpoints: Sequence[str] = ("completions", "chat/completions", "tokenize"),
     ignore_stop: bool = False,
     stats: ServerStats | None = None,
+    logprob_token_ids: bool = True,
     max_model_len: int | None = None,
 ) -> Any:
     """The FastAPI app; see :func:`serve_openai` for the options."""
     name = model_name or backend.name
-    handler = _Handler(backend, model_name=name, logprobs_mode=logprobs_mode)
+    handler = _Handler(backend, model_name=name, logprobs_mode=logprobs_mode, logprob_token_ids=logprob_token_ids)
+    if max_model_len is not None:
+        handler.max_model_len = max_model_len  # what /tokenize reports
     counts = stats if stats is not None else ServerStats()
     inline = isinstance(backend, EchoModel)  # cheap enough to answer on the event loop
     app = FastAPI(title="hyouka local OpenAI-compatible server")
@@ -520,7 +527,7 @@ def create_app(
             return JSONResponse(_error_body(400, "body must be a JSON object"), status_code=400)
         if ignore_stop:
             body.pop("stop", None)
-        info = counts.arrive(path, _prompt_of(path, body))
+        info = counts.arrive(path, _prompt_of(path, body, handler.tokenizer))
         status: int | None = 200
         try:
             if path not in endpoints:
@@ -564,6 +571,21 @@ def create_app(
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
         return await serve("chat/completions", request)
+
+    @app.post("/tokenize", response_model=None)
+    async def tokenize(request: Request) -> JSONResponse:
+        """vLLM's route beside ``/v1``; hosted OpenAI (``logprobs_mode="reject"``) has none. No faults, no counts."""
+        try:
+            if "tokenize" not in endpoints or logprobs_mode == "reject":
+                raise _ApiError(404, "Not Found")
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise _ApiError(400, "body must be a JSON object")
+            return JSONResponse(await run_in_threadpool(handler.tokenize, body))
+        except _ApiError as exc:
+            return JSONResponse(_error_body(exc.status, exc.message), status_code=exc.status)
+        except ValueError:
+            return JSONResponse(_error_body(400, "body must be JSON"), status_code=400)
 
     return app
 
@@ -629,9 +651,10 @@ def serve_openai(
     chunk_delay_s: float = 0.0,
     fail: FaultRule | None = None,
     logprobs_mode: LogprobsMode = "echo",
-    endpoints: Sequence[str] = ("completions", "chat/completions"),
+    endpoints: Sequence[str] = ("completions", "chat/completions", "tokenize"),
     ignore_stop: bool = False,
     stats: ServerStats | None = None,
+    logprob_token_ids: bool = True,
     max_model_len: int | None = None,
 ) -> Iterator[str]:
     """Serve ``backend`` (default: an :class:`EchoModel`) and yield the base URL ``http://127.0.0.1:PORT/v1``.
@@ -645,7 +668,8 @@ def serve_openai(
     ``"reject"`` refuses them with hosted OpenAI's 400; ``endpoints`` limits the
     POST routes offered; ``ignore_stop`` drops stop strings like some servers
     do; pass ``stats`` to read the request counts; ``max_model_len`` refuses over-long
-    requests as vLLM does with ``--max-model-len`` (see :func:`check_context`).
+    requests as vLLM does with ``--max-model-len`` (see :func:`check_context`); ``logprob_token_ids=False``
+    ignores that vLLM field (``return_tokens_as_token_ids`` still applies), as servers other than vLLM do.
     """
     server = OpenAIServer(
         backend if backend is not None else EchoModel(),
@@ -657,6 +681,7 @@ def serve_openai(
         endpoints=tuple(endpoints),
         ignore_stop=ignore_stop,
         stats=stats,
+        logprob_token_ids=logprob_token_ids,
         max_model_len=max_model_len,
     )
     with server:

@@ -137,15 +137,28 @@ class OpenAIModel:
 
     @property
     def client(self) -> Any:
-        """The ``openai.OpenAI`` client, made on first use (its own retries off)."""
+        """The client, made on first use by :meth:`_make_client`."""
         with self._client_lock:
             if self._client is None:
-                import openai
-
-                self._client = openai.OpenAI(
-                    api_key=self._key, base_url=self.base_url, max_retries=0, timeout=self.timeout
-                )
+                self._client = self._make_client()
             return self._client
+
+    # ------------------------------------------------------------------ hooks for services built on this class
+    # (databricks:, azure:): how the client is made and what a refusal hints at.
+
+    def _make_client(self) -> Any:
+        """The ``openai.OpenAI`` client (its own retries off: :meth:`_send` retries)."""
+        import openai
+
+        return openai.OpenAI(api_key=self._key, base_url=self.base_url, max_retries=0, timeout=self.timeout)
+
+    def _refusal_hint(self, failure: Failure) -> str:
+        """What to check when the endpoint answers 401, 403 or 404 (see ``FATAL_STATUSES``)."""
+        return {
+            401: f"check the key in {self.api_key_env}",
+            403: f"the key in {self.api_key_env} may lack access",
+            404: f"check the model name {self.name!r} and the base URL",
+        }[failure.status or 404]
 
     # ------------------------------------------------------------------ protocol
 
@@ -252,11 +265,7 @@ class OpenAIModel:
                 setattr(self.stats, name, getattr(self.stats, name) + delta)
 
     def _fatal_message(self, failure: Failure) -> str:
-        hint = {
-            401: f"check the key in {self.api_key_env}",
-            403: f"the key in {self.api_key_env} may lack access",
-            404: f"check the model name {self.name!r} and the base URL",
-        }[failure.status or 404]
+        hint = self._refusal_hint(failure)
         return self._redact(f"{public_url(self.base_url)} refused the request ({failure.message}); {hint}")
 
     def _redact(self, text: str) -> str:

@@ -26,11 +26,9 @@ The context/continuation boundary rule is documented in ``hf_tokens``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 from hyouka.models.base import (
@@ -42,6 +40,7 @@ from hyouka.models.base import (
     Response,
     UnsupportedRequestError,
 )
+from hyouka.models.checkpoint import model_max_length, weights_fingerprint
 from hyouka.models.hf_batching import Unit, cpu_budget, plan_batches
 from hyouka.models.hf_deps import require_hf
 from hyouka.models.hf_forward import CacheReuseUnsupported, Forward
@@ -93,7 +92,7 @@ class HFModel:
         # the config and tokenizer settle the identity (cache keys); the weights wait for the first forward pass
         self.config = AutoConfig.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
         self.dtype = _pick_dtype(torch, dtype, self.device, self.config)
-        self.max_length = int(max_length or _model_max_length(self.config, self.tokenizer))
+        self.max_length = int(max_length or model_max_length(self.config, self.tokenizer))
         self._revision = revision
         self._load_options: dict[str, Any] = {
             "revision": revision,
@@ -165,16 +164,7 @@ class HFModel:
 
     def _resolved_revision(self) -> str | None:
         """The hub commit the weights came from, else a digest of a local directory's file names and sizes."""
-        commit = getattr(self.config, "_commit_hash", None)
-        if commit:
-            return str(commit)
-        path = Path(self.name)
-        if path.is_dir():
-            digest = hashlib.sha256()
-            for f in sorted(p for p in path.iterdir() if p.is_file()):
-                digest.update(f"{f.name}:{f.stat().st_size}\n".encode())
-            return "local-" + digest.hexdigest()[:16]
-        return self._revision
+        return weights_fingerprint(self.name, self.config, self._revision)
 
     # -- log-likelihood ---------------------------------------------------------------------
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> Iterator[tuple[int, Response]]:
@@ -411,18 +401,6 @@ def _pick_dtype(torch: Any, dtype: str, device: Any, config: Any) -> Any:
             return torch.float16
         return stored
     return torch.float32
-
-
-def _model_max_length(config: Any, tokenizer: Any) -> int:
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(text, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    value = getattr(tokenizer, "model_max_length", None)
-    if isinstance(value, int) and 0 < value < 1_000_000:
-        return value
-    return 2048
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

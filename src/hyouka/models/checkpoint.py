@@ -1,0 +1,35 @@
+"""What a checkpoint settles for the backends that load one (``hf:``, ``vllm:``): its fingerprint, its max length."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+
+def weights_fingerprint(name_or_path: str, config: Any, revision: str | None) -> str | None:
+    """The hub commit the config came from, else a digest of a local directory's file names and sizes,
+    else the revision asked for."""
+    commit = getattr(config, "_commit_hash", None)
+    if commit:
+        return str(commit)
+    path = Path(name_or_path)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for f in sorted(p for p in path.iterdir() if p.is_file()):
+            digest.update(f"{f.name}:{f.stat().st_size}\n".encode())
+        return "local-" + digest.hexdigest()[:16]
+    return revision
+
+
+def model_max_length(config: Any, tokenizer: Any) -> int:
+    """Positions the model takes: from the (text) config, else the tokenizer, else 2048."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(text, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    value = getattr(tokenizer, "model_max_length", None)
+    if isinstance(value, int) and 0 < value < 1_000_000:
+        return value
+    return 2048

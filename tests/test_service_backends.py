@@ -239,3 +239,27 @@ def test_azure_without_a_key_or_azure_identity_names_the_extra(clean_env, monkey
         load_model("azure:gpt4o-prod")
     with pytest.raises(ImportError, match=r"pip install 'hyouka\[azure\]'"):
         load_model("azure:gpt4o-prod", auth="entra")
+
+
+def test_the_cli_passes_api_version_and_profile(clean_env: Path, azure_key_server, databricks_server, monkeypatch,
+                                                tmp_path: Path, jglue_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hyouka.cli import app
+
+    endpoint, azure_stats = azure_key_server
+    host, databricks_stats = databricks_server
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", endpoint)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", AZURE_KEY)
+    clean_env.write_text(f"[team]\nhost = {host}\ntoken = {TOKEN}\n", encoding="utf-8")
+    common = ["-t", "jsquad", "--limit", "2", "--data-dir", str(jglue_dir), "--store",
+              f"sqlite:///{tmp_path / 'r.sqlite'}", "--no-cache", "--chat"]
+    runner = CliRunner()
+    result = runner.invoke(app, ["run", "-m", "azure:gpt4o-prod", "--api-version", "2024-06-01", *common])
+    assert result.exit_code == 0, result.output
+    assert azure_stats.targets["/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-06-01"] == 2
+    result = runner.invoke(app, ["run", "-m", "databricks:my-llama-endpoint", "--profile", "team", *common])
+    assert result.exit_code == 0, result.output
+    assert databricks_stats.targets["/serving-endpoints/chat/completions"] == 2
+    result = runner.invoke(app, ["run", "-m", "databricks:my-llama-endpoint", "--profile", "missing", *common])
+    assert result.exit_code != 0 and "profile [missing] not found" in result.output

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from hyouka.models.base import collect, request_payload
+from hyouka.models.base import GenerationParams, collect, request_payload
 from hyouka.models.registry import UnknownModelError, load_model
-from hyouka.models.vllm_engine import prompt_score, repeat_seed
+from hyouka.models.vllm_engine import plan_jobs, prompt_score
 from hyouka.testing.run_requests import request_from_payload, write_requests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,12 +49,18 @@ def test_prompt_score_reads_vllm_prompt_logprobs_with_and_without_cached_tokens(
     assert prompt_score(ids, 4, full[:-1], cached=0) is None  # a list that does not match the prompt
 
 
-def test_repeat_seeds_keep_repeat_zero_and_differ_after() -> None:
-    assert repeat_seed(7, 0) == 7 and repeat_seed(None, 3) is None
-    seeds = {repeat_seed(7, r) for r in range(1, 50)}
-    assert len(seeds) == 49 and 7 not in seeds and repeat_seed(7, 5) == repeat_seed(7, 5)
+def test_unseeded_repeats_of_one_prompt_become_one_request_with_n_samples() -> None:
+    from types import SimpleNamespace
 
-
+    hot, seeded = GenerationParams(temperature=0.8), GenerationParams(temperature=0.8, seed=3)
+    greedy = GenerationParams()
+    requests = [SimpleNamespace(params=hot, repeat=2), SimpleNamespace(params=hot, repeat=None),
+                SimpleNamespace(params=hot, repeat=1), SimpleNamespace(params=seeded, repeat=None),
+                SimpleNamespace(params=GenerationParams(temperature=0.8, seed=4), repeat=1),
+                SimpleNamespace(params=greedy, repeat=None), SimpleNamespace(params=hot, repeat=None)]
+    encoded = [[1, 5], [1, 5], [1, 5], [1, 5], [1, 5], [1, 5], [1, 6]]
+    jobs = plan_jobs(encoded, requests, range(7))
+    assert sorted(j.members for j in jobs) == [[1, 2, 0], [3], [4], [5], [6]]  # samples in repeat order
 def test_request_payloads_round_trip(jglue_dir: Path) -> None:
     requests = _jcqa_requests(jglue_dir, 2) + _jsquad_requests(jglue_dir, 2)
     assert [request_payload(request_from_payload(request_payload(r))) for r in requests] == [

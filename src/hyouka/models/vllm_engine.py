@@ -22,8 +22,8 @@ Generation
 Prompts are tokenised as ``hf:`` tokenises them (the tokenizer's BOS in front; chat through the
 tokenizer's chat template) and decoded with ``SamplingParams`` (stop strings, max tokens,
 temperature, top-p, seed). Requests that differ only in their repeat index go as one request
-with ``n`` samples when unseeded; seeded ones get one seed per repeat, so each repeat's answer
-stays the same when a run resumes.
+with ``n`` samples when unseeded; a seeded repeat already carries its own seed (the engine's
+``seed + i``), so each goes alone and its answer stays the same when a run resumes.
 """
 
 from __future__ import annotations
@@ -90,7 +90,6 @@ class _Job:
     ids: list[int]
     params: GenerationParams
     members: list[int] = field(default_factory=list)
-    seed: int | None = None
 
 
 class VLLMModel:
@@ -300,7 +299,7 @@ class VLLMModel:
             self.tokenizer, prompts, prefix=prefix, room=[max(0, p.max_tokens) for p in params],
             max_length=self.max_length,
         )
-        jobs: dict[tuple[Any, ...], _Job] = {}
+        todo = []
         for i, ids in enumerate(encoded):
             p = params[i]
             if ids is None:
@@ -310,13 +309,11 @@ class VLLMModel:
                 )
             elif p.max_tokens <= 0:
                 yield i, Response(text="", finish_reason="length", prompt_tokens=len(ids), completion_tokens=0)
-            elif p.temperature > 0 and p.seed is None:  # unseeded samples of one prompt: one request, n samples
-                jobs.setdefault(("n", tuple(ids), p), _Job(ids, p)).members.append(i)
             else:
-                seed = None if p.temperature <= 0 else repeat_seed(p.seed, repeat_of(requests[i]))
-                jobs[("one", i)] = _Job(ids, p, [i], seed)
+                todo.append(i)
+        jobs = plan_jobs(encoded, requests, todo)
         batch: list[_Job] = []
-        for job in jobs.values():
+        for job in jobs:
             batch.append(job)
             if sum(len(j.members) for j in batch) >= CHUNK:
                 yield from self._run_jobs(batch)
@@ -350,7 +347,7 @@ class VLLMModel:
             temperature=p.temperature,
             top_p=p.top_p,
             stop=list(p.stop) or None,
-            seed=job.seed,
+            seed=p.seed,
             skip_special_tokens=True,
         )
 
@@ -377,10 +374,14 @@ def prompt_score(
     return total, greedy
 
 
-def repeat_seed(seed: int | None, repeat: int) -> int | None:
-    """The sampling seed of one repeat: the request's own for repeat 0, a distinct one derived from it after."""
-    if seed is None or repeat == 0:
-        return seed
-    import hashlib
-
-    return int.from_bytes(hashlib.sha256(f"{seed}:{repeat}".encode()).digest()[:4], "little")
+def plan_jobs(encoded: Sequence[list[int] | None], requests: Sequence[Any], todo: Sequence[int]) -> list[_Job]:
+    """Engine requests for generation requests ``todo``: unseeded samples of one prompt (the same ids and
+    parameters, told apart by their repeat index) become one request with ``n`` samples, in repeat order;
+    every other request goes alone (a seeded repeat carries its own seed, set by the engine)."""
+    jobs: dict[tuple[Any, ...], _Job] = {}
+    for i in sorted(todo, key=lambda i: (repeat_of(requests[i]), i)):
+        ids, p = encoded[i], requests[i].params
+        assert ids is not None
+        key = ("n", tuple(ids), p) if p.temperature > 0 and p.seed is None else ("one", i)
+        jobs.setdefault(key, _Job(ids, p)).members.append(i)
+    return list(jobs.values())

@@ -38,15 +38,20 @@ class _Logprob:  # the two fields of vllm.logprobs.Logprob that scoring reads
 def test_prompt_score_reads_vllm_prompt_logprobs_with_and_without_cached_tokens() -> None:
     ids = [1, 10, 11, 12, 13, 14]  # continuation = ids[4:] = [13, 14]
     full = [None] + [{t: _Logprob(-0.5 * t, 1 if t != 14 else 3)} for t in ids[1:]]
-    assert prompt_score(ids, 4, full, cached=0) == (-0.5 * 13 - 0.5 * 14, False)
-    # 2 tokens read from the prefix cache: vLLM lists None, then tokens 3.. (entry t - 2 is token t)
-    cached = [None, full[3], full[4], full[5]]
-    assert prompt_score(ids, 4, cached, cached=2) == (-0.5 * 13 - 0.5 * 14, False)
+    want = (-0.5 * 13 - 0.5 * 14, False)
+    assert prompt_score(ids, 4, full, cached=0) == want
+    # 3 tokens read from the prefix cache, as vLLM 0.32 lists them: position-aligned, the cached
+    # positions holding whatever was in memory (here: another token, a positive "log-probability")
+    stale = [None, {99: _Logprob(3.0, 7)}, {12345: _Logprob(1e30, 2**30)}, {12: _Logprob(2.0, 0)}, full[4], full[5]]
+    assert prompt_score(ids, 4, stale, cached=3) == want
+    # ... and as older versions list them: the cached tokens left out (entry t - cached is token t)
+    assert prompt_score(ids, 4, [None, full[4], full[5]], cached=3) == want
     greedy = [None, {13: _Logprob(-1.0, 1)}, {14: _Logprob(-2.0, 1)}]
     assert prompt_score(ids, 4, greedy, cached=3) == (-3.0, True)
-    # a cache hit that reaches into the continuation leaves its first token unscored: must be scored again
-    assert prompt_score(ids, 4, [None, full[5]], cached=4) is None
+    # a cache hit reaching into the continuation leaves its first token unscored: it must be scored again
+    assert prompt_score(ids, 4, stale, cached=4) is None
     assert prompt_score(ids, 4, full[:-1], cached=0) is None  # a list that does not match the prompt
+    assert prompt_score(ids, 4, [*full[:5], {14: _Logprob(0.5, 1)}], cached=0) is None  # not a log-probability
 
 
 def test_unseeded_repeats_of_one_prompt_become_one_request_with_n_samples() -> None:
@@ -79,16 +84,25 @@ def test_vllm_spec_errors_name_the_folder_and_the_extra(monkeypatch: pytest.Monk
 # ------------------------------------------------------------------ against vLLM
 
 
-def _vllm_python() -> str:
+@pytest.fixture(scope="session")
+def vllm_python() -> str:
+    """``$HYOUKA_VLLM_PYTHON``, checked before the tiny model is built (session scope, listed first)."""
     python = os.environ.get("HYOUKA_VLLM_PYTHON")
     reason = None
     if not python:
         reason = "HYOUKA_VLLM_PYTHON is not set: the vllm: parity test needs a Python with vLLM (see .ci/run)"
     elif not Path(python).exists():
         reason = f"HYOUKA_VLLM_PYTHON={python} does not exist: the vllm: parity test cannot run"
+    else:
+        probe = "import importlib.util as u; print(' '.join(m for m in ('vllm', 'orjson') if u.find_spec(m) is None))"
+        missing = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120).stdout.split()
+        if "vllm" in missing:
+            reason = f"HYOUKA_VLLM_PYTHON={python} has no vLLM: the vllm: parity test cannot run"
+        elif missing:  # a vLLM venv without what hyouka's worker imports (it runs from src/ on PYTHONPATH)
+            pytest.fail(f"the vLLM venv at {python} lacks {', '.join(missing)}: pip install it there")
     if reason:
         warnings.warn(reason, stacklevel=2)
-        pytest.skip(reason)
+        pytest.skip(f"VLLM NOT AVAILABLE, vllm: parity test skipped: {reason}")
     return str(python)
 
 
@@ -113,8 +127,10 @@ def _argmax(values: list[float]) -> int:
 
 
 @pytest.mark.slow
-def test_vllm_matches_hf_on_jcommonsenseqa_and_jsquad(tiny_model_dir: Path, jglue_dir: Path, tmp_path: Path) -> None:
-    python = _vllm_python()
+def test_vllm_matches_hf_on_jcommonsenseqa_and_jsquad(
+    vllm_python: str, tiny_model_dir: Path, jglue_dir: Path, tmp_path: Path
+) -> None:
+    python = vllm_python
     from hyouka.models.hf import HFModel
 
     mc = _jcqa_requests(jglue_dir, 200)

@@ -12,9 +12,10 @@ Each (context, continuation) pair is tokenised exactly as ``hf:`` does it
 to vLLM with ``prompt_logprobs``: the continuation's log-probability is the sum over its tokens,
 and it is greedy when every one of them ranks first. vLLM's automatic prefix caching does the
 shared-prefix work: the first continuation of each context runs alone, the others then read the
-context's cached blocks. vLLM returns no prompt log-probabilities for cached tokens, so an answer
-whose cache hit reaches into the continuation (two choices sharing their first tokens) is scored
-again without reading the cache. Sequences are cut to ``max_model_len - 1`` tokens (vLLM wants
+context's cached blocks (``skip_reading_prefix_cache=False``, which vLLM turns on by default for
+prompt log-probabilities). Cached tokens get no prompt log-probabilities, so an answer whose
+cache hit reaches into the continuation (two choices sharing their first tokens) is scored again
+without reading the cache (see :func:`prompt_score`). Sequences are cut to ``max_model_len - 1`` tokens (vLLM wants
 room for one new token), where ``hf:`` allows ``max_length + 1``.
 
 Generation
@@ -357,17 +358,26 @@ def prompt_score(
 ) -> tuple[float, bool] | None:
     """Sum and greedy flag of the log-probabilities of ``ids[cont_start:]`` from vLLM's ``prompt_logprobs``.
 
-    vLLM lists ``None`` for the first token, then one entry per token it computed: with ``cached``
-    tokens read from the prefix cache, entry ``t - cached`` belongs to token ``t``, and tokens up to
-    ``cached`` have none. ``None`` when the list does not cover the continuation as that says.
+    vLLM lists ``None`` for the first token, then an entry per token. With ``cached`` tokens read
+    from the prefix cache, tokens up to ``cached`` were never computed: vLLM 0.32 still lists an
+    entry for them (position-aligned, contents meaningless), older versions leave them out (entry
+    ``t - cached`` is token ``t``). Either way only tokens after ``cached`` can be scored, and each
+    entry must hold its token with a log-probability; ``None`` when the list does not cover the
+    continuation so.
     """
-    if prompt_logprobs is None or len(prompt_logprobs) != len(ids) - cached or cont_start < cached + 1:
+    if prompt_logprobs is None or cont_start < cached + 1:
+        return None
+    if len(prompt_logprobs) == len(ids):
+        shift = 0
+    elif len(prompt_logprobs) == len(ids) - cached:
+        shift = cached
+    else:
         return None
     total, greedy = 0.0, True
     for t in range(cont_start, len(ids)):
-        entry = prompt_logprobs[t - cached]
+        entry = prompt_logprobs[t - shift]
         logprob = entry.get(ids[t]) if entry else None
-        if logprob is None:
+        if logprob is None or not (logprob.logprob <= 0.0) or logprob.rank < 1:
             return None
         total += logprob.logprob
         greedy = greedy and logprob.rank == 1

@@ -22,7 +22,8 @@ Generation
 ----------
 Prompts are tokenised as ``hf:`` tokenises them (the tokenizer's BOS in front; chat through the
 tokenizer's chat template) and decoded with ``SamplingParams`` (stop strings, max tokens,
-temperature, top-p, seed). Requests that differ only in their repeat index go as one request
+temperature, top-p, seed); the answer is the new tokens decoded whole and cut at the first stop
+string, as ``hf:`` makes it. Requests that differ only in their repeat index go as one request
 with ``n`` samples when unseeded; a seeded repeat already carries its own seed (the engine's
 ``seed + i``), so each goes alone and its answer stays the same when a run resumes.
 """
@@ -47,6 +48,7 @@ from hyouka.models.base import (
     UnsupportedRequestError,
 )
 from hyouka.models.checkpoint import model_max_length, weights_fingerprint
+from hyouka.models.hf_generate import cut_at_stop
 from hyouka.models.hf_tokens import EncodedPair, encode_pairs, encode_prompts, special_prefix
 
 log = logging.getLogger(__name__)
@@ -335,7 +337,9 @@ class VLLMModel:
                 tokens = list(sample.token_ids)
                 if sample.finish_reason == "stop" and sample.stop_reason is None and tokens:
                     tokens.pop()  # the EOS that ended it (stop_reason None), which hf: does not count either
-                yield member, Response(text=sample.text, finish_reason=sample.finish_reason,
+                # decoded whole, as hf: decodes (vLLM's streaming detokenizer drops a trailing partial character)
+                text, hit = cut_at_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), job.params.stop)
+                yield member, Response(text=text, finish_reason="stop" if hit else sample.finish_reason,
                                        prompt_tokens=len(job.ids), completion_tokens=len(tokens), latency_s=share)
 
     def _sampling(self, job: _Job) -> Any:

@@ -54,16 +54,21 @@ def test_show_json_has_prompt_output_answer_gold_metrics(filled_store: str) -> N
     assert len(sample["choices"]) == 5 and len(sample["logprobs"]) == 5
 
 
-def test_leaderboard_json_sorted_by_average(filled_store: str) -> None:
+def test_leaderboard_json_lists_probe_runs_as_partial_rows(filled_store: str) -> None:
     result = runner.invoke(app, ["leaderboard", "--store", filled_store, "--format", "json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    averages = [r["average"] for r in rows]
-    assert averages == sorted(averages, reverse=True)
-    assert {r["model"] for r in rows} == {"ScriptedModel:model-a", "ScriptedModel:model-b"}
+    # jnli generated on 12 documents and jcommonsenseqa scored on 8: two settings, neither a full JGLUE run
+    assert sorted((r["model"], r["setting"]) for r in rows) == [
+        ("ScriptedModel:model-a", "0-shot plain generate limit 12"),
+        ("ScriptedModel:model-a", "0-shot plain loglikelihood limit 8"),
+        ("ScriptedModel:model-b", "0-shot plain generate limit 12"),
+        ("ScriptedModel:model-b", "0-shot plain loglikelihood limit 8"),
+    ]
+    assert all(r["table"] == "suite jglue" and r["partial"] and r["average"] is None for r in rows)
     assert all(r["jnli"]["metric"] == "acc" for r in rows if r["jnli"])
-    table = runner.invoke(app, ["leaderboard", "--store", filled_store])
-    assert "jnli" in table.stdout and "average" in table.stdout
+    table = runner.invoke(app, ["leaderboard", "--store", filled_store], env={"COLUMNS": "250"})
+    assert "suite jglue" in table.stdout and "partial: no jcommonsenseqa, jsts, jsquad, marc_ja" in table.stdout
 
 
 def test_score_recomputes_without_a_model(filled_store: str) -> None:

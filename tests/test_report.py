@@ -124,12 +124,11 @@ def test_leaderboard_weights_lower_is_better_and_interval(filled: dict[str, Any]
         assert row.cells["jnli"].lower_is_better
         assert row.average == pytest.approx(1 - row.cells["jnli"].value)
 
-    # without a suite, the judge's 1-10 scores are shown but not averaged
+    # without a suite, unrelated tasks and the judge's 1-10 scores are shown side by side, never averaged
     plain = build_leaderboard(store, suite=None, kinds=("benchmark", "judge"))
     row = next(r for r in plain.rows if r.model == "UsageModel:usage-model")
-    assert row.average == pytest.approx(row.cells["jnli"].value) and row.n_tasks_averaged == 1
-    averages = [r.average for r in plain.rows]
-    assert averages == sorted(averages, reverse=True)
+    assert set(row.cells) == {"jnli", "mt_bench_ja"}
+    assert not plain.has_average and all(r.average is None for r in plain.rows)
 
 
 def test_suite_files_load_as_data(tmp_path: Path) -> None:
@@ -166,7 +165,7 @@ def test_leaderboard_formats_escape_user_text(filled: dict[str, Any]) -> None:
     assert "=HYPERLINK(x)\\|evil" in md and md.count("\n") == len(board.rows) + 2
     rows = list(csv.DictReader(io.StringIO(to_csv(board, stats))))
     assert {r["model"] for r in rows} == {"UsageModel:usage-model", "'=HYPERLINK(x)|evil"}
-    assert all(float(r["jnli"]) == float(r["average"]) for r in rows)
+    assert all(float(r["jnli"]) >= 0 for r in rows) and "average" not in rows[0]  # no suite: no average
     data = json.loads(render(board, "json", stats))
     assert data["tasks"] == ["jnli"] and data["rows"][0]["cost_usd"] > 0
     html = render(board, "html", stats)
@@ -216,14 +215,17 @@ def test_report_writes_leaderboard_formats(filled: dict[str, Any], suffix: str) 
     text = out.read_text(encoding="utf-8")
     assert "UsageModel:cheap-model" in text and "jnli" in text
     if suffix == ".json":
-        assert [r["model"] for r in json.loads(text)["rows"]] == ["UsageModel:usage-model", "UsageModel:cheap-model"]
+        (table,) = json.loads(text)["tables"]
+        assert [r["model"] for r in table["rows"]] == ["UsageModel:cheap-model", "UsageModel:usage-model"]
+        assert table["suite"] == "jglue" and all(r["partial"] for r in table["rows"])
 
 
 def test_leaderboard_command_prints_markdown_with_costs(filled: dict[str, Any]) -> None:
     args = ["leaderboard", "--suite", "none", "--store", filled["url"], "--format", "markdown"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("| \\#") and "$" in result.stdout and "latency p50" in result.stdout
+    assert result.stdout.startswith("### all tasks") and "| \\#" in result.stdout
+    assert "$" in result.stdout and "latency p50" in result.stdout
 
 
 def test_judge_run_answers_count_for_the_model_and_judge_calls_apart(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from hyouka.engine.executor import Executor
 from hyouka.engine.runner import RunResult, check_limit, check_mode, evaluate_task, require_task_run
 from hyouka.judge.runs import JudgeRunResult
 from hyouka.judge.tasks import JudgeTaskError, mt_bench_data_dir, resume_judge_run, run_judge_task, split_judge_tasks
+from hyouka.metrics.suite import SuiteTerm, suite_average
 from hyouka.models.base import Model
 from hyouka.models.registry import load_model, recordable_options
 from hyouka.pricing.table import PriceTable, load_prices
@@ -49,20 +50,24 @@ class EvalResult:
 
     @property
     def suite_scores(self) -> dict[str, dict[str, Any]]:
-        """Each suite's weighted average of its tasks' headline metrics, and which tasks it covers."""
+        """Each suite's weighted average of its tasks' headline metrics (see :func:`hyouka.metrics.suite`).
+
+        ``score`` is ``None`` unless every task of the suite has a value (``complete``); ``tasks``
+        lists those that do and ``missing`` the others. Lower-is-better entries enter as ``1 - value``.
+        """
         out: dict[str, dict[str, Any]] = {}
-        for name in {r.suite for r in self.runs if r.suite}:
+        for name in sorted({r.suite for r in self.runs if r.suite}):
             suite = builtin_suites()[name]
-            values, weights, covered = [], [], []
+            terms = []
             for entry in suite.tasks:
                 run = next((r for r in self.runs if r.task == entry.task), None)
-                value = run.metric(entry.metric) if run else None
-                if value is not None:
-                    values.append(value * entry.weight)
-                    weights.append(entry.weight)
-                    covered.append(entry.task)
-            score = sum(values) / sum(weights) if weights else None
-            out[name] = {"score": score, "tasks": covered, "n_tasks": len(suite.tasks)}
+                agg = (run.aggregates.get(entry.metric) if run else None) or {}
+                terms.append(SuiteTerm(entry.task, agg.get("value"), entry.weight, entry.lower_is_better,
+                                       agg.get("stderr")))
+            avg = suite_average(terms)
+            out[name] = {"score": avg.value, "ci_low": avg.ci_low, "ci_high": avg.ci_high, "tasks": list(avg.tasks),
+                         "missing": list(avg.missing), "complete": avg.complete, "n_tasks": len(suite.tasks),
+                         "note": avg.note}
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +116,7 @@ def run(
     prices: str | Path | PriceTable | None = None,
     judge: str | Model | None = None,
     judge_options: dict[str, Any] | None = None,
+    judge_max_tokens: int | None = None,
     **model_options: Any,
 ) -> EvalResult:
     """Evaluate a model on tasks or suites (``"jglue"``, ``"jcommonsenseqa,jnli"``).
@@ -128,7 +134,9 @@ def run(
     Tasks graded by a judge (``ja_mt_bench``) need ``judge``: a spec such as
     ``"openai:gpt-4o"`` or ``"recorded:gpt-4_single.jsonl"`` (``judge_options`` go to its
     backend); the MT-Bench folder is ``data_files["ja_mt_bench"]``, ``data_dir`` or
-    ``HYOUKA_MT_BENCH_DIR``.
+    ``HYOUKA_MT_BENCH_DIR``. ``judge_max_tokens`` is each judgment's completion budget (default
+    2048, FastChat's); a judge with a shorter context needs less (its refusal is reported with the
+    prompt's length, the judge's context and this option).
     """
     started = time.perf_counter()
     if resume:
@@ -169,7 +177,7 @@ def run(
             judge_spec=judge_spec, store=the_store, cache=the_cache,
             data_dir=mt_bench_data_dir(data_dir, data_files), limit=limit, max_tokens=max_tokens,
             judge_options=judge_options, model_options=_recordable(model_options),
-            progress=progress(name) if progress else None, prices=table,
+            progress=progress(name) if progress else None, prices=table, judge_max_tokens=judge_max_tokens,
         )
         result.runs.append(_judge_run_result(judged))
     for task, suite in built:

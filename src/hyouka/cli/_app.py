@@ -21,6 +21,9 @@ Format = Annotated[str, typer.Option("--format", help="table or json (leaderboar
 StoreOpt = Annotated[str | None, typer.Option("--store", help="SQLAlchemy URL of the results store")]
 JudgeOpt = Annotated[str | None, typer.Option("--judge", help="judge: openai:gpt-4o, recorded:<judgments.jsonl>…")]
 JudgeBaseUrlOpt = Annotated[str | None, typer.Option("--judge-base-url", help="the judge's OpenAI-compatible endpoint")]
+JudgeMaxTokensOpt = Annotated[int | None, typer.Option(
+    "--judge-max-tokens", min=1, help="tokens each judgment may use (MT-Bench: 2048 as FastChat, eval: 1024); "
+                                      "lower it for a judge with a short context")]
 
 
 def fail(message: str) -> None:

@@ -14,6 +14,7 @@ from rich.table import Table
 from hyouka.cli._app import (
     Format,
     JudgeBaseUrlOpt,
+    JudgeMaxTokensOpt,
     JudgeOpt,
     StoreOpt,
     app,
@@ -80,6 +81,7 @@ def run(
     mlflow: Annotated[bool, typer.Option("--mlflow", help="log the runs to MLflow (MLFLOW_TRACKING_URI)")] = False,
     judge: JudgeOpt = None,  # judge tasks (ja_mt_bench)
     judge_base_url: JudgeBaseUrlOpt = None,
+    judge_max_tokens: JudgeMaxTokensOpt = None,
 ) -> None:
     """Evaluate a model on tasks; running the same command again resumes an unfinished run."""
     from hyouka.api import run as run_api
@@ -131,6 +133,7 @@ def run(
                 prices=prices,
                 judge=judge,
                 judge_options=judge_backend_options(judge_base_url),
+                judge_max_tokens=judge_max_tokens,
                 **{k: v for k, v in options.items() if v is not None},
             )
     except BudgetExceededError as exc:
@@ -268,39 +271,34 @@ def score(run_id: str, store: StoreOpt = None, format: Format = "table") -> None
 @app.command()
 def leaderboard(
     suite: Annotated[
-        str, typer.Option(help="suite of tasks and headline metrics; 'none' for every task and judge score")
-    ] = "jglue",
+        str, typer.Option(help="auto: a table per suite, MT-Bench, eval runs and other tasks; a suite name or "
+                               "file: its table; none: every task and judge score, no average")
+    ] = "auto",
     store: StoreOpt = None,
     format: Format = "table",
 ) -> None:
-    """Models x tasks with the suite average, from the latest completed runs."""
-    from hyouka.report.leaderboard import build_leaderboard
+    """Models x tasks from the completed runs: one table per kind of evaluation, suite averages where complete."""
+    from hyouka.report.leaderboard import build_leaderboards
+    from hyouka.report.tables import to_rich
     from hyouka.store.store import Store
 
-    if suite == "none":
-        board = build_leaderboard(Store(store), suite=None, kinds=("benchmark", "judge"))
-    else:
-        board = build_leaderboard(Store(store), suite=suite)
+    try:
+        boards = build_leaderboards(Store(store), suite=suite)
+    except ValueError as exc:
+        fail(f"--suite: {exc}")
+        return
     if format == "json":
-        print(json.dumps(board.to_records(), ensure_ascii=False, default=str))
+        print(json.dumps([r for b in boards for r in b.to_records()], ensure_ascii=False, default=str))
         return
     if format in ("markdown", "md", "csv", "html"):  # report formats, with cost and latency (hyouka.report.tables)
-        _print_board(board, Store(store), format)
+        _print_boards(boards, Store(store), format)
         return
-    table = Table(title=f"leaderboard ({board.suite or 'all tasks'})")
-    table.add_column("model")
-    table.add_column("setting")
-    for task in board.tasks:
-        table.add_column(task, justify="right")
-    table.add_column("average", justify="right")
-    for row in board.rows:
-        cells = []
-        for task in board.tasks:
-            cell = row.cells.get(task)
-            cells.append("—" if cell is None else f"{fmt(cell.value, 3)} ({cell.metric})")
-        avg = f"{fmt(row.average, 3)} ({row.n_tasks_averaged}/{len(board.tasks)})"
-        table.add_row(escape(row.model), row.setting, *cells, avg)
-    console.print(table)
+    if not boards:
+        console.print("no completed runs in the store")
+    for board in boards:
+        console.print(to_rich(board))
+        for note in board.notes:
+            err.print(f"[yellow]note:[/] {escape(note)}")
 
 
 @app.command("tasks")
@@ -372,11 +370,11 @@ def _print_accounting(result: Any) -> None:
         )
 
 
-def _print_board(board: Any, the_store: Any, fmt: str) -> None:
+def _print_boards(boards: list[Any], the_store: Any, fmt: str) -> None:
     from hyouka.report.summary import board_stats
-    from hyouka.report.tables import render
+    from hyouka.report.tables import render_boards
     from hyouka.report.views import load_views
 
-    ids = list(dict.fromkeys(i for row in board.rows for i in row.run_ids))
-    stats = board_stats(board, load_views(the_store, ids)) if ids else []
-    sys.stdout.write(render(board, fmt, stats))
+    ids = list(dict.fromkeys(i for board in boards for row in board.rows for i in row.run_ids))
+    views = load_views(the_store, ids) if ids else []
+    sys.stdout.write(render_boards(boards, fmt, [board_stats(b, views) for b in boards]) + "\n")

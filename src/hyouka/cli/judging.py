@@ -14,6 +14,7 @@ from rich.table import Table
 from hyouka.cli._app import (
     Format,
     JudgeBaseUrlOpt,
+    JudgeMaxTokensOpt,
     JudgeOpt,
     StoreOpt,
     app,
@@ -89,6 +90,7 @@ def eval_cmd(
     dtype: Annotated[str | None, typer.Option(help="hf: auto, float32, bfloat16, float16")] = None,
     device: Annotated[str | None, typer.Option(help="hf: auto, cpu, cuda")] = None,
     judge_base_url: JudgeBaseUrlOpt = None,
+    judge_max_tokens: JudgeMaxTokensOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the response cache")] = False,
     store: StoreOpt = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the results as JSON")] = None,
@@ -112,6 +114,7 @@ def eval_cmd(
                     max_tokens=max_tokens, system_prompt=system_prompt, limit=limit, store=store,
                     cache=not no_cache, progress=progress(spec or str(data.name)),
                     judge_options=judge_backend_options(judge_base_url),
+                    **({"judge_max_tokens": judge_max_tokens} if judge_max_tokens else {}),
                     **(_options_for(spec, options) if spec else {}),
                 ))
     except KeyboardInterrupt:
@@ -145,6 +148,7 @@ def pairwise_cmd(
     limit: Annotated[int | None, typer.Option(help="only the first N questions or rows")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="endpoint of openai: models")] = None,
     judge_base_url: JudgeBaseUrlOpt = None,
+    judge_max_tokens: JudgeMaxTokensOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
     store: StoreOpt = None,
     format: Format = "table",
@@ -157,7 +161,8 @@ def pairwise_cmd(
     try:
         with progress_bars() as progress:
             result = _pairwise(specs, columns, data, judge, inputs_column, targets_column, turns, language,
-                               max_tokens, limit, base_url, judge_base_url, not no_cache, store, progress("pairwise"))
+                               max_tokens, limit, base_url, judge_base_url, not no_cache, store, progress("pairwise"),
+                               judge_max_tokens)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted:[/] finished items are stored; run the same command to resume")
         raise typer.Exit(code=130) from None
@@ -181,13 +186,14 @@ def pairwise_cmd(
 def _pairwise(specs: list[str], columns: list[str | None], data: Path, judge: str, inputs: str | None,
               targets: str | None, turns: str, language: str, max_tokens: int | None, limit: int | None,
               base_url: str | None, judge_base_url: str | None, cache: bool, store: str | None,
-              progress: Callable[[int, int], None]) -> dict[str, Any]:
+              progress: Callable[[int, int], None], judge_max_tokens: int | None = None) -> dict[str, Any]:
     """MT-Bench pairwise when ``data`` is an MT-Bench folder, else pairwise on the rows of a data file."""
     from hyouka.evaluation.backends import open_cache, resolve_model
     from hyouka.judge.tasks import mt_bench_data_dir
     from hyouka.store.store import Store
 
     options = {"base_url": base_url}
+    judge_budget = {"judge_max_tokens": judge_max_tokens} if judge_max_tokens else {}
     root = mt_bench_data_dir(data, None) if data.is_dir() else None
     if root is None:
         from hyouka.evaluation import pairwise
@@ -195,7 +201,7 @@ def _pairwise(specs: list[str], columns: list[str | None], data: Path, judge: st
         models = [None if c else s for s, c in zip(specs, columns, strict=True)]
         return pairwise(models, data, judge=judge, predictions=columns, inputs=inputs, targets=targets,
                         language=language, max_tokens=max_tokens or 256, limit=limit, store=store, cache=cache,
-                        progress=progress, judge_options=judge_backend_options(judge_base_url),
+                        progress=progress, judge_options=judge_backend_options(judge_base_url), **judge_budget,
                         **_options_for(specs[0], options)).to_dict()
     from hyouka.judge.mt_bench.pairwise import run_pairwise
 
@@ -203,7 +209,7 @@ def _pairwise(specs: list[str], columns: list[str | None], data: Path, judge: st
     result = run_pairwise(
         a, specs[0], b, specs[1], resolve_model(judge, judge_backend_options(judge_base_url)), judge,
         store=Store(store), cache=open_cache(cache), data_dir=root, turns=[int(t) for t in turns.split(",")],
-        limit=limit, language=language, progress=progress,
+        limit=limit, language=language, progress=progress, **judge_budget,
         **({"max_tokens": max_tokens} if max_tokens else {}),
     )
     return {"run_id": result.run_id, "aggregates": result.aggregates, **result.extra}

@@ -28,7 +28,8 @@ PricesOpt = Annotated[Path | None, typer.Option("--prices", help="price table YA
 def report(
     runs: RunIds = None,
     output: Annotated[Path, typer.Option("--output", "-o", help=".html, .md, .csv or .json")] = Path("report.html"),
-    suite: Annotated[str | None, typer.Option(help="suite name or file: its tasks, weights and metrics")] = None,
+    suite: Annotated[str | None, typer.Option(help="suite name or file: its table alone; none: one table, "
+                                                   "no average (default: as hyouka leaderboard)")] = None,
     prices: PricesOpt = None,
     charts_dir: Annotated[Path | None, typer.Option("--charts-dir", help="also write each chart here")] = None,
     chart_format: Annotated[str, typer.Option("--chart-format", help="png or svg")] = "png",
@@ -40,8 +41,7 @@ def report(
     from hyouka.report.build import build_report
     from hyouka.report.charts import MissingExtraError
     from hyouka.report.html import write_html
-    from hyouka.report.leaderboard import load_suite
-    from hyouka.report.tables import render
+    from hyouka.report.tables import render_boards
     from hyouka.store.store import RunNotFoundError, Store
 
     suffix = output.suffix.lower()
@@ -49,7 +49,7 @@ def report(
         fail(f"unknown report format {output.suffix!r}: use .html, .md, .csv or .json")
     wants_charts = suffix in (".html", ".htm") or charts_dir is not None
     try:
-        built = build_report(Store(store), runs or None, suite=load_suite(suite),
+        built = build_report(Store(store), runs or None, suite=suite,
                              prices=str(prices) if prices else None, charts=wants_charts, title=title)
     except (RunNotFoundError, MissingExtraError, ValueError, OSError) as exc:
         fail(str(exc))
@@ -58,7 +58,7 @@ def report(
         write_html(built, output, max_examples=max_examples)
     else:
         fmt = {".md": "markdown", ".csv": "csv", ".json": "json"}[suffix]
-        output.write_text(render(built.board, fmt, built.stats), encoding="utf-8")
+        output.write_text(render_boards(built.boards, fmt, built.all_stats), encoding="utf-8")
     if charts_dir is not None:
         charts_dir.mkdir(parents=True, exist_ok=True)
         for chart in built.charts:

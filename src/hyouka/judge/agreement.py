@@ -1,100 +1,23 @@
 """Agreement between two judges (or a judge and reference judgments) on the same items.
 
-Items are matched by key, e.g. ``(question_id, model, turn)`` for MT-Bench. Reported:
-Pearson, Spearman and Kendall correlations, the share of identical scores, the share within
-one point, the mean difference, overall and per category. An undefined correlation (fewer
-than two items, a constant side) is ``None`` with the reason in ``note``.
+Items are matched by key, e.g. ``(question_id, model, turn)`` for MT-Bench. The statistics
+(correlations, exact and within-one agreement, kappa, Krippendorff's alpha, per category) are
+:func:`hyouka.ratings.agreement.agreement`; this module finds the scores in runs and judgment files.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from hyouka.metrics.correlation import degenerate_reason, kendall, pearson, spearman
+from hyouka.ratings.agreement import Agreement, agreement
 from hyouka.store.store import Store
 
 __all__ = ["Agreement", "agreement", "compare_judges", "scores_from_judgments", "scores_from_run"]
 
 Key = Hashable
-
-
-@dataclass
-class Agreement:
-    """How far two sets of scores on the same items agree."""
-
-    n: int
-    n_only_a: int
-    n_only_b: int
-    pearson: float | None
-    spearman: float | None
-    kendall: float | None
-    exact: float | None
-    within_one: float | None
-    mean_a: float | None
-    mean_b: float | None
-    mean_diff: float | None  # mean of (a - b)
-    note: str | None = None
-    per_category: dict[str, Agreement] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["per_category"] = {k: v.to_dict() for k, v in self.per_category.items()}
-        return out
-
-
-def _stats(x: np.ndarray, y: np.ndarray, only_a: int, only_b: int) -> Agreement:
-    n = int(x.size)
-    if n == 0:
-        return Agreement(0, only_a, only_b, None, None, None, None, None, None, None, None, note="no item in common")
-    reason = degenerate_reason(x, y)
-    diff = x - y
-    return Agreement(
-        n=n,
-        n_only_a=only_a,
-        n_only_b=only_b,
-        pearson=None if reason else pearson(x, y),
-        spearman=None if reason else spearman(x, y),
-        kendall=None if reason else kendall(x, y),
-        exact=float(np.mean(diff == 0)),
-        within_one=float(np.mean(np.abs(diff) <= 1)),
-        mean_a=float(x.mean()),
-        mean_b=float(y.mean()),
-        mean_diff=float(diff.mean()),
-        note=f"correlations undefined: {reason}" if reason else None,
-    )
-
-
-def agreement(
-    a: Mapping[Key, float | None],
-    b: Mapping[Key, float | None],
-    categories: Mapping[Key, str] | None = None,
-) -> Agreement:
-    """Agreement of scores ``a`` and ``b`` on the keys both scored; per category when ``categories`` maps keys."""
-    scored_a = {k: float(v) for k, v in a.items() if v is not None}
-    scored_b = {k: float(v) for k, v in b.items() if v is not None}
-    common = [k for k in scored_a if k in scored_b]
-
-    def over(keys: list[Key]) -> Agreement:
-        x = np.array([scored_a[k] for k in keys], dtype=float)
-        y = np.array([scored_b[k] for k in keys], dtype=float)
-        return _stats(x, y, len(scored_a) - len(common), len(scored_b) - len(common))
-
-    out = over(common)
-    if categories is not None:
-        by_cat: dict[str, list[Key]] = defaultdict(list)
-        for k in common:
-            by_cat[categories.get(k, "unknown")].append(k)
-        out.per_category = {c: over(keys) for c, keys in sorted(by_cat.items())}
-        for sub in out.per_category.values():
-            sub.n_only_a = sub.n_only_b = 0
-    return out
 
 
 def scores_from_judgments(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, int], float | None]:

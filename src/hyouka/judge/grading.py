@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from hyouka.engine.executor import Executor
+from hyouka.judge.context import JudgeContextError, context_overflow, explain
 from hyouka.judge.parse import Parsed
 from hyouka.models.base import ChatRequest, GenerationParams, Message, Response
 from hyouka.models.recorded import tag_request
@@ -39,7 +40,8 @@ class Judgment:
     """A judge's verdict on one item, with its raw text, status and cost.
 
     ``status`` is ``ok``, ``parse_error`` (text unreadable even after the repair request),
-    or the failure type of the call (``api_error``, ``timeout``, ``not_recorded``…).
+    ``context_exceeded`` (the server refused the prompt as longer than its context), or the
+    failure type of the call (``api_error``, ``timeout``, ``not_recorded``…).
     ``raw`` is the judge's first text; ``repair_raw`` its answer to the repair request.
     """
 
@@ -89,6 +91,20 @@ def _read(call: JudgeCall, response: Response) -> Judgment:
     return base
 
 
+def _fits_context(judgment: Judgment, call: JudgeCall, params: GenerationParams, judge: str) -> Judgment:
+    """A failed call refused for its length gets status ``context_exceeded`` and an error saying what to
+    change; a completion budget that no prompt can fit stops the run (``JudgeContextError``)."""
+    overflow = context_overflow(judgment.error)
+    if overflow is None:
+        return judgment
+    message = explain(overflow, judge, params.max_tokens, sum(len(m.content) for m in call.messages),
+                      judgment.error or "")
+    if overflow.budget_too_large:
+        raise JudgeContextError(message)
+    judgment.status, judgment.error = "context_exceeded", message
+    return judgment
+
+
 def _merge(first: Judgment, call: JudgeCall, response: Response) -> Judgment:
     """The outcome after the repair request: its reading if it worked, else still a ``parse_error``."""
     second = _read(call, response)
@@ -131,6 +147,8 @@ def run_calls(
     waiting: list[tuple[int, Judgment]] = []
     for index, response in executor.execute(requests):
         judgment = _read(calls[index], response)
+        if not response.ok:
+            judgment = _fits_context(judgment, calls[index], params_for(calls[index]), model.name)
         if judgment.status == "parse_error" and calls[index].repair is not None:
             waiting.append((index, judgment))
         else:

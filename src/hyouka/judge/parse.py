@@ -18,9 +18,10 @@ from typing import Any, Literal
 
 __all__ = ["Parsed", "Strategy", "parse_score", "parse_verdict"]
 
-Strategy = Literal["json", "brackets", "keyed", "bare"]
-DEFAULT_ORDER: tuple[Strategy, ...] = ("json", "brackets", "keyed", "bare")
-BRACKETS_FIRST: tuple[Strategy, ...] = ("brackets", "json", "keyed", "bare")
+# "brackets" is ``[[N]]``; "bracket" a lone ``[N]`` (one glued to a word, ``資料[2]``, is a citation, never a score)
+Strategy = Literal["json", "brackets", "keyed", "bracket", "bare"]
+DEFAULT_ORDER: tuple[Strategy, ...] = ("json", "brackets", "keyed", "bracket", "bare")
+BRACKETS_FIRST: tuple[Strategy, ...] = ("brackets", "bracket", "json", "keyed", "bare")  # FastChat: [[N]], then [N]
 
 SCORE_KEYS = ("score", "rating", "grade", "スコア", "点数", "得点", "評価", "総合評価", "評点")
 REASON_KEYS = ("justification", "reason", "reasoning", "rationale", "explanation", "feedback",
@@ -28,10 +29,13 @@ REASON_KEYS = ("justification", "reason", "reasoning", "rationale", "explanation
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _DOUBLE_BRACKET = re.compile(r"\[\[\s*" + _NUMBER + r"\s*\]\]")
-_SINGLE_BRACKET = re.compile(r"\[\s*" + _NUMBER + r"\s*\]")
+# a lone [N]: not right after a letter, digit, kana or kanji (``資料[2]``, ``text[1]`` cite sources)
+_SINGLE_BRACKET = re.compile(r"(?<![\w\u3040-\u30ff\u3400-\u9fff])\[\s*" + _NUMBER + r"\s*\]")
 _KEYED = re.compile(
     r"(?:" + "|".join(sorted(map(re.escape, SCORE_KEYS), key=len, reverse=True)) + r")"
-    r"[\s*_\"'」]*[:=][\s*_\"'「]*" + _NUMBER + r"(?:\s*(?:/|／|点|out of)\s*\d*)?",
+    r"[\s*_\"'」#]*(?:[:=]|は|\n)[\s*_\"'「#]*"
+    r"(?:\d+\s*(?:点満点|点|段階)\s*(?:中|で)\s*(?:で\s*)?)?"  # "5点中4点", "5段階で4": the scale first
+    + _NUMBER + r"(?:\s*(?:/|点|out of)\s*\d*)?",
     re.IGNORECASE,
 )
 _OF_SCALE = re.compile(_NUMBER + r"\s*(?:/\s*\d+|点)")
@@ -122,8 +126,8 @@ def _from_json(text: str) -> tuple[float | None, str | None]:
 def _find_score(text: str, strategy: Strategy) -> tuple[float | None, str | None]:
     if strategy == "json":
         return _from_json(text)
-    if strategy == "brackets":
-        m = _DOUBLE_BRACKET.search(text) or _SINGLE_BRACKET.search(text)
+    if strategy in ("brackets", "bracket"):
+        m = (_DOUBLE_BRACKET if strategy == "brackets" else _SINGLE_BRACKET).search(text)
         return (float(m.group(1)), None) if m else (None, None)
     if strategy == "keyed":
         matches = list(_KEYED.finditer(text)) or list(_OF_SCALE.finditer(text))
@@ -162,19 +166,23 @@ def parse_score(
 
 
 _VERDICT_MARK = re.compile(r"\[\[\s*(A|B|C|TIE|引き分け|同等)\s*\]\]", re.IGNORECASE)
+# a verdict word, whole: "Assistant B", "model_b", "アシスタントA", "tie"; never the B of "Both"
+_VERDICT_WORD = (r"(?:(?:assistant|model|answer|response|アシスタント|モデル|回答)[\s_]*)?"
+                 r"(A|B|C|tie|draw|引き分け|同等|互角)(?![A-Za-z0-9])")
 _VERDICT_KEYED = re.compile(
-    r"(?:verdict|winner|勝者|判定|最終判断|結論)[\s*_\"'」]*[:=][\s*_\"'「]*(A|B|C|tie|引き分け|同等)", re.IGNORECASE
+    r"(?:verdict|winner|勝者|判定|最終判断|結論)[\s*_\"'」]*[:=][\s*_\"'「\[]*" + _VERDICT_WORD, re.IGNORECASE
 )
+_VERDICT_ALONE = re.compile(r"[\s*_\"'「\[]*" + _VERDICT_WORD + r"[\s*_\"'」\].。]*", re.IGNORECASE)
 _VERDICT_JSON_KEYS = ("verdict", "winner", "勝者", "判定")
 
 
 def _verdict_value(token: str) -> str | None:
-    token = token.strip().upper()
-    if token in ("A", "B"):
-        return token
-    if token in ("C", "TIE", "引き分け", "同等"):
-        return "tie"
-    return None
+    """``"A"``, ``"B"`` or ``"tie"`` from one verdict word (``"Assistant B"``, ``"[[C]]"``, ``"引き分け"``)."""
+    m = _VERDICT_ALONE.fullmatch(token.strip())
+    if m is None:
+        return None
+    word = m.group(1).upper()
+    return word if word in ("A", "B") else "tie"
 
 
 def parse_verdict(text: str | None) -> Parsed:

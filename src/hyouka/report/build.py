@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from hyouka.pricing.table import PriceTable, load_prices
 from hyouka.report.charts import Chart, board_charts
 from hyouka.report.examples import category_scores
-from hyouka.report.leaderboard import Leaderboard, build_leaderboard
+from hyouka.report.leaderboard import Leaderboard, build_leaderboards
 from hyouka.report.summary import RowStats, board_stats
 from hyouka.report.views import RunView, load_views
 from hyouka.store.store import Store
@@ -21,9 +21,11 @@ class Report:
     """Everything a report shows, before it is rendered."""
 
     title: str
-    board: Leaderboard
+    board: Leaderboard  # the first table (charts and exports read it)
     stats: list[RowStats]
     views: list[RunView]
+    boards: list[Leaderboard] = field(default_factory=list)  # every table, ``board`` first
+    all_stats: list[list[RowStats]] = field(default_factory=list)  # each table's row stats
     charts: list[Chart] = field(default_factory=list)
     categories: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -40,18 +42,23 @@ def build_report(
     charts: bool = True,
     title: str = "hyouka evaluation report",
 ) -> Report:
-    """A report on ``run_ids`` (ids or unique prefixes; default: every completed run)."""
+    """A report on ``run_ids`` (ids or unique prefixes; default: every completed run).
+
+    Its tables are :func:`~hyouka.report.leaderboard.build_leaderboards`'s, as ``hyouka leaderboard`` shows them.
+    """
     table = load_prices(prices)
     views = load_views(store, run_ids, prices=table)
     notes = [f"run {v.id} ({v.model} on {v.task}) is {v.run['status']}: it is listed but not ranked"
              for v in views if v.run["status"] != "completed"]
     done = [v for v in views if v.run["status"] == "completed"]
-    board = build_leaderboard(store, suite=suite, run_ids=[v.id for v in done],
-                              kinds=("benchmark", "judge"))
-    stats = board_stats(board, done)
+    boards = build_leaderboards(store, suite=suite, run_ids=[v.id for v in done]) or [
+        Leaderboard(tasks=[], rows=[], suite=None, title="no completed runs")]
+    all_stats = [board_stats(b, done) for b in boards]
     categories = category_scores(done)
-    report = Report(title=title, board=board, stats=stats, views=views, categories=categories, notes=notes,
-                    price_source=_describe(table))
+    report = Report(title=title, board=boards[0], stats=all_stats[0], views=views, boards=boards,
+                    all_stats=all_stats, categories=categories, notes=notes, price_source=_describe(table))
+    board = boards[0]
+    stats = all_stats[0]
     if charts:
         report.charts = board_charts(board, stats, categories)
     return report

@@ -127,7 +127,8 @@ def metric_bars(board: Leaderboard) -> Chart | None:
     """One panel per task (and the average): each row's headline metric with its 95% interval."""
     if not board.rows:
         return None
-    panels = [*board.tasks, "average"] if len(board.tasks) > 1 else list(board.tasks)
+    tasks = [t for t in board.tasks if any(t in r.cells for r in board.rows)]
+    panels = [*tasks, "average"] if len(tasks) > 1 and board.has_average else tasks
     labels = _labels([row_label(r, board) for r in board.rows])
     colors = _colors(len(labels))
     ncols = min(3, len(panels))
@@ -252,6 +253,18 @@ def category_chart(scores: dict[str, dict[str, float]], *, metric: str = "score"
     return Chart("categories", "Scores by category", "Mean judge score per question category, per model.", fig)
 
 
+def _quality(board: Leaderboard) -> tuple[list[float | None], str]:
+    """Each row's quality: its suite average, or the one task's value when only one task has results."""
+    if any(r.average is not None for r in board.rows):
+        return [r.average for r in board.rows], "average score"
+    tasks = [t for t in board.tasks if any(t in r.cells for r in board.rows)]
+    if len(tasks) == 1 and not any(r.cells[tasks[0]].lower_is_better for r in board.rows if tasks[0] in r.cells):
+        cells = [r.cells.get(tasks[0]) for r in board.rows]
+        metric = next(c.metric for c in cells if c is not None)
+        return [c.value if c else None for c in cells], f"{tasks[0]} ({metric})"
+    return [None] * len(board.rows), "average score"
+
+
 def board_charts(
     board: Leaderboard,
     stats: Sequence[RowStats],
@@ -259,14 +272,14 @@ def board_charts(
 ) -> list[Chart]:
     """Every chart the data supports, in report order."""
     labels = [row_label(r, board) for r in board.rows]
-    averages = [r.average for r in board.rows]
+    quality, ylabel = _quality(board)
     charts = [
         metric_bars(board),
         latency_chart(labels, [s.latencies for s in stats]),
-        tradeoff_chart(labels, [s.cost_usd for s in stats], averages, key="quality_cost",
-                       title="Quality vs cost", xlabel="cost of the run (USD)"),
-        tradeoff_chart(labels, [s.latency_p50 for s in stats], averages, key="quality_latency",
-                       title="Quality vs latency", xlabel="median latency per call (s)"),
+        tradeoff_chart(labels, [s.cost_usd for s in stats], quality, key="quality_cost",
+                       title="Quality vs cost", xlabel="cost of the run (USD)", ylabel=ylabel),
+        tradeoff_chart(labels, [s.latency_p50 for s in stats], quality, key="quality_latency",
+                       title="Quality vs latency", xlabel="median latency per call (s)", ylabel=ylabel),
         category_chart(categories or {}),
     ]
     return [c for c in charts if c is not None]

@@ -165,16 +165,21 @@ def export_mlflow(
     group = hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]
     parent = logger.run_for("hyouka.export", group, f"hyouka: {len(ids)} run(s)")
     parent_metrics = {}
-    for rank, (row, stat) in enumerate(zip(report.board.rows, report.stats, strict=True), 1):
-        label = _name(f"{row.model} {row.setting}").replace("/", "_")
-        if row.average is not None:
-            parent_metrics[f"leaderboard/{label}/average"] = row.average
-        if stat.cost_usd is not None:
-            parent_metrics[f"leaderboard/{label}/cost_usd"] = stat.cost_usd
-        parent_metrics[f"leaderboard/{label}/rank"] = float(rank)
+    boards = list(zip(report.boards, report.all_stats, strict=True)) or [(report.board, report.stats)]
+    for board, stats in boards:  # every table the report shows (a suite, MT-Bench, eval runs…)
+        rank = 0
+        for row, stat in zip(board.rows, stats, strict=True):
+            label = _name(f"{row.model} {row.setting}").replace("/", "_")
+            if row.average is not None:
+                parent_metrics[f"leaderboard/{label}/average"] = row.average
+            if stat.cost_usd is not None:
+                parent_metrics[f"leaderboard/{label}/cost_usd"] = stat.cost_usd
+            if board.has_average and not row.partial:
+                rank += 1
+                parent_metrics[f"leaderboard/{label}/rank"] = float(rank)
     logger.log(parent, {"hyouka_runs": ",".join(ids)[:_PARAM_MAX]}, parent_metrics)
-    logger.client.log_dict(parent, {"suite": report.board.suite, "rows": records(report.board, report.stats)},
-                           "leaderboard.json")
+    tables = [{"title": b.title, "suite": b.suite, "rows": records(b, s)} for b, s in boards]
+    logger.client.log_dict(parent, {"tables": tables}, "leaderboard.json")
     if report.charts:
         with tempfile.TemporaryDirectory() as tmp:
             for chart in report.charts:

@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from hyouka.report.build import Report
 from hyouka.report.examples import example_row
 from hyouka.report.safe import scrub
-from hyouka.report.tables import fmt, fmt_cost, to_html
+from hyouka.report.tables import fmt, fmt_cost, render_boards
 
 TEMPLATES = Path(__file__).with_name("templates")
 MAX_EXAMPLES = 200
@@ -87,7 +87,7 @@ def render_html(report: Report, *, max_examples: int = MAX_EXAMPLES) -> str:
         price_source=report.price_source,
         notes=report.notes,
         views=report.views,
-        leaderboard_html=to_html(report.board, report.stats),
+        leaderboard_html=render_boards(report.boards or [report.board], "html", report.all_stats or [report.stats]),
         charts=charts,
         examples=_examples(report, max_examples),
         metadata=_metadata(report),

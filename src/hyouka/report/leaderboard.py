@@ -1,21 +1,28 @@
-"""Models x tasks, with the suite average and its interval, from the completed runs in the store.
+"""Models x tasks from the completed runs in the store, one table per kind of evaluation.
 
-A row is one model under one setting (few-shot count, prompt family, and the
-mode of its multiple-choice tasks). Tasks that have a single mode (JSTS and
-JSQuAD are generated) join every row of the same model and setting; judge runs
-(LLM-as-a-judge scores of a model's answers) join every row of the model they judged.
+A row is one model under one *setting*: everything in a run's configuration that can change a
+number (few-shot count, prompt family, mode, seed, ``limit``, ``max_tokens``, chat, dtype and
+the other backend options, the model's identity, the judge). Runs of different settings never
+share a row, so a ``--limit 3`` probe is a row of its own and never replaces the full run.
+Within a row a task's cell is the newest run of that task with the same task content (task
+hash and number of documents); a run of another task version starts another row.
 
-The average is weighted by the suite's weights. Without a suite, tasks count equally, and
-judge scores (on their own scales) are shown beside benchmarks but not averaged with them.
-A lower-is-better entry enters it as
-``1 - value`` when its value lies in [0, 1] and is left out otherwise. Its 95% interval
-combines the tasks' bootstrap standard errors (tasks are independent samples):
-``se = sqrt(sum((w_i / W)^2 * se_i^2))``.
+Tasks with a single mode (JSTS and JSQuAD are generated) join every row of the same model
+whose setting differs from theirs only by mode; judge runs join the rows of the model they
+judged. With a suite, the average (:func:`hyouka.metrics.suite.suite_average`, the one
+``hyouka.run`` uses too) is given only to rows that have every task of the suite; the other
+rows are listed after them, marked partial. Without a suite there is no average: unrelated
+tasks and metrics are not averaged.
+
+:func:`build_leaderboards` is what the ``hyouka leaderboard`` command and the report show: a
+table per suite (JGLUE), one for Japanese MT-Bench, one for ``hyouka eval`` runs and one for
+other tasks, each only when the store holds such runs.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +31,22 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from hyouka.metrics.suite import SuiteTerm, suite_average
 from hyouka.store.store import Store
 from hyouka.tasks.registry import SuiteSpec, builtin_suites, load_task
 from hyouka.yamlio import load_yaml
 
-_Z95 = 1.959963984540054
+__all__ = ["Cell", "Leaderboard", "Row", "build_leaderboard", "build_leaderboards", "load_suite", "run_setting",
+           "subject_model"]
+
 _SUBJECT_KEYS = ("subject_model", "target_model", "candidate_model", "model_under_test", "evaluated_model")
 _JUDGE_HEADLINES = ("score", "mean_score", "win_rate")
+MT_BENCH_TASK = "ja_mt_bench"
+# configuration keys that describe the task and its data (a cell's content) or name the model
+# (the row's model), not the setting; throughput options change no answer
+_NOT_SETTING = frozenset({"task", "task_source", "task_version", "task_hash", "data_dir", "data_file", "data",
+                          "questions_sha256", "model", "subject_model", "subject_name"})
+_THROUGHPUT = frozenset({"batch_size", "concurrency"})
 
 
 @dataclass
@@ -45,6 +61,8 @@ class Cell:
     stderr: float | None = None
     lower_is_better: bool = False
     kind: str = "benchmark"
+    content: str = ""  # the task's hash and number of documents: runs of other content start another row
+    setting_key: str = ""  # digest of the run's setting: a run of another setting never takes this cell
 
 
 @dataclass
@@ -56,10 +74,17 @@ class Row:
     n_tasks_averaged: int = 0
     average_ci_low: float | None = None
     average_ci_high: float | None = None
+    missing: list[str] = field(default_factory=list)  # suite tasks without a value (a partial row)
+    settings: dict[str, Any] = field(default_factory=dict)  # the setting, as data
+    key: str = ""  # digest of the setting (mode included)
 
     @property
     def label(self) -> str:
         return f"{self.model} ({self.setting})"
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.missing)
 
     @property
     def run_ids(self) -> list[str]:
@@ -72,11 +97,20 @@ class Leaderboard:
     rows: list[Row]
     suite: str | None
     weights: dict[str, float] = field(default_factory=dict)
+    title: str = ""
+    notes: list[str] = field(default_factory=list)
+    metrics: dict[str, str] = field(default_factory=dict)  # a suite's headline metric per task
+
+    @property
+    def has_average(self) -> bool:
+        """Whether rows are averaged (only under a suite)."""
+        return self.suite is not None
 
     def to_records(self) -> list[dict[str, Any]]:
         out = []
         for row in self.rows:
-            record: dict[str, Any] = {"model": row.model, "setting": row.setting}
+            record: dict[str, Any] = {"table": self.title, "suite": self.suite, "model": row.model,
+                                      "setting": row.setting, "settings": row.settings}
             for task in self.tasks:
                 cell = row.cells.get(task)
                 record[task] = None if cell is None else {
@@ -93,6 +127,8 @@ class Leaderboard:
             record["average_ci_low"] = row.average_ci_low
             record["average_ci_high"] = row.average_ci_high
             record["n_tasks_averaged"] = row.n_tasks_averaged
+            record["partial"] = row.partial
+            record["missing"] = list(row.missing)
             out.append(record)
         return out
 
@@ -105,6 +141,57 @@ def subject_model(run: dict[str, Any]) -> str:
             if isinstance(config.get(key), str) and config[key]:
                 return config[key]
     return run["model"]
+
+
+def run_setting(run: dict[str, Any]) -> dict[str, Any]:
+    """What in a run's configuration can change its numbers, besides the task and the model's name."""
+    config = run.get("config") or {}
+    out = {k: v for k, v in config.items() if k not in _NOT_SETTING}
+    for key in ("model_options", "judge_options"):
+        if isinstance(out.get(key), dict):
+            out[key] = {k: v for k, v in out[key].items() if k not in _THROUGHPUT}
+    if run.get("kind", "benchmark") != "benchmark" and "judge" not in out:
+        out["judge"] = run["model"]  # a judge run's model is its judge
+    out.setdefault("mode", run.get("mode"))
+    return out
+
+
+def _digest(value: Any) -> str:
+    blob = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+
+
+def _content(run: dict[str, Any]) -> str:
+    """The task's content in a run: hash of the task (or of its data) and the number of documents."""
+    config = run.get("config") or {}
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    source = run.get("task_hash") or config.get("questions_sha256") or data.get("sha256") or ""
+    return f"{source}:{run.get('n_samples')}"
+
+
+def _label(settings: dict[str, Any]) -> str:
+    """A short reading of a setting: the usual parts, then what differs from the defaults."""
+    parts = []
+    if "num_fewshot" in settings or "prompt_family" in settings:
+        parts.append(f"{settings.get('num_fewshot', 0)}-shot {settings.get('prompt_family', 'plain')}")
+    if settings.get("mode"):
+        parts.append(str(settings["mode"]))
+    if settings.get("judge"):
+        parts.append(f"judge {settings['judge']}")
+    if settings.get("limit") is not None:
+        parts.append(f"limit {settings['limit']}")
+    options = settings.get("model_options") or {}
+    if options.get("dtype"):
+        parts.append(f"dtype {options['dtype']}")
+    if settings.get("max_tokens") is not None:
+        parts.append(f"max_tokens {settings['max_tokens']}")
+    if settings.get("judge_max_tokens") is not None:
+        parts.append(f"judge_max_tokens {settings['judge_max_tokens']}")
+    if settings.get("chat"):
+        parts.append("chat")
+    if settings.get("seed"):
+        parts.append(f"seed {settings['seed']}")
+    return " ".join(parts) or "default"
 
 
 def _entry(task: str, suite: SuiteSpec | None) -> tuple[str, bool] | None:
@@ -128,10 +215,8 @@ def _headline(task: str, suite: SuiteSpec | None, aggregates: dict[str, dict[str
     return metric, not agg.get("higher_is_better", True)
 
 
-def _joins_others(run: dict[str, Any]) -> bool:
-    """Runs whose task has one mode, and judge runs, join every row of their model and setting."""
-    if run.get("kind", "benchmark") != "benchmark":
-        return True
+def _single_mode(run: dict[str, Any]) -> bool:
+    """A benchmark task with one mode: its runs join the rows of every mode."""
     try:
         return len(load_task(run["task"]).modes) <= 1
     except (ValueError, OSError):
@@ -141,7 +226,58 @@ def _joins_others(run: dict[str, Any]) -> bool:
 def _resolve_suite(suite: str | SuiteSpec | None) -> SuiteSpec | None:
     if isinstance(suite, SuiteSpec):
         return suite
-    return builtin_suites().get(suite) if suite else None
+    return load_suite(suite) if suite else None
+
+
+class _Rows:
+    """Rows keyed by model and setting; a run goes to a row that lacks its task or has the same content."""
+
+    def __init__(self, suite: SuiteSpec | None, aggregates: dict[str, dict[str, dict[str, Any]]]) -> None:
+        self.suite, self.aggregates = suite, aggregates
+        self.rows: list[tuple[str, str, Row]] = []  # (model, base key without mode, row)
+
+    def _fits(self, row: Row, run: dict[str, Any]) -> bool:
+        """The row lacks the run's task, or holds a run of the same task content and setting."""
+        cell = row.cells.get(run["task"])
+        return cell is None or (cell.content == _content(run) and cell.setting_key == _digest(run_setting(run)))
+
+    def _put(self, row: Row, run: dict[str, Any]) -> None:
+        if run["task"] not in row.cells:  # runs come newest first: the newest of a content and setting wins
+            cell = _cell(run, self.aggregates[run["id"]], self.suite)
+            cell.setting_key = _digest(run_setting(run))
+            row.cells[run["task"]] = cell
+
+    def _new(self, model: str, settings: dict[str, Any]) -> Row:
+        base = {k: v for k, v in settings.items() if k != "mode"}
+        row = Row(model, _label(settings), settings=settings, key=_digest(settings))
+        self.rows.append((model, _digest(base), row))
+        return row
+
+    def add(self, run: dict[str, Any]) -> None:
+        """A benchmark run of a multi-mode task: the row of exactly its setting."""
+        model, settings = run["model"], run_setting(run)
+        key = _digest(settings)
+        for m, _, row in self.rows:
+            if m == model and row.key == key and self._fits(row, run):
+                self._put(row, run)
+                return
+        self._put(self._new(model, settings), run)
+
+    def join(self, run: dict[str, Any]) -> None:
+        """A single-mode task's run joins every row whose setting differs only by mode; a judge run,
+        every row of the model it judged (of the same identity, when recorded)."""
+        model, settings = subject_model(run), run_setting(run)
+        if run.get("kind", "benchmark") == "benchmark":
+            base = _digest({k: v for k, v in settings.items() if k != "mode"})
+            targets = [row for m, b, row in self.rows if m == model and b == base and self._fits(row, run)]
+        else:
+            identity = (run.get("config") or {}).get("model_identity")
+            targets = [row for m, _, row in self.rows if m == model and self._fits(row, run)
+                       and (not identity or row.settings.get("model_identity") in (None, identity))]
+        if not targets:
+            targets = [self._new(model, settings)]
+        for row in targets:
+            self._put(row, run)
 
 
 def build_leaderboard(
@@ -151,14 +287,19 @@ def build_leaderboard(
     *,
     run_ids: Iterable[str] | None = None,
     kinds: Iterable[str] = ("benchmark",),
+    runs: list[dict[str, Any]] | None = None,
+    title: str | None = None,
 ) -> Leaderboard:
-    """The latest completed run per model, setting and task (of ``run_ids`` when given)."""
+    """One table of the completed runs (of ``run_ids``, or ``runs`` given already read) of ``kinds``.
+
+    With a suite, its tasks only, averaged for the rows that have all of them; without one, every
+    task and no average.
+    """
     suite_spec = _resolve_suite(suite)
-    wanted_kinds = set(kinds)
-    runs = [r for r in store.list_runs(status="completed") if r["kind"] in wanted_kinds and r["kind"] != "pairwise"]
-    if run_ids is not None:
-        ids = set(run_ids)
-        runs = [r for r in runs if r["id"] in ids]
+    wanted_kinds = set(kinds) - {"pairwise"}
+    if runs is None:
+        runs = _completed(store, run_ids)
+    runs = [r for r in runs if r.get("kind", "benchmark") in wanted_kinds]
     if model:
         runs = [r for r in runs if subject_model(r) == model]
     if suite_spec is not None:
@@ -166,70 +307,72 @@ def build_leaderboard(
         runs = [r for r in runs if r["task"] in wanted]
     aggregates = store.all_aggregates(r["id"] for r in runs)
 
-    def base_setting(run: dict[str, Any]) -> str:
-        cfg = run["config"]
-        return f"{cfg.get('num_fewshot', 0)}-shot {cfg.get('prompt_family', 'plain')}"
-
-    rows: dict[tuple[str, str], Row] = {}
-    joiners: list[dict[str, Any]] = []
-    for run in runs:  # oldest first, so later runs overwrite earlier cells
-        if _joins_others(run):
-            joiners.append(run)
-            continue
-        key = (run["model"], f"{base_setting(run)} {run['mode']}")
-        row = rows.setdefault(key, Row(run["model"], key[1]))
-        row.cells[run["task"]] = _cell(run, aggregates[run["id"]], suite_spec)
-    for run in joiners:
-        subject = subject_model(run)
-        if run.get("kind", "benchmark") == "benchmark":
-            targets = [r for (m, s), r in rows.items() if m == subject and s.startswith(base_setting(run) + " ")]
-            fallback = (subject, f"{base_setting(run)} {run['mode']}")
-        else:
-            targets = [r for (m, _), r in rows.items() if m == subject]
-            fallback = (subject, "judged")
-        if not targets:
-            targets = [rows.setdefault(fallback, Row(subject, fallback[1]))]
-        for row in targets:
-            row.cells[run["task"]] = _cell(run, aggregates[run["id"]], suite_spec)
+    rows = _Rows(suite_spec, aggregates)
+    newest_first = sorted(runs, key=lambda r: r["created_at"], reverse=True)
+    benchmark = [r for r in newest_first if r.get("kind", "benchmark") == "benchmark"]
+    for run in benchmark:
+        if not _single_mode(run):
+            rows.add(run)
+    for run in benchmark:
+        if _single_mode(run):
+            rows.join(run)
+    for run in newest_first:
+        if run.get("kind", "benchmark") != "benchmark":
+            rows.join(run)
+    built = [row for _, _, row in rows.rows]
+    _disambiguate(built)
 
     tasks = [e.task for e in suite_spec.tasks] if suite_spec else sorted({r["task"] for r in runs})
+    weights = {e.task: e.weight for e in suite_spec.tasks} if suite_spec else {}
+    notes: list[str] = []
     if suite_spec is not None:
-        weights = {e.task: e.weight for e in suite_spec.tasks}
-    elif any(r.get("kind", "benchmark") == "benchmark" for r in runs):
-        # judge scores are on their own scales: shown beside benchmarks, not averaged with them
-        weights = {r["task"]: 0.0 for r in runs if r.get("kind", "benchmark") != "benchmark"}
-    else:
-        weights = {}
-    for row in rows.values():
-        _average(row, tasks, weights)
-    ordered = sorted(rows.values(), key=lambda r: (r.average is None, -(r.average or 0.0), r.model, r.setting))
-    shown = [t for t in tasks if any(t in r.cells for r in ordered)] or tasks
-    return Leaderboard(tasks=shown, rows=ordered, suite=suite_spec.suite if suite_spec else None,
-                       weights={t: weights.get(t, 1.0) for t in shown})
+        for row in built:
+            _average(row, suite_spec)
+        notes = sorted({n for row in built for n in _row_notes(row, suite_spec)})
+    ordered = sorted(built, key=lambda r: (r.partial, r.average is None, -(r.average or 0.0), r.model, r.setting))
+    shown = [t for t in tasks if any(t in r.cells for r in ordered)] if suite_spec is None else tasks
+    name = suite_spec.suite if suite_spec else None
+    return Leaderboard(tasks=shown, rows=ordered, suite=name, weights={t: weights.get(t, 1.0) for t in shown},
+                       title=title or (f"suite {name}" if name else "all tasks"), notes=notes,
+                       metrics={e.task: e.metric + (" ↓" if e.lower_is_better else "")
+                                for e in (suite_spec.tasks if suite_spec else [])})
 
 
-def _average(row: Row, tasks: list[str], weights: dict[str, float]) -> None:
-    """Weighted mean of the row's cells and its normal-approximation 95% interval."""
-    terms: list[tuple[float, float, float | None]] = []  # weight, value, stderr
-    for task in tasks:
-        cell = row.cells.get(task)
-        if cell is None or cell.value is None or math.isnan(cell.value) or weights.get(task, 1.0) <= 0:
-            continue
-        value = cell.value
-        if cell.lower_is_better:
-            if not 0.0 <= value <= 1.0:
-                continue
-            value = 1.0 - value
-        terms.append((weights.get(task, 1.0), value, cell.stderr))
-    if not terms:
-        return
-    total = sum(w for w, _, _ in terms)
-    row.average = sum(w * v for w, v, _ in terms) / total
-    row.n_tasks_averaged = len(terms)
-    if all(se is not None for _, _, se in terms):
-        se = math.sqrt(sum((w / total) ** 2 * se**2 for w, _, se in terms))  # type: ignore[operator]
-        row.average_ci_low = row.average - _Z95 * se
-        row.average_ci_high = row.average + _Z95 * se
+def _completed(store: Store, run_ids: Iterable[str] | None) -> list[dict[str, Any]]:
+    runs = store.list_runs(status="completed")
+    if run_ids is not None:
+        ids = set(run_ids)
+        runs = [r for r in runs if r["id"] in ids]
+    return runs
+
+
+def _disambiguate(rows: list[Row]) -> None:
+    """Rows of one model whose labels read alike get their setting's digest."""
+    seen: dict[tuple[str, str], int] = {}
+    for row in rows:
+        seen[(row.model, row.setting)] = seen.get((row.model, row.setting), 0) + 1
+    for row in rows:
+        if seen[(row.model, row.setting)] > 1:
+            row.setting = f"{row.setting} #{row.key[:6]}"
+
+
+def _average(row: Row, suite: SuiteSpec) -> None:
+    terms = []
+    for entry in suite.tasks:
+        cell = row.cells.get(entry.task)
+        terms.append(SuiteTerm(entry.task, cell.value if cell else None, entry.weight, entry.lower_is_better,
+                               cell.stderr if cell else None))
+    avg = suite_average(terms)
+    row.average, row.average_ci_low, row.average_ci_high = avg.value, avg.ci_low, avg.ci_high
+    row.n_tasks_averaged = len(avg.tasks) if avg.complete else 0
+    row.missing = list(avg.missing)
+
+
+def _row_notes(row: Row, suite: SuiteSpec) -> list[str]:
+    terms = [SuiteTerm(e.task, row.cells[e.task].value if e.task in row.cells else None, e.weight,
+                       e.lower_is_better) for e in suite.tasks]
+    note = suite_average(terms).note
+    return [note] if note else []
 
 
 def _cell(run: dict[str, Any], aggregates: dict[str, dict[str, Any]], suite: SuiteSpec | None) -> Cell:
@@ -246,12 +389,66 @@ def _cell(run: dict[str, Any], aggregates: dict[str, dict[str, Any]], suite: Sui
         stderr=agg.get("stderr"),
         lower_is_better=lower,
         kind=run.get("kind", "benchmark"),
+        content=_content(run),
     )
+
+
+def _table_of(run: dict[str, Any], suites: dict[str, SuiteSpec]) -> str | None:
+    """Which default table a run belongs to: a suite's name, ``mt_bench``, ``eval`` or ``other``."""
+    kind = run.get("kind", "benchmark")
+    if kind == "pairwise":
+        return None
+    if run["task"] == MT_BENCH_TASK:
+        return "mt_bench"
+    if run["task"].startswith("eval:"):
+        return "eval"
+    if kind != "benchmark":
+        return "other"
+    return next((name for name, s in suites.items() if any(e.task == run["task"] for e in s.tasks)), "other")
+
+
+def build_leaderboards(
+    store: Store,
+    suite: str | SuiteSpec | None = None,
+    model: str | None = None,
+    *,
+    run_ids: Iterable[str] | None = None,
+) -> list[Leaderboard]:
+    """The tables ``hyouka leaderboard`` and the report show.
+
+    ``suite`` ``None`` (or ``"auto"``): what the store holds, a table per built-in suite (its
+    average), one for Japanese MT-Bench, one for ``hyouka eval`` runs and one for other tasks,
+    each only when it has runs. A suite (name, file or spec): that suite's table alone.
+    ``"none"``: one table of every task and judge score, with no average.
+    """
+    runs = _completed(store, run_ids)
+    kinds = ("benchmark", "judge")
+    if isinstance(suite, SuiteSpec) or (suite and suite not in ("auto", "none")):
+        return [build_leaderboard(store, suite, model, runs=runs, kinds=kinds)]
+    if suite == "none":
+        return [build_leaderboard(store, None, model, runs=runs, kinds=kinds, title="all tasks (no average)")]
+    suites = builtin_suites()
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        table = _table_of(run, suites)
+        if table is not None:
+            groups.setdefault(table, []).append(run)
+    boards = []
+    for name in suites:
+        if name in groups:
+            boards.append(build_leaderboard(store, suites[name], model, runs=groups[name], kinds=kinds,
+                                            title=f"suite {name}"))
+    titles = {"mt_bench": "Japanese MT-Bench (judge scores, 1-10)", "eval": "hyouka eval runs",
+              "other": "other tasks"}
+    for name, title in titles.items():
+        if name in groups:
+            boards.append(build_leaderboard(store, None, model, runs=groups[name], kinds=kinds, title=title))
+    return [b for b in boards if b.rows]
 
 
 def load_suite(name_or_path: str | None) -> SuiteSpec | None:
     """A built-in suite by name, or a suite YAML file (tasks, metrics, weights, lower_is_better)."""
-    if not name_or_path or name_or_path == "none":
+    if not name_or_path or name_or_path in ("none", "auto"):
         return None
     suites = builtin_suites()
     if name_or_path in suites:

@@ -49,7 +49,8 @@ def headers(board: Leaderboard, with_stats: bool) -> list[str]:
     for task in board.tasks:
         metric = _metric_of(board, task)
         cols.append(f"{task} ({metric})" if metric else task)
-    cols.append("average")
+    if board.has_average:
+        cols.append("average")
     if with_stats:
         cols += ["cost", "judge cost", "latency p50 (s)", "latency p95 (s)", "tokens"]
     return cols
@@ -60,19 +61,29 @@ def _metric_of(board: Leaderboard, task: str) -> str:
         cell = row.cells.get(task)
         if cell is not None:
             return cell.metric + (" ↓" if cell.lower_is_better else "")
-    return ""
+    return board.metrics.get(task, "")
+
+
+def average_text(row: Row, board: Leaderboard, *, ci: bool = True) -> str:
+    """The row's average with its interval, or which suite tasks a partial row lacks."""
+    if row.partial:
+        return f"partial: no {', '.join(row.missing)}"
+    average = f"{fmt(row.average)} {fmt_ci(row.average_ci_low, row.average_ci_high) if ci else ''}".strip()
+    return f"{average} ({row.n_tasks_averaged}/{len(board.tasks)})"
 
 
 def text_rows(board: Leaderboard, stats: Sequence[RowStats] | None = None, *, ci: bool = True) -> list[list[str]]:
-    """Each row as display strings, in :func:`headers` order."""
+    """Each row as display strings, in :func:`headers` order; partial rows are unranked ("—")."""
     out = []
-    for rank, row in enumerate(board.rows, 1):
-        cells = [str(rank), row.model, row.setting]
+    rank = 0
+    for index, row in enumerate(board.rows):
+        rank += not row.partial
+        cells = ["—" if row.partial else str(rank), row.model, row.setting]
         cells += [cell_text(row.cells.get(t), ci=ci) for t in board.tasks]
-        average = f"{fmt(row.average)} {fmt_ci(row.average_ci_low, row.average_ci_high) if ci else ''}".strip()
-        cells.append(f"{average} ({row.n_tasks_averaged}/{len(board.tasks)})")
+        if board.has_average:
+            cells.append(average_text(row, board, ci=ci))
         if stats is not None:
-            s = stats[rank - 1]
+            s = stats[index]
             cells += [fmt_cost(s.cost_usd), fmt_cost(s.judge_cost_usd), fmt(s.latency_p50), fmt(s.latency_p95),
                       f"{s.total_tokens:,}" if s.n_calls else "—"]
         out.append(cells)
@@ -122,16 +133,19 @@ def to_csv(board: Leaderboard, stats: Sequence[RowStats] | None = None) -> str:
     head = ["rank", "model", "setting"]
     for task in board.tasks:
         head += [f"{task}", f"{task}_ci_low", f"{task}_ci_high", f"{task}_metric"]
-    head += ["average", "average_ci_low", "average_ci_high", "n_tasks_averaged"]
+    if board.has_average:
+        head += ["average", "average_ci_low", "average_ci_high", "n_tasks_averaged", "partial", "missing"]
     if stats is not None:
         head += ["cost_usd", "judge_cost_usd", "latency_p50_s", "latency_p95_s", "prompt_tokens", "completion_tokens"]
     writer.writerow(head)
     for rank, row in enumerate(board.rows, 1):
-        line: list[Any] = [rank, _csv_safe(row.model), _csv_safe(row.setting)]
+        line: list[Any] = ["" if row.partial else rank, _csv_safe(row.model), _csv_safe(row.setting)]
         for task in board.tasks:
             c = row.cells.get(task)
             line += [None, None, None, None] if c is None else [c.value, c.ci_low, c.ci_high, c.metric]
-        line += [row.average, row.average_ci_low, row.average_ci_high, row.n_tasks_averaged]
+        if board.has_average:
+            line += [row.average, row.average_ci_low, row.average_ci_high, row.n_tasks_averaged, row.partial,
+                     " ".join(row.missing)]
         if stats is not None:
             s = stats[rank - 1]
             line += [s.cost_usd, s.judge_cost_usd, s.latency_p50, s.latency_p95, s.prompt_tokens, s.completion_tokens]
@@ -140,7 +154,8 @@ def to_csv(board: Leaderboard, stats: Sequence[RowStats] | None = None) -> str:
 
 
 def to_json(board: Leaderboard, stats: Sequence[RowStats] | None = None) -> str:
-    payload = {"suite": board.suite, "tasks": board.tasks, "weights": board.weights, "rows": records(board, stats)}
+    payload = {"title": board.title, "suite": board.suite, "tasks": board.tasks, "weights": board.weights,
+               "notes": board.notes, "rows": records(board, stats)}
     return json.dumps(payload, ensure_ascii=False, indent=2, default=str)
 
 
@@ -158,7 +173,7 @@ def to_rich(board: Leaderboard, stats: Sequence[RowStats] | None = None) -> Any:
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"leaderboard ({board.suite or 'all tasks'})")
+    table = Table(title=board.title or f"leaderboard ({board.suite or 'all tasks'})")
     for i, h in enumerate(headers(board, stats is not None)):
         table.add_column(escape(h), justify="right" if i == 0 or i > 2 else "left")
     for cells in text_rows(board, stats):
@@ -172,6 +187,28 @@ def render(board: Leaderboard, fmt_name: str, stats: Sequence[RowStats] | None =
     if fmt_name not in renderers:
         raise ValueError(f"unknown leaderboard format {fmt_name!r}; choose one of {', '.join(FORMATS)}")
     return renderers[fmt_name](board, stats)
+
+
+def render_boards(
+    boards: Sequence[Leaderboard], fmt_name: str, stats: Sequence[Sequence[RowStats]] | None = None
+) -> str:
+    """Several tables in one of :data:`FORMATS`: headed Markdown sections, CSV or HTML tables one after
+    another (a blank line apart), or one JSON object ``{"tables": [...]}``."""
+    each = [None] * len(boards) if stats is None else list(stats)
+    if fmt_name == "json":
+        tables = [json.loads(to_json(b, s)) for b, s in zip(boards, each, strict=True)]
+        return json.dumps({"tables": tables}, ensure_ascii=False, indent=2, default=str)
+    parts = []
+    for board, board_stats in zip(boards, each, strict=True):
+        text = render(board, fmt_name, board_stats)
+        if fmt_name in ("markdown", "md"):
+            text = f"### {md_escape(board.title)}\n\n{text}"
+            text += "".join(f"\n{md_escape(n)}\n" for n in board.notes)
+        elif fmt_name == "html":
+            text = f"<h3>{html.escape(board.title)}</h3>{text}" + "".join(
+                f"<p class=\"note\">{html.escape(n)}</p>" for n in board.notes)
+        parts.append(text)
+    return "\n".join(parts)
 
 
 def row_label(row: Row, board: Leaderboard) -> str:

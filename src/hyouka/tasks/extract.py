@@ -11,9 +11,16 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
-# a number right after a Latin letter or a kanji labels something ("文1", "A2"): not the answer
-_UNLABELLED_NUMBER = re.compile(r"(?<![A-Za-z\u3400-\u4dbf\u4e00-\u9fff])[-+]?\d+(?:\.\d+)?")
+# whole numbers only: a search never restarts inside one ("3.5" is never read as "5")
+_NUMBER = re.compile(r"(?<![\d.])[-+]?\d+(?:\.\d+)?(?![\d.]*\d)")
+_GLUED = re.compile(r"[A-Za-z\u3400-\u4dbf\u4e00-\u9fff]")  # "文1", "A2": a number that names something
+# the answer's own label right before it: "類似度は4", "類似度：3.5", "score = 2"
+_SCORE_LABEL = re.compile(r"(?:類似度|類似性|スコア|score|similarity|評価|点数|答え|回答|answer)"
+                          r"(?:は|が|を|:|=|\s|\*)*$", re.IGNORECASE)
+# what follows a number that is a count or a scale, not the answer: "2つの文", "5段階", "5点満点"
+_NOT_ANSWER_AFTER = re.compile(r"\s*(?:つ|個|文|番|段階|点満点|点中|件|[〜~～–-]\s*[-+]?\d)")
+# the end of a range echoed from the instruction: "0.0〜5.0"
+_RANGE_BEFORE = re.compile(r"(?:[〜~～–]\s*|\d\s*-\s*|\d)$")
 _EDGE_PUNCT = " \t\r\n。、．，.,:：;；「」『』\"'()（）[]【】"
 
 
@@ -51,20 +58,33 @@ def extract_choice(text: str, choices: Sequence[str]) -> tuple[str, int | None]:
 
 
 def extract_number(text: str, value_range: tuple[float, float] | None = None) -> tuple[str, float | None]:
-    """The answer line's first number that is no label (full-width digits accepted), checked against a range.
+    """The answer line's number (full-width digits accepted), checked against a range.
 
-    "文1と文2の類似度は4" reads as 4: numbers glued to a letter or kanji ("文1") name things.
-    When every number is glued ("約4"), the first one is taken.
+    Numbers are read whole ("3.5", "13"). The one taken is, in order of preference: the first
+    right after the answer's label ("類似度は4", "類似度3.5"); else the first that names nothing
+    ("文1と文2の…4": a number glued to a letter or kanji names a thing), counts nothing ("2つの文")
+    and is no scale ("5段階", "/5") nor the end of an echoed range ("0.0〜5.0"); else the first number.
     """
     line = first_line(text)
     normalized = unicodedata.normalize("NFKC", line)
-    match = _UNLABELLED_NUMBER.search(normalized) or _NUMBER.search(normalized)
-    if match is None:
+    numbers = list(_NUMBER.finditer(normalized))
+    if not numbers:
         return line, None
+    labelled = [m for m in numbers if _SCORE_LABEL.search(normalized[: m.start()])]
+    free = [m for m in numbers if not _names_or_counts(normalized, m)]
+    match = (labelled or free or numbers)[0]
     value = float(match.group())
     if value_range is not None and not value_range[0] <= value <= value_range[1]:
         return line, None
     return line, value
+
+
+def _names_or_counts(text: str, match: re.Match[str]) -> bool:
+    """Whether a number labels a thing ("文12"), counts ("2つ"), is a scale ("5段階", "4/5") or a range's end."""
+    before = text[: match.start()]
+    if before and (_GLUED.fullmatch(before[-1]) or before.rstrip().endswith("/") or _RANGE_BEFORE.search(before)):
+        return True
+    return _NOT_ANSWER_AFTER.match(text, match.end()) is not None
 
 
 def extract_text(text: str, stop: Sequence[str] = ()) -> tuple[str, str | None]:

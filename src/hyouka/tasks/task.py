@@ -16,6 +16,15 @@ from hyouka.tasks.prompts import PromptFamily, get_family, render
 from hyouka.tasks.spec import Mode, TaskSpec
 
 
+def choice_logprobs(responses: Sequence[Response]) -> list[float]:
+    """Each choice's log-likelihood, a NaN or missing one as ``-inf`` (the least likely).
+
+    The live run (a backend's NaN) and ``hyouka score`` (the store keeps NaN as null) read
+    the same numbers through here, so they pick the same choice: the most likely, ties to the first.
+    """
+    return [-math.inf if r.logprob is None or math.isnan(r.logprob) else float(r.logprob) for r in responses]
+
+
 @dataclass
 class Scored:
     """The outcome of one sample: what was predicted, against what, and how it scored."""
@@ -170,13 +179,18 @@ class Task:
             return Scored(None, None, reference, {}, first.error_type or "api_error", first.error)
 
         details: dict[str, Any] = {}
+        error: str | None = None
         if mode == "loglikelihood":
-            # a logprob stored as null (NaN or -inf in a JSON column) counts as the least likely
-            logprobs = [float(r.logprob) if r.logprob is not None else -math.inf for r in responses]
-            prediction: Any = max(range(len(logprobs)), key=logprobs.__getitem__)
-            extracted = render((self.spec.doc_to_choice or [])[prediction], doc)
+            logprobs = choice_logprobs(responses)
             details["logprobs"] = logprobs
             details["is_greedy"] = [r.is_greedy for r in responses]
+            prediction: Any = None
+            extracted: str | None = None
+            if any(math.isfinite(lp) for lp in logprobs):
+                prediction = max(range(len(logprobs)), key=logprobs.__getitem__)
+                extracted = render((self.spec.doc_to_choice or [])[prediction], doc)
+            else:
+                error = "no choice has a finite log-likelihood (all NaN or missing)"
         else:
             text = responses[0].text or ""
             fmt = self.spec.generation.answer_format
@@ -192,4 +206,4 @@ class Task:
             value = sample_score(name, prediction, reference)
             if value is not None:
                 metrics[name] = value
-        return Scored(prediction, extracted, reference, metrics, status, details=details)
+        return Scored(prediction, extracted, reference, metrics, status, error, details)

@@ -255,6 +255,41 @@ class _ApiError(Exception):
         self.status, self.message, self.retry_after = status, message, retry_after
 
 
+class _VLLMValidationError(_ApiError):
+    """A request vLLM refuses as invalid: HTTP 400, its ``BadRequestError`` body and message suffix."""
+
+    def __init__(self, message: str, parameter: str, value: int) -> None:
+        super().__init__(400, f"{message} (parameter={parameter}, value={value})")
+        self.parameter = parameter
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": "BadRequestError", "param": self.parameter, "code": 400}}
+
+
+def check_context(body: dict[str, Any], n_prompt: int, max_model_len: int) -> None:
+    """Refuse or clamp a request as vLLM 0.32 does for a model served with ``--max-model-len``.
+
+    A completion budget above the context, or a prompt longer than it, is an HTTP 400 with vLLM's
+    words (``vllm/renderers/params.py``; checked against a running vLLM 0.32 server); a budget that
+    only overflows with the prompt is cut to what is left (``get_max_tokens`` in
+    ``vllm/entrypoints/serve/utils/api_utils.py``).
+    """
+    param = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+    budget = body.get(param)
+    if budget is not None and int(budget) > max_model_len:
+        raise _VLLMValidationError(f"{param}={int(budget)} cannot be greater than max_model_len={max_model_len}. "
+                                   "Please request fewer output tokens.", param, int(budget))
+    if n_prompt > max_model_len:
+        # vLLM tokenizes a text prompt truncated to one token past the limit, so it never tells the full length
+        counted = max_model_len + 1
+        raise _VLLMValidationError(
+            f"This model's maximum context length is {max_model_len} tokens. However, your prompt contains "
+            f"at least {counted} input tokens, which exceeds this limit even without any output tokens. "
+            "Please reduce the length of the input prompt.", "input_tokens", counted)
+    if budget is not None:
+        body[param] = min(int(budget), max_model_len - n_prompt)
+
+
 def _error_body(status: int, message: str, style: ErrorStyle = "openai") -> dict[str, Any]:
     if style == "databricks":  # Databricks REST errors: {"error_code": "...", "message": "..."}
         code = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
@@ -479,6 +514,7 @@ def create_app(
     ignore_stop: bool = False,
     stats: ServerStats | None = None,
     route: Route | None = None,
+    max_model_len: int | None = None,
 ) -> Any:
     """The FastAPI app; see :func:`serve_openai` for the options."""
     route = route or Route()
@@ -530,6 +566,8 @@ def create_app(
                 await asyncio.sleep(delay_s + (fault.delay_s if fault else 0.0))
             if fault is not None and fault.status is not None:
                 raise _ApiError(fault.status, fault.message, fault.retry_after)
+            if max_model_len is not None:
+                check_context(body, handler._count(_prompt_of(path, body)), max_model_len)
             work = handler.completion if path == "completions" else handler.chat
             payload = work(body) if inline else await run_in_threadpool(work, body)
             if not body.get("stream"):
@@ -544,8 +582,11 @@ def create_app(
         except _ApiError as exc:
             status = exc.status
             headers = {"retry-after": f"{exc.retry_after:g}"} if exc.retry_after is not None else None
-            return JSONResponse(_error_body(exc.status, exc.message, route.errors), status_code=exc.status,
-                                headers=headers)
+            if isinstance(exc, _VLLMValidationError):
+                error = exc.body()
+            else:
+                error = _error_body(exc.status, exc.message, route.errors)
+            return JSONResponse(error, status_code=exc.status, headers=headers)
         finally:
             if status is not None:
                 counts.leave(status)
@@ -639,6 +680,7 @@ def serve_openai(
     ignore_stop: bool = False,
     stats: ServerStats | None = None,
     route: Route | None = None,
+    max_model_len: int | None = None,
 ) -> Iterator[str]:
     """Serve ``backend`` (default: an :class:`EchoModel`) and yield the base URL ``http://127.0.0.1:PORT/v1``.
 
@@ -650,9 +692,10 @@ def serve_openai(
     ``"omit"`` answers ``echo`` + ``logprobs`` without log-probabilities and
     ``"reject"`` refuses them with hosted OpenAI's 400; ``endpoints`` limits the
     POST routes offered; ``ignore_stop`` drops stop strings like some servers
-    do; pass ``stats`` to read the request counts; ``route`` mimics a hosted service's paths,
-    auth header and error bodies (:meth:`Route.databricks`, :meth:`Route.azure`); the URL
-    yielded then ends in the route's prefix instead of ``/v1``.
+    do; pass ``stats`` to read the request counts; ``max_model_len`` refuses over-long
+    requests as vLLM does with ``--max-model-len`` (see :func:`check_context`); ``route`` mimics a
+    hosted service's paths, auth header and error bodies (:meth:`Route.databricks`,
+    :meth:`Route.azure`); the URL yielded then ends in the route's prefix instead of ``/v1``.
     """
     server = OpenAIServer(
         backend if backend is not None else EchoModel(),
@@ -665,6 +708,7 @@ def serve_openai(
         ignore_stop=ignore_stop,
         stats=stats,
         route=route,
+        max_model_len=max_model_len,
     )
     with server:
         yield server.url

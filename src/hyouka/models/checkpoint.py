@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
+from hyouka.models.fingerprint import folder_fingerprint
+
 
 def weights_fingerprint(name_or_path: str, config: Any, revision: str | None) -> str | None:
-    """The hub commit the config came from, else a digest of a local directory's file names and sizes,
-    else the revision asked for."""
+    """The hub commit the config came from, else the content fingerprint of a local folder (every file
+    below it hashed, see :mod:`hyouka.models.fingerprint`), else the revision asked for."""
     commit = getattr(config, "_commit_hash", None)
     if commit:
         return str(commit)
     path = Path(name_or_path)
     if path.is_dir():
-        digest = hashlib.sha256()
-        for f in sorted(p for p in path.iterdir() if p.is_file()):
-            digest.update(f"{f.name}:{f.stat().st_size}\n".encode())
-        return "local-" + digest.hexdigest()[:16]
+        return "local-" + folder_fingerprint(path)
     return revision
 
 

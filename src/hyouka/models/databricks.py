@@ -119,7 +119,7 @@ class DatabricksModel(OpenAIModel):
     def __repr__(self) -> str:
         return f"DatabricksModel({self.name!r}, host={public_url(self.credentials.host)!r})"
 
-    def _read_key(self, *, custom_url: bool) -> str:
+    def _read_key(self) -> str:
         return self.credentials.token
 
     def identity(self) -> dict[str, Any]:

@@ -130,7 +130,7 @@ def run(
     *,
     mode: str = "auto",
     num_fewshot: int | None = None,
-    prompt_family: str = "plain",
+    prompt_family: str | None = None,
     seed: int = 0,
     limit: int | None = None,
     data_dir: str | Path | None = None,
@@ -185,7 +185,8 @@ def run(
         parse_spec(model)  # and so does a misspelt backend, before any data is read
     check_fewshot(num_fewshot)
     files = _task_files(data_files, planned, judge_tasks)
-    get_family(prompt_family)
+    if prompt_family is not None:
+        get_family(prompt_family)
     skipped: dict[str, str] = {}
     # data is read and its labels checked before a model is built: bad data fails fast, having loaded nothing
     built = _build_tasks(planned, jglue_dir(data_dir), files, prompt_family, num_fewshot, seed, skipped)
@@ -278,7 +279,7 @@ def _build_tasks(
     planned: list[tuple[str, str | None]],
     root: Path | None,
     files: dict[str, Path],
-    prompt_family: str,
+    prompt_family: str | None,
     num_fewshot: int | None,
     seed: int,
     skipped: dict[str, str],
@@ -286,10 +287,11 @@ def _build_tasks(
     """Tasks with their data loaded; a suite's tasks without data go to ``skipped`` with the reason."""
     out = []
     for task_name, suite in planned:
+        spec = load_task(task_name)
         task = Task(
-            load_task(task_name),
+            spec,
             data_dir=root,
-            data_file=files.get(task_name),
+            data_file=files.get(task_name) or files.get(spec.task),  # lm-eval:NAME's file goes by NAME too
             family=prompt_family,
             num_fewshot=num_fewshot,
             seed=seed,
@@ -312,7 +314,7 @@ def estimate(
     *,
     mode: str = "auto",
     num_fewshot: int | None = None,
-    prompt_family: str = "plain",
+    prompt_family: str | None = None,
     seed: int = 0,
     limit: int | None = None,
     data_dir: str | Path | None = None,

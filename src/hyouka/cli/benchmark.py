@@ -54,8 +54,10 @@ def run(
     num_fewshot: Annotated[int | None, typer.Option(
         "--num-fewshot", "-k", min=0, help="solved examples put before each question (default: the task's own)"
     )] = None,
-    prompt_family: Annotated[str, typer.Option(
-        "--prompt-family", help="prompt layout: plain (答え：) or alpaca (### 指示 / 入力 / 応答)")] = "plain",
+    prompt_family: Annotated[str | None, typer.Option(
+        "--prompt-family", help="prompt layout: plain (答え：), alpaca (### 指示 / 入力 / 応答), raw (lm-eval's: "
+        "the task's own text) or llm-jp-eval (its wording of the JGLUE tasks); default: the task's own, else plain",
+    )] = None,
     seed: Annotated[int, typer.Option(help="picks the few-shot examples and seeds sampling and the bootstrap")] = 0,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N documents of each task")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="JGLUE datasets/ folder (or HYOUKA_JGLUE_DIR)")] = None,

@@ -90,13 +90,15 @@ def compute_aggregates(
     from hyouka.metrics.registry import aggregate
 
     scored = [s for s in samples if s["status"] in ("ok", "format_error", "parse_error")]
-    predictions = [s["prediction"] for s in scored]
-    references = [s["reference"] for s in scored]
     labels = None
-    if task.spec.output_type == "multiple_choice":
-        labels = list(range(len(task.spec.doc_to_choice or [])))
+    choices = task.spec.fixed_choices
+    if task.spec.output_type == "multiple_choice" and choices is not None:
+        labels = list(range(len(choices)))
     out = []
     for name in task.spec.metrics_for(mode):  # type: ignore[arg-type]
+        pairs = [task.metric_inputs(name, s) for s in scored]  # llmjp: metrics read the texts
+        predictions = [p for p, _ in pairs]
+        references = [r for _, r in pairs]
         agg = aggregate(name, predictions, references, n_total=n_total, labels=labels, seed=seed)
         out.append(agg.to_dict())
     return out

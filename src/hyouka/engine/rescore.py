@@ -47,6 +47,6 @@ def rescore(store: Store, run_id: str) -> dict[str, dict[str, Any]]:
     aggregates = compute_aggregates(task, mode, samples, n_total=run["n_samples"], seed=config["seed"])
     store.set_aggregates(run["id"], aggregates)
     stats = dict(run.get("stats") or {})
-    stats["task_hash_matches"] = spec.content_hash() == run["task_hash"]
+    stats["task_hash_matches"] = task.spec.content_hash() == run["task_hash"]  # with its family's wording
     store.update_run(run["id"], stats=stats)
     return {a["metric"]: a for a in aggregates}

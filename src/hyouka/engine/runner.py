@@ -128,7 +128,7 @@ def run_config(
         "task_version": task.spec.version,
         "task_hash": task.spec.content_hash(),
         "mode": mode,
-        "prompt_family": task.family.name,
+        "prompt_family": task.family_choice,
         "num_fewshot": task.num_fewshot,
         "seed": task.seed,
         "limit": limit,
@@ -255,6 +255,8 @@ def _execute(
     completed = len(done)
     if progress:
         progress(completed, len(docs))
+    # llmjp: metrics compare the output with the gold text, which the document gives
+    kept = _KEPT_FOR_SUMMARY + (("output", "extracted", "doc") if task.scores_texts(mode) else ())
     for position, response in executor.execute(requests):
         index, slot = plan[position]
         answers[index][slot] = response
@@ -267,7 +269,7 @@ def _execute(
         record["cost_usd"] = sample_cost(price, responses)
         recorder.add(record)
         # what aggregates and accounting read; the rest of the record is freed once written
-        written.append({key: record[key] for key in _KEPT_FOR_SUMMARY})
+        written.append({key: record[key] for key in kept})
         completed += 1
         if progress:
             progress(completed, len(docs))

@@ -16,7 +16,13 @@ from hyouka.metrics.text import answer_length_tokens
 
 __all__ = ["HEURISTIC_METRICS", "canonical_heuristic", "heuristic_aggregates", "needs_target", "row_scores"]
 
-_REGISTRY = ("exact_match", "char_f1", "rouge1", "rouge2", "rouge_l", "bleu", "chrf", "ja_char_ratio")
+_REGISTRY = (
+    "exact_match", "char_f1", "rouge1", "rouge2", "rouge_l", "rouge_lsum", "bleu", "sentence_bleu", "chrf",
+    "ja_char_ratio",
+    "mae", "rmse", "r2",  # numeric predictions against numeric targets (MLflow's regressor metrics)
+    # llm-jp-eval v1.3.0's definitions (hyouka.metrics.llmjp), named as such
+    "llmjp:exact_match", "llmjp:char_f1", "llmjp:set_f1", "llmjp:bleu_ja", "llmjp:pearson", "llmjp:spearman",
+)
 _LOCAL = ("answer_tokens", "latency")
 HEURISTIC_METRICS = (*_REGISTRY, *_LOCAL)
 _ALIASES = {
@@ -24,9 +30,13 @@ _ALIASES = {
     "token_count": "answer_tokens",
     "answer_length": "answer_tokens",
     "rougeL": "rouge_l",
+    "rougeLsum": "rouge_lsum",
     "rouge-l": "rouge_l",
     "latency_s": "latency",
     "em": "exact_match",
+    "mean_absolute_error": "mae",
+    "root_mean_squared_error": "rmse",
+    "r2_score": "r2",
 }
 _NO_TARGET = ("ja_char_ratio", *_LOCAL)
 

@@ -14,13 +14,14 @@ prediction of ``None`` (no usable answer):
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from hyouka.metrics import classification, correlation, qa, text
+from hyouka.metrics import classification, correlation, llmjp, qa, text
 from hyouka.metrics.bootstrap import DEFAULT_N_RESAMPLES, BootstrapResult, bootstrap
 
 __all__ = [
@@ -91,9 +92,26 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("rouge1", "ROUGE-1 F on morphemes", "per_sample", tokenizer=_TOK),
         MetricInfo("rouge2", "ROUGE-2 F on morphemes", "per_sample", tokenizer=_TOK),
         MetricInfo("rouge_l", "ROUGE-L F on morphemes", "per_sample", tokenizer=_TOK),
+        MetricInfo("rouge_lsum", "ROUGE-Lsum F (union LCS over lines) on morphemes", "per_sample", tokenizer=_TOK),
         MetricInfo("bleu", "corpus BLEU (0-1) on morphemes", "corpus_text", tokenizer=_TOK),
+        MetricInfo("sentence_bleu", "mean sentence BLEU (0-1) on morphemes, sacreBLEU's effective order",
+                   "per_sample", tokenizer=_TOK),
         MetricInfo("chrf", "corpus chrF (0-1) on characters", "corpus_text"),
+        MetricInfo("mae", "mean absolute error of numeric predictions", "regression", higher_is_better=False),
+        MetricInfo("rmse", "root mean squared error of numeric predictions", "regression", higher_is_better=False),
+        MetricInfo("r2", "coefficient of determination (sklearn's r2_score) of numeric predictions", "regression"),
         MetricInfo("ja_char_ratio", "share of kana/kanji characters in the prediction", "per_sample"),
+        # llm-jp-eval v1.3.0's definitions, on the raw output and the gold text (hyouka.metrics.llmjp)
+        MetricInfo("llmjp:exact_match", "llm-jp-eval exact match: NFKC answer before the first blank line",
+                   "per_sample"),
+        MetricInfo("llmjp:char_f1", "llm-jp-eval char_f1: thefuzz token_sort_ratio / 100", "per_sample"),
+        MetricInfo("llmjp:set_f1", "llm-jp-eval set_f1: F1 of the sets of answer lines", "per_sample"),
+        MetricInfo("llmjp:bleu_ja", "llm-jp-eval bleu_ja: sentence sacreBLEU, ja-mecab, effective order, / 100",
+                   "per_sample", tokenizer="sacrebleu ja-mecab (MeCab + IPADIC)"),
+        MetricInfo("llmjp:pearson", "llm-jp-eval pearson: scipy on parse_float answers (-2.0 if none), NaN -> 0",
+                   "llmjp_correlation"),
+        MetricInfo("llmjp:spearman", "llm-jp-eval spearman: scipy on parse_float answers (-2.0 if none), NaN -> 0",
+                   "llmjp_correlation"),
     )
 }
 
@@ -127,7 +145,13 @@ _SAMPLE_FUNCS: dict[str, Callable[[Any, Any], float]] = {
     "rouge1": lambda p, r: 0.0 if p is None else text.rouge_n(str(p), r, 1),
     "rouge2": lambda p, r: 0.0 if p is None else text.rouge_n(str(p), r, 2),
     "rouge_l": lambda p, r: 0.0 if p is None else text.rouge_l(str(p), r),
+    "rouge_lsum": lambda p, r: 0.0 if p is None else text.rouge_lsum(str(p), r),
+    "sentence_bleu": lambda p, r: text.sentence_bleu(_text_or_none(p), r),
     "ja_char_ratio": lambda p, r: text.japanese_char_ratio(_text_or_none(p)),
+    **{
+        f"{llmjp.PREFIX}{name}": (lambda f: lambda p, r: f(_text_or_none(p), r))(func)
+        for name, func in llmjp.SAMPLE_FUNCS.items()
+    },
 }
 
 
@@ -143,6 +167,11 @@ def _mean_rows(scores: np.ndarray) -> np.ndarray:
     return scores.mean(axis=-1)
 
 
+def _number(value: Any) -> float:
+    """A number, from text too (full-width digits and point accepted, as NFKC reads them)."""
+    return float(unicodedata.normalize("NFKC", value).strip()) if isinstance(value, str) else float(value)
+
+
 def _is_missing(value: Any) -> bool:
     if value is None:
         return True
@@ -150,6 +179,21 @@ def _is_missing(value: Any) -> bool:
         return math.isnan(float(value))
     except (TypeError, ValueError):
         return False
+
+
+def _r2_rows(pred: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    residual = ((gold - pred) ** 2).sum(axis=-1)
+    spread = ((gold - gold.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(spread > 0, 1.0 - residual / spread, np.where(residual == 0, 1.0, 0.0))
+
+
+# vectorized over rows (bootstrap resamples): predictions, references -> one value per row
+_REGRESSION: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "mae": lambda p, g: np.abs(p - g).mean(axis=-1),
+    "rmse": lambda p, g: np.sqrt(((p - g) ** 2).mean(axis=-1)),
+    "r2": _r2_rows,  # as sklearn: 1 - SS_res / SS_tot; a constant gold gives 1.0 if exact, else 0.0
+}
 
 
 def _correlation_value(
@@ -225,20 +269,32 @@ def aggregate(
             return None
         return bootstrap(stat, *arrays, n_resamples=n_resamples, seed=seed, vectorized=True)
 
-    if info.kind == "correlation":
+    if info.kind in ("correlation", "regression"):
         pairs = [(p, r) for p, r in zip(predictions, references, strict=True) if not (_is_missing(p) or _is_missing(r))]
         if len(pairs) < 2:
             return result(float("nan"), None, len(pairs), f"fewer than 2 scored pairs (n={len(pairs)})")
         try:
-            x = np.array([float(p) for p, _ in pairs])
-            y = np.array([float(r) for _, r in pairs])
+            x = np.array([_number(p) for p, _ in pairs])
+            y = np.array([_number(r) for _, r in pairs])
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{metric} needs numeric predictions and references: {exc}") from None
+        if info.kind == "regression":
+            stat = _REGRESSION[metric]
+            return result(float(stat(x[None, :], y[None, :])[0]), run_boot(stat, x, y), len(pairs))
         value, boot, note = _correlation_value(metric, x, y, seed, n_resamples)
         return result(value, boot, len(pairs), note)
 
     if n_items == 0:
         return result(float("nan"), None, 0, "no predictions to score")
+
+    if info.kind == "llmjp_correlation":  # every pair counts: an unreadable answer is -2.0
+        golds, answers = llmjp.correlation_inputs([_text_or_none(p) for p in predictions], list(references))
+        value = llmjp.correlation(metric, golds, answers)
+        boot = None
+        if n_resamples and n_items >= 2:
+            boot = bootstrap(lambda g, a: llmjp.correlation(metric, g, a), np.array(golds), np.array(answers),
+                             n_resamples=n_resamples, seed=seed)
+        return result(value, boot, n_items)
 
     if info.kind == "per_sample":
         func = _SAMPLE_FUNCS[metric]

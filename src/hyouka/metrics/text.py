@@ -38,7 +38,9 @@ __all__ = [
     "japanese_char_ratio",
     "lcs_length",
     "rouge_l",
+    "rouge_lsum",
     "rouge_n",
+    "sentence_bleu",
     "tokenize_ja",
     "tokenizer_info",
 ]
@@ -161,6 +163,51 @@ def rouge_l(prediction: str, references: References) -> float:
     return best
 
 
+def _lcs_indices(ref: Sequence[str], cand: Sequence[str]) -> list[int]:
+    """Positions in ``ref`` of one longest common subsequence (the one rouge-score backtracks to)."""
+    table = [[0] * (len(cand) + 1) for _ in range(len(ref) + 1)]
+    for i, r in enumerate(ref, 1):
+        for j, c in enumerate(cand, 1):
+            table[i][j] = table[i - 1][j - 1] + 1 if r == c else max(table[i - 1][j], table[i][j - 1])
+    i, j, out = len(ref), len(cand), []
+    while i > 0 and j > 0:
+        if ref[i - 1] == cand[j - 1]:
+            out.append(i - 1)
+            i, j = i - 1, j - 1
+        elif table[i][j - 1] > table[i - 1][j]:
+            j -= 1
+        else:
+            i -= 1
+    return out[::-1]
+
+
+def _sentences(text: str) -> list[list[str]]:
+    return [tokenize_ja(line) for line in text.split("\n") if line]
+
+
+def rouge_lsum(prediction: str, references: References) -> float:
+    """ROUGE-Lsum F-measure (summary-level union LCS over newline-separated sentences, as rouge-score
+    and MLflow's ``rougeLsum``) on morphemes; the maximum over references."""
+    pred = _sentences(prediction)
+    best = 0.0
+    for ref_text in _ref_list(references):
+        ref = _sentences(ref_text)
+        m, n = sum(map(len, ref)), sum(map(len, pred))
+        if not m or not n:
+            continue
+        left_ref, left_pred = Counter(t for s in ref for t in s), Counter(t for s in pred for t in s)
+        hits = 0
+        for sentence in ref:
+            union = sorted(set().union(*(_lcs_indices(sentence, p) for p in pred)))
+            for token in (sentence[i] for i in union):
+                if left_pred[token] > 0 and left_ref[token] > 0:
+                    hits += 1
+                    left_pred[token] -= 1
+                    left_ref[token] -= 1
+        best = max(best, _f_measure(hits, n, m))
+    return best
+
+
 def _closest_ref_len(hyp_len: int, ref_lens: Sequence[int]) -> int:
     return min(ref_lens, key=lambda ref_len: (abs(hyp_len - ref_len), ref_len))
 
@@ -185,8 +232,15 @@ def bleu_stats(prediction: str, references: References) -> np.ndarray:
     return np.array([len(hyp), _closest_ref_len(len(hyp), ref_lens), *correct, *total], dtype=np.int64)
 
 
-def bleu_from_stats(stats: np.ndarray) -> np.ndarray:
-    """Corpus BLEU (0-1) from summed statistics, shape ``(..., 2 + 2 * 4)`` -> ``(...)``."""
+def bleu_from_stats(stats: np.ndarray, effective_order: bool = False) -> np.ndarray:
+    """Corpus BLEU (0-1) from summed statistics, shape ``(..., 2 + 2 * 4)`` -> ``(...)``.
+
+    ``effective_order`` (sacreBLEU's, as its sentence BLEU uses): the geometric mean runs over
+    the n-gram orders the hypothesis has (a 2-morpheme answer: orders 1 and 2), so a short
+    exact copy scores 1 instead of 0.
+    """
+    if effective_order:
+        return _bleu_effective_order(np.asarray(stats, dtype=float))
     s = np.asarray(stats, dtype=float)
     sys_len, ref_len = s[..., 0], s[..., 1]
     correct = s[..., 2 : 2 + BLEU_MAX_ORDER]
@@ -201,6 +255,27 @@ def bleu_from_stats(stats: np.ndarray) -> np.ndarray:
     # An order with no n-gram at all (text shorter than 4 morphemes) makes BLEU 0, as does no match.
     defined = (total > 0).all(axis=-1) & (correct.sum(axis=-1) > 0)
     return np.where(defined, brevity * np.exp(np.where(defined, log_mean, 0.0)), 0.0)
+
+
+def _bleu_effective_order(s: np.ndarray) -> np.ndarray:
+    sys_len, ref_len = s[..., 0], s[..., 1]
+    correct = s[..., 2 : 2 + BLEU_MAX_ORDER]
+    total = s[..., 2 + BLEU_MAX_ORDER : 2 + 2 * BLEU_MAX_ORDER]
+    orders = np.cumprod(total > 0, axis=-1).astype(bool)  # orders up to the first with no n-gram
+    n_orders = orders.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        brevity = np.where(sys_len < ref_len, np.exp(1.0 - ref_len / np.maximum(sys_len, 1.0)), 1.0)
+        smooth = 2.0 ** np.cumsum((correct == 0) & orders, axis=-1)
+        precision = np.where(correct > 0, correct / total, 1.0 / (smooth * total))
+        logs = np.where(orders, np.log(np.where(orders, precision, 1.0)), 0.0).sum(axis=-1)
+        value = brevity * np.exp(logs / np.maximum(n_orders, 1))
+    defined = (n_orders > 0) & (correct.sum(axis=-1) > 0)
+    return np.where(defined, value, 0.0)
+
+
+def sentence_bleu(prediction: str | None, references: References) -> float:
+    """sacreBLEU's sentence BLEU (effective order, exp smoothing) on morphemes, 0-1."""
+    return float(bleu_from_stats(bleu_stats(prediction or "", references), effective_order=True))
 
 
 def _corpus_stats(

@@ -199,7 +199,8 @@ def _task_spec(task: str) -> Any:
 def _labels(spec: Any) -> list[Any] | None:
     if spec is None:
         return None
-    return list(range(len(spec.doc_to_choice or []))) if spec.output_type == "multiple_choice" else None
+    choices = spec.fixed_choices
+    return list(range(len(choices))) if spec.output_type == "multiple_choice" and choices else None
 
 
 def _question(spec: Any, sample: dict[str, Any]) -> str:

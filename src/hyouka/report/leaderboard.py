@@ -177,7 +177,7 @@ def _label(settings: dict[str, Any]) -> str:
     """A short reading of a setting: the usual parts, then what differs from the defaults."""
     parts = []
     if "num_fewshot" in settings or "prompt_family" in settings:
-        parts.append(f"{settings.get('num_fewshot', 0)}-shot {settings.get('prompt_family', 'plain')}")
+        parts.append(f"{settings.get('num_fewshot', 0)}-shot {settings.get('prompt_family') or 'task layout'}")
     if settings.get("mode"):
         parts.append(str(settings["mode"]))
     if settings.get("judge"):

@@ -162,9 +162,11 @@ def resolve_file(spec: DatasetSpec, split: str, data_dir: Path | None, data_file
     """The local file for a split, or None when the task should come from the hub."""
     if data_file is not None and split == spec.eval_split:
         return data_file
+    name = spec.files.get(split)
+    if name is not None and Path(name).is_absolute():  # a task file naming its own data (lm-eval's data_files)
+        return Path(name)
     if data_dir is None:
         return None
-    name = spec.files.get(split)
     if name is None:
         raise DataError(f"the task has no file for split {split!r}; known splits: {', '.join(spec.files)}")
     return inside_data_dir(data_dir, spec.local_dir, name)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -27,9 +28,13 @@ class PromptError(ValueError):
     """A template could not be rendered for a document."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PromptFamily:
-    """How a prompt is laid out; ``{instruction}``, ``{input}`` and ``{answer}`` are filled in."""
+    """How a prompt is laid out: Jinja frames (see :class:`hyouka.tasks.spec.LayoutSpec`).
+
+    The prompt is ``header + (shot + separator) * k + query``. ``variants`` hold a family's own
+    wording of given tasks (instruction, input and answer templates), as data.
+    """
 
     name: str
     description: str
@@ -38,16 +43,59 @@ class PromptFamily:
     separator: str
     query: str
     stop: tuple[str, ...]
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    def render(self, instruction: str, shots: Sequence[tuple[str, str]], query_input: str) -> str:
-        return _prefix(self, instruction, tuple(shots)) + self.query.format(input=query_input)
+    def render(
+        self,
+        instruction: str,
+        shots: Sequence[tuple[str, str]],
+        query_input: str,
+        *,
+        description: str = "",
+        target_delimiter: str = "",
+        fewshot_delimiter: str = "\n\n",
+    ) -> str:
+        parts = {
+            "description": description,
+            "instruction": instruction,
+            "target_delimiter": target_delimiter,
+            "fewshot_delimiter": fewshot_delimiter,
+        }
+        return _prefix(self, tuple(sorted(parts.items())), tuple(shots)) + render(
+            self.query, {**parts, "input": query_input}
+        )
 
 
 @lru_cache(maxsize=64)
-def _prefix(family: PromptFamily, instruction: str, shots: tuple[tuple[str, str], ...]) -> str:
-    """Header and few-shot examples: the same for every document of a run, so laid out once."""
-    parts = [family.shot.format(input=text, answer=answer) for text, answer in shots]
-    return family.header.format(instruction=instruction) + "".join(part + family.separator for part in parts)
+def _prefix(family: PromptFamily, parts: tuple[tuple[str, str], ...], shots: tuple[tuple[str, str], ...]) -> str:
+    """Header and few-shot examples: the same for every document of a run (most samplers), so laid out once."""
+    values = dict(parts)
+    separator = render(family.separator, values)
+    out = [render(family.header, values)]
+    for text, answer in shots:
+        out.append(render(family.shot, {**values, "input": text, "answer": answer}))
+        out.append(separator)
+    return "".join(out)
+
+
+_ALPACA_HEADER = (
+    "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。"
+    "要求を適切に満たす応答を書きなさい。\n\n### 指示:\n{{ instruction }}\n\n"
+)
+_ALPACA_SHOT = "### 入力:\n{{ input }}\n\n### 応答:\n{{ answer }}"
+_ALPACA_QUERY = "### 入力:\n{{ input }}\n\n### 応答:\n"
+
+FAMILIES_DIR = Path(__file__).parent / "families"
+
+
+def _family_file(
+    name: str, *, header: str, shot: str, separator: str, query: str, stop: tuple[str, ...]
+) -> PromptFamily:
+    """A family whose task variants are data in ``families/<name>.yaml``."""
+    from hyouka.yamlio import load_yaml
+
+    data = load_yaml((FAMILIES_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
+    return PromptFamily(name, data["description"], header, shot, separator, query, stop, data["tasks"])
 
 
 PROMPT_FAMILIES: dict[str, PromptFamily] = {
@@ -56,23 +104,37 @@ PROMPT_FAMILIES: dict[str, PromptFamily] = {
         PromptFamily(
             name="plain",
             description="a plain Japanese instruction, then 入力/答え pairs",
-            header="{instruction}\n\n",
-            shot="{input}\n答え：{answer}",
+            header="{{ instruction }}\n\n",
+            shot="{{ input }}\n答え：{{ answer }}",
             separator="\n\n",
-            query="{input}\n答え：",
+            query="{{ input }}\n答え：",
             stop=("\n",),
         ),
         PromptFamily(
             name="alpaca",
             description="the Alpaca-style Japanese prompt used by llm-jp-eval (### 指示 / 入力 / 応答)",
-            header=(
-                "以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。"
-                "要求を適切に満たす応答を書きなさい。\n\n### 指示:\n{instruction}\n\n"
-            ),
-            shot="### 入力:\n{input}\n\n### 応答:\n{answer}",
+            header=_ALPACA_HEADER,
+            shot=_ALPACA_SHOT,
             separator="\n\n",
-            query="### 入力:\n{input}\n\n### 応答:\n",
+            query=_ALPACA_QUERY,
             stop=("\n\n", "###"),
+        ),
+        PromptFamily(
+            name="raw",
+            description="lm-eval's layout: description, then doc_to_text + target_delimiter + answer per shot",
+            header="{{ description }}",
+            shot="{{ input }}{{ target_delimiter }}{{ answer }}",
+            separator="{{ fewshot_delimiter }}",
+            query="{{ input }}",
+            stop=(),
+        ),
+        _family_file(
+            "llm-jp-eval",
+            header=_ALPACA_HEADER,
+            shot=_ALPACA_SHOT,
+            separator="\n\n",
+            query=_ALPACA_QUERY,
+            stop=("\n\n",),
         ),
     )
 }
@@ -85,6 +147,21 @@ def get_family(name: str) -> PromptFamily:
         raise PromptError(
             f"unknown prompt family {name!r}; known families: {', '.join(PROMPT_FAMILIES)}"
         ) from None
+
+
+def layout_family(task: str, layout: Any) -> PromptFamily:
+    """The family a task file's ``layout`` names or spells out (a :class:`LayoutSpec`)."""
+    if isinstance(layout, str):
+        return get_family(layout)
+    return PromptFamily(
+        name=f"{task}:layout",
+        description=f"the layout written in task {task}",
+        header=layout.header,
+        shot=layout.shot,
+        separator=layout.separator,
+        query=layout.query,
+        stop=tuple(layout.stop),
+    )
 
 
 MAX_REPEAT = 1_000_000  # items a template's ``*`` may build ("a" * 10**9 would take gigabytes)

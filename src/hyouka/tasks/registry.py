@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from hyouka.tasks.lm_eval_yaml import PREFIX as LM_EVAL_PREFIX
+from hyouka.tasks.lm_eval_yaml import load_lm_eval_task
 from hyouka.tasks.spec import TaskFileError, TaskSpec, load_task_file
 from hyouka.yamlio import load_yaml
 
@@ -57,7 +59,8 @@ def builtin_suites() -> dict[str, SuiteSpec]:
 def _known() -> str:
     return (
         f"built-in tasks: {', '.join(builtin_task_names())}; "
-        f"suites: {', '.join(builtin_suites())}; or a path to a task YAML file"
+        f"suites: {', '.join(builtin_suites())}; lm-eval:NAME for a task of an installed lm_eval; "
+        "or a path to a task YAML file (hyouka's or lm-eval's schema)"
     )
 
 
@@ -67,11 +70,13 @@ def _builtin_task(name: str) -> TaskSpec:
 
 
 def load_task(name_or_path: str) -> TaskSpec:
-    """A built-in task by name, or a task file by path.
+    """A built-in task by name, ``lm-eval:NAME`` from an installed lm_eval, or a task file by path.
 
     A built-in task is read once per process (a leaderboard of a thousand runs asks a thousand
     times); each caller gets its own copy.
     """
+    if name_or_path.startswith(LM_EVAL_PREFIX):
+        return load_lm_eval_task(name_or_path)
     if (BUILTIN_DIR / f"{name_or_path}.yaml").is_file():
         return _builtin_task(name_or_path).model_copy(deep=True)
     path = Path(name_or_path)
@@ -82,7 +87,7 @@ def load_task(name_or_path: str) -> TaskSpec:
 
 def task_source(name_or_path: str) -> str:
     """What :func:`load_task` needs to find a task again later: a built-in name, or a task file's absolute path."""
-    if (BUILTIN_DIR / f"{name_or_path}.yaml").is_file():
+    if name_or_path.startswith(LM_EVAL_PREFIX) or (BUILTIN_DIR / f"{name_or_path}.yaml").is_file():
         return name_or_path
     return str(Path(name_or_path).expanduser().resolve())
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import ast
 import math
-import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hyouka.metrics.llmjp import is_llmjp
 from hyouka.models.base import GenerateRequest, GenerationParams, LoglikelihoodRequest, Response
+from hyouka.tasks import process_docs
+from hyouka.tasks.answers import preprocess_answer, regex_answer
 from hyouka.tasks.extract import extract_choice, extract_number, extract_text
+from hyouka.tasks.fewshot import FewshotSampler, make_sampler
 from hyouka.tasks.loaders import DataError, DataPathError, load_split, locate
-from hyouka.tasks.prompts import PromptError, PromptFamily, get_family, render
+from hyouka.tasks.prompts import PromptError, PromptFamily, get_family, layout_family, render
 from hyouka.tasks.spec import Mode, TaskSpec
 
 
@@ -49,7 +54,12 @@ class LabelError(DataError):
 
 
 class Task:
-    """A :class:`TaskSpec` with its documents loaded and a prompt family chosen."""
+    """A :class:`TaskSpec` with its documents loaded and a prompt family chosen.
+
+    ``family=None`` lays the prompt out as the task file says (its ``layout``), else ``plain``.
+    A family with its own wording of this task (``llm-jp-eval``) replaces the task's prompt
+    fields with it.
+    """
 
     def __init__(
         self,
@@ -57,23 +67,30 @@ class Task:
         *,
         data_dir: Path | None = None,
         data_file: Path | None = None,
-        family: str = "plain",
+        family: str | None = None,
         num_fewshot: int | None = None,
         seed: int = 0,
         source: str | None = None,
     ) -> None:
-        self.spec = spec
         self.source = source or spec.task  # how load_task finds it again: a built-in name or a file path
-        self.family: PromptFamily = get_family(family)
         check_fewshot(num_fewshot)
+        if family is None and spec.layout is not None:
+            self.family: PromptFamily = layout_family(spec.task, spec.layout)
+        else:
+            self.family = get_family(family or "plain")
+            spec = _with_variant(spec, self.family)
+        # what a run records to build this task again: None when the task's own layout is used
+        self.family_choice: str | None = None if family is None and spec.layout is not None else self.family.name
+        self.spec = spec
         self.num_fewshot = spec.num_fewshot if num_fewshot is None else num_fewshot
         self.seed = seed
         self._data_dir = data_dir
         self._data_file = data_file
         self._docs: list[dict[str, Any]] | None = None
+        self._positions: dict[str, int] | None = None
         self._fewshot_pool: list[dict[str, Any]] | None = None
+        self._sampler: FewshotSampler | None = None
         self._shot_cache: dict[str, tuple[str, str]] = {}
-        self._picks: list[int] | None = None
         self._metrics: dict[str, list[str]] = {}
 
     @property
@@ -81,6 +98,15 @@ class Task:
         return self.spec.task
 
     # -- data ---------------------------------------------------------------
+    def _load(self, split: str, data_file: Path | None) -> list[dict[str, Any]]:
+        try:
+            docs = load_split(self.spec.dataset, split, data_dir=self._data_dir, data_file=data_file)
+        except DataPathError as exc:
+            raise DataPathError(f"task {self.source}: {exc}") from None
+        if self.spec.process_docs is not None:
+            docs = process_docs.apply(self.spec.process_docs, docs)
+        return docs
+
     def docs(self) -> list[dict[str, Any]]:
         """The evaluation split's documents, refused at load if a gold label is outside the task's labels."""
         if self._docs is None:
@@ -103,12 +129,6 @@ class Task:
                 self._fewshot_pool = pool
         return self._fewshot_pool
 
-    def _load(self, split: str, data_file: Path | None) -> list[dict[str, Any]]:
-        try:
-            return load_split(self.spec.dataset, split, data_dir=self._data_dir, data_file=data_file)
-        except DataPathError as exc:
-            raise DataPathError(f"task {self.source}: {exc}") from None
-
     def _check_labels(self, docs: list[dict[str, Any]], split: str, data_file: Path | None) -> None:
         """Refuse a gold label outside the task's label set (a choice index, a value, a number in range),
         naming its file and line, before any model is called."""
@@ -121,22 +141,31 @@ class Task:
                 where = locate(self.spec.dataset, split, index, data_dir=self._data_dir, data_file=data_file)
                 raise LabelError(f"{where}: {exc} (task {self.name}, document {doc['_id']})") from None
 
-    def fewshot_for(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
-        """The seed-fixed few-shot examples, never the document being scored.
+    def _position(self, doc: dict[str, Any]) -> int:
+        if self._positions is None:
+            self._positions = {d["_id"]: i for i, d in enumerate(self.docs())}
+        return self._positions.get(doc["_id"], 0)
 
-        The same examples serve every document (one spare is drawn in case the
-        document itself is among them), so prompts share their prefix.
+    def fewshot_for(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
+        """The few-shot examples of ``doc`` as the task's sampler draws them, never the document itself.
+
+        The default (``fixed``) sampler gives every document the same seed-fixed examples, so
+        prompts share their prefix.
         """
-        k = self.num_fewshot
-        if k <= 0:
+        if self.num_fewshot <= 0:
             return []
-        pool = self._pool()
-        if len(pool) <= k:
-            raise DataError(f"task {self.name}: {k}-shot needs more than {len(pool)} few-shot documents")
-        if self._picks is None:
-            self._picks = random.Random(self.seed).sample(range(len(pool)), k + 1)
-        chosen = [pool[i] for i in self._picks if pool[i] is not doc and pool[i]["_id"] != doc["_id"]]
-        return chosen[:k]
+        if self._sampler is None:
+            pool = self._pool()
+            fewshot = self.spec.fewshot
+            self._sampler = make_sampler(
+                fewshot.sampler,
+                pool,
+                self.num_fewshot,
+                pool_is_eval=pool is self.docs(),
+                seed=self.seed if fewshot.seed is None else fewshot.seed,
+                task=self.name,
+            )
+        return self._sampler.sample(doc, self._position(doc))
 
     # -- prompts ------------------------------------------------------------
     def _render(self, field_name: str, template: str, doc: dict[str, Any]) -> str:
@@ -147,8 +176,12 @@ class Task:
             raise PromptError(f"{self.source}: {field_name} for document {doc.get('_id', '?')}: {exc}") from None
 
     def choices(self, doc: dict[str, Any]) -> list[str]:
-        templates = self.spec.doc_to_choice or []
-        return [self._render(f"doc_to_choice[{i}]", template, doc) for i, template in enumerate(templates)]
+        source = self.spec.doc_to_choice
+        if source is None:
+            return []
+        if isinstance(source, list):
+            return [self._render(f"doc_to_choice[{i}]", template, doc) for i, template in enumerate(source)]
+        return _choice_list(self.name, source, doc)
 
     def gold(self, doc: dict[str, Any]) -> Any:
         """The gold answer: a choice index, a number, or a list of acceptable texts (:class:`LabelError` if
@@ -160,14 +193,16 @@ class Task:
                 if raw not in values:
                     raise LabelError(f"label {raw!r} is not one of {values}")
                 return values.index(raw)
-            n = len(self.spec.doc_to_choice or [])
-            try:
+            choices = self.choices(doc)
+            n = len(choices)
+            if raw.strip().lstrip("-").isdigit():
                 index = int(raw)
-            except ValueError:
-                index = -1
-            if not 0 <= index < n:
-                raise LabelError(f"label {raw!r} is not a choice index from 0 to {n - 1}")
-            return index
+                if not 0 <= index < n:
+                    raise LabelError(f"label {raw!r} is not a choice index from 0 to {n - 1}")
+                return index
+            if raw not in choices:  # lm-eval: a target that is no index names the choice
+                raise LabelError(f"label {raw!r} is neither a choice index from 0 to {n - 1} nor one of the choices")
+            return choices.index(raw)
         if self.spec.generation.answer_format == "number":
             try:
                 value = float(raw)
@@ -198,14 +233,27 @@ class Task:
 
     def prompt(self, doc: dict[str, Any]) -> str:
         shots = tuple(self._shot(d) for d in self.fewshot_for(doc))
-        instruction = self._render("instruction", self.spec.instruction, doc)
-        return self.family.render(instruction, shots, self._render("doc_to_text", self.spec.doc_to_text, doc))
+        return self.family.render(
+            self._render("instruction", self.spec.instruction, doc),
+            shots,
+            self._render("doc_to_text", self.spec.doc_to_text, doc),
+            description=self._render("description", self.spec.description, doc),
+            target_delimiter=self.spec.target_delimiter,
+            fewshot_delimiter=self.spec.fewshot_delimiter,
+        )
+
+    def stop(self) -> tuple[str, ...]:
+        """Stop strings: the task's ``until``, else the layout's, else the few-shot delimiter (as lm-eval)."""
+        until = self.spec.generation.until
+        if until is not None:
+            return tuple(until)
+        return self.family.stop or (self.spec.fewshot_delimiter,)
 
     def generation_params(self, max_tokens: int | None = None, seed: int | None = None) -> GenerationParams:
         return GenerationParams(
             max_tokens=max_tokens or self.spec.generation.max_tokens,
             temperature=0.0,
-            stop=self.family.stop,
+            stop=self.stop(),
             seed=seed,
         )
 
@@ -227,6 +275,36 @@ class Task:
             names = self._metrics[mode] = self.spec.metrics_for(mode)
         return names
 
+    def scores_texts(self, mode: Mode) -> bool:
+        """Whether a metric of ``mode`` compares the raw output with the gold text (the ``llmjp:`` ones)."""
+        return any(is_llmjp(name) for name in self.metric_names(mode))
+
+    def metric_inputs(self, metric: str, sample: dict[str, Any]) -> tuple[Any, Any]:
+        """What ``metric`` compares for a stored sample: the texts for ``llmjp:`` metrics, else prediction and gold."""
+        if is_llmjp(metric):
+            text = sample.get("output")
+            if text is None:
+                text = sample.get("extracted") or ""
+            return text, self.target_text(sample["doc"])
+        return sample["prediction"], sample["reference"]
+
+    def _read_answer(self, text: str, doc: dict[str, Any]) -> tuple[str | None, Any]:
+        """The extracted text and the prediction from generated ``text``."""
+        gen = self.spec.generation
+        text = preprocess_answer(text, gen.preprocess)
+        if gen.answer_regex is not None:
+            found = regex_answer(text, gen.answer_regex, gen.regex_select, gen.regex_fallback)
+            if found is None:
+                return None, None
+            if gen.answer_format == "text":
+                return found, found
+            text = found
+        if gen.answer_format == "choice":
+            return extract_choice(text, self.choices(doc))
+        if gen.answer_format == "number":
+            return extract_number(text, gen.number_range)
+        return extract_text(text, self.stop())
+
     def score(self, doc: dict[str, Any], mode: Mode, responses: Sequence[Response]) -> Scored:
         """Turn a document's responses into a prediction and per-sample metrics."""
         from hyouka.metrics.registry import sample_score
@@ -239,6 +317,7 @@ class Task:
 
         details: dict[str, Any] = {}
         error: str | None = None
+        output: str | None = None
         if mode == "loglikelihood":
             logprobs = choice_logprobs(responses)
             details["logprobs"] = logprobs
@@ -247,23 +326,62 @@ class Task:
             extracted: str | None = None
             if any(math.isfinite(lp) for lp in logprobs):
                 prediction = max(range(len(logprobs)), key=logprobs.__getitem__)
-                template = (self.spec.doc_to_choice or [])[prediction]
-                extracted = self._render(f"doc_to_choice[{prediction}]", template, doc)
+                extracted = self.choices(doc)[prediction]
             else:
                 error = "no choice has a finite log-likelihood (all NaN or missing)"
         else:
-            text = responses[0].text or ""
-            fmt = self.spec.generation.answer_format
-            if fmt == "choice":
-                extracted, prediction = extract_choice(text, self.choices(doc))
-            elif fmt == "number":
-                extracted, prediction = extract_number(text, self.spec.generation.number_range)
-            else:
-                extracted, prediction = extract_text(text, self.family.stop)
+            output = responses[0].text or ""
+            extracted, prediction = self._read_answer(output, doc)
         status = "ok" if prediction is not None else "format_error"
         metrics: dict[str, float] = {}
+        sample = {"output": output, "extracted": extracted, "doc": doc, "prediction": prediction,
+                  "reference": reference}
         for name in self.metric_names(mode):
-            value = sample_score(name, prediction, reference)
+            value = sample_score(name, *self.metric_inputs(name, sample))
             if value is not None:
                 metrics[name] = value
         return Scored(prediction, extracted, reference, metrics, status, error, details)
+
+
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _choice_list(task: str, source: str, doc: dict[str, Any]) -> list[str]:
+    """A document's choices from one field name or a template rendering a Python list (lm-eval)."""
+    if _FIELD_NAME.match(source.strip()):
+        value: Any = doc.get(source.strip())
+        if value is None:
+            raise DataError(f"task {task}, doc {doc['_id']}: doc_to_choice field {source!r} is missing")
+    else:
+        rendered = render(source, doc)
+        try:
+            value = ast.literal_eval(rendered)
+        except (ValueError, SyntaxError) as exc:
+            raise DataError(f"task {task}, doc {doc['_id']}: doc_to_choice rendered {rendered!r}, not a list") from exc
+    if not isinstance(value, list | tuple):
+        raise DataError(f"task {task}, doc {doc['_id']}: doc_to_choice gave {type(value).__name__}, not a list")
+    return [str(v) for v in value]
+
+
+_VARIANT_FIELDS = (
+    "instruction", "doc_to_text", "doc_to_choice", "choice_values", "doc_to_target", "target_delimiter",
+    "fewshot_delimiter", "fewshot", "generation", "metric_list",
+)
+
+
+def _with_variant(spec: TaskSpec, family: PromptFamily) -> TaskSpec:
+    """``spec`` with the family's own wording of the task, when the family has variants."""
+    if not family.variants:
+        return spec
+    variant = family.variants.get(spec.task)
+    if variant is None:
+        raise PromptError(
+            f"prompt family {family.name} has no prompt for task {spec.task}; "
+            f"it has: {', '.join(family.variants)}"
+        )
+    unknown = set(variant) - set(_VARIANT_FIELDS)
+    if unknown:
+        raise PromptError(f"prompt family {family.name}, task {spec.task}: unknown fields {sorted(unknown)}")
+    data = spec.model_dump()
+    data.update(variant)
+    return TaskSpec.model_validate(data)

@@ -44,7 +44,9 @@ def _parse_data_files(items: list[str]) -> dict[str, str]:
 @app.command()
 def run(
     model: Annotated[str | None, typer.Option(
-        "--model", "-m", help="the model to evaluate: hf:<name-or-path>, openai:<model>, vllm:<path>, recorded:<file>…"
+        "--model", "-m",
+        help="the model to evaluate: hf:<name-or-path>, vllm:<name-or-path>, openai:<model>, azure:<deployment>, "
+             "databricks:<endpoint>, recorded:<file>…",
     )] = None,
     tasks: Annotated[str, typer.Option("--tasks", "-t", help="comma-separated tasks or suites")] = "jglue",
     mode: Annotated[str, typer.Option(
@@ -73,8 +75,14 @@ def run(
     dtype: Annotated[str | None, typer.Option(help="hf: auto, float32, bfloat16, float16")] = None,
     device: Annotated[str | None, typer.Option(help="hf: auto, cpu, cuda")] = None,
     batch_size: Annotated[str | None, typer.Option(help="hf: a number or 'auto'")] = None,
-    revision: Annotated[str | None, typer.Option(help="hf: model revision")] = None,
-    trust_remote_code: Annotated[bool, typer.Option(help="hf: run the model repository's code")] = False,
+    revision: Annotated[str | None, typer.Option(help="hf:/vllm: model revision")] = None,
+    trust_remote_code: Annotated[bool, typer.Option(help="hf:/vllm: run the model repository's code")] = False,
+    api_version: Annotated[str | None, typer.Option(help="azure: API version (else OPENAI_API_VERSION)")] = None,
+    profile: Annotated[str | None, typer.Option(help="databricks: profile in ~/.databrickscfg")] = None,
+    tensor_parallel_size: Annotated[int | None, typer.Option(help="vllm: GPUs to shard the model over")] = None,
+    gpu_memory_utilization: Annotated[float | None, typer.Option(
+        help="vllm: share of GPU memory to use (on CPU: of RAM)")] = None,
+    max_model_len: Annotated[int | None, typer.Option(help="vllm: context length (default: the model's)")] = None,
     resume: Annotated[str | None, typer.Option(help="continue this unfinished run (id or prefix)")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the response cache")] = False,
     store: StoreOpt = None,
@@ -107,6 +115,11 @@ def run(
         "batch_size": (int(batch_size) if batch_size and batch_size.isdigit() else batch_size),
         "revision": revision,
         "trust_remote_code": trust_remote_code or None,
+        "api_version": api_version,
+        "profile": profile,
+        "tensor_parallel_size": tensor_parallel_size,
+        "gpu_memory_utilization": gpu_memory_utilization,
+        "max_model_len": max_model_len,
     }
     if dry_run:  # accounting: estimate only (see _dry_run below)
         _dry_run(model, resume, output, tasks=tasks, mode=mode, num_fewshot=num_fewshot, prompt_family=prompt_family,

@@ -42,7 +42,8 @@ _HF_OPTIONS = ("dtype", "device", "batch_size")
 def _options_for(spec: str, options: dict[str, Any]) -> dict[str, Any]:
     """The options that ``spec``'s backend takes (openai options for openai:, hf options for hf:)."""
     prefix = spec.partition(":")[0]
-    wanted = _OPENAI_OPTIONS if prefix == "openai" else _HF_OPTIONS if prefix == "hf" else ()
+    wanted = {"openai": _OPENAI_OPTIONS, "azure": ("concurrency",), "databricks": ("concurrency",), "hf": _HF_OPTIONS,
+              "vllm": ("dtype",)}.get(prefix, ())
     return {k: v for k, v in options.items() if k in wanted and v is not None}
 
 

@@ -30,7 +30,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Literal
 
 from hyouka.errors import ArgumentError
@@ -43,7 +42,7 @@ from hyouka.models.base import (
     Response,
     UnsupportedRequestError,
 )
-from hyouka.models.fingerprint import folder_fingerprint
+from hyouka.models.checkpoint import model_max_length, weights_fingerprint
 from hyouka.models.hf_batching import Unit, cpu_budget, plan_batches
 from hyouka.models.hf_deps import require_hf
 from hyouka.models.hf_forward import CacheReuseUnsupported, Forward
@@ -96,7 +95,7 @@ class HFModel:
         # the config and tokenizer settle the identity (cache keys); the weights wait for the first forward pass
         self.config = AutoConfig.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
         self.dtype = _pick_dtype(torch, dtype, self.device, self.config)
-        self.max_length = int(max_length or _model_max_length(self.config, self.tokenizer))
+        self.max_length = int(max_length or model_max_length(self.config, self.tokenizer))
         self._revision = revision
         self._load_options: dict[str, Any] = {
             "revision": revision,
@@ -168,18 +167,9 @@ class HFModel:
         return dict(self._identity)
 
     def _resolved_revision(self) -> str | None:
-        """The hub commit the weights came from, else the content fingerprint of a local folder.
-
-        The fingerprint hashes every file below the folder (see :mod:`hyouka.models.fingerprint`),
-        so a retrained checkpoint with the same file names and sizes gets its own cache entries.
-        """
-        commit = getattr(self.config, "_commit_hash", None)
-        if commit:
-            return str(commit)
-        path = Path(self.name)
-        if path.is_dir():
-            return "local-" + folder_fingerprint(path)
-        return self._revision
+        """The hub commit the weights came from, else the content fingerprint of a local folder
+        (:func:`hyouka.models.checkpoint.weights_fingerprint`)."""
+        return weights_fingerprint(self.name, self.config, self._revision)
 
     # -- log-likelihood ---------------------------------------------------------------------
     def loglikelihood(self, requests: Sequence[LoglikelihoodRequest]) -> Iterator[tuple[int, Response]]:
@@ -430,18 +420,6 @@ def _pick_dtype(torch: Any, dtype: str, device: Any, config: Any) -> Any:
             return torch.float16
         return stored
     return torch.float32
-
-
-def _model_max_length(config: Any, tokenizer: Any) -> int:
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(text, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    value = getattr(tokenizer, "model_max_length", None)
-    if isinstance(value, int) and 0 < value < 1_000_000:
-        return value
-    return 2048
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

@@ -163,7 +163,7 @@ class OpenAIModel:
             structured_output=structured_output and api != "completions",
         )
         self.stats = OpenAIStats()
-        self._key = os.environ.get(api_key_env, "") or PLACEHOLDER_KEY
+        self._key = self._read_key()
         self._secrets = [v for k, v in self.query.items() if v and any(h in k.lower() for h in _SECRET_HINTS)]
         self._client: Any = None
         self._client_lock = threading.Lock()
@@ -177,6 +177,10 @@ class OpenAIModel:
 
     def __repr__(self) -> str:
         return f"OpenAIModel({self.name!r}, base_url={public_url(self.base_url)!r}, api={self.api!r})"
+
+    def _read_key(self) -> str:
+        """The API key (a hook: databricks: and azure: find theirs elsewhere); ``PLACEHOLDER_KEY`` if none."""
+        return os.environ.get(self.api_key_env, "") or PLACEHOLDER_KEY
 
     def check_ready(self) -> None:
         """Refuse to call OpenAI's own endpoint without a key (a custom ``base_url`` may need none).
@@ -201,17 +205,30 @@ class OpenAIModel:
 
     @property
     def client(self) -> Any:
-        """The ``openai.OpenAI`` client, made on first use (its own retries off)."""
+        """The client, made on first use by :meth:`_make_client`."""
         with self._client_lock:
             if self._client is None:
-                import openai
-
                 self.check_ready()
-                self._client = openai.OpenAI(
-                    api_key=self._key, base_url=self.base_url, max_retries=0, timeout=self.timeout,
-                    default_query=self.query or None,
-                )
+                self._client = self._make_client()
             return self._client
+
+    # ------------------------------------------------------------------ hooks for services built on this class
+    # (databricks:, azure:): how the client is made and what a refusal hints at.
+
+    def _make_client(self) -> Any:
+        """The ``openai.OpenAI`` client (its own retries off: :meth:`_send` retries)."""
+        import openai
+
+        return openai.OpenAI(api_key=self._key, base_url=self.base_url, max_retries=0, timeout=self.timeout,
+                             default_query=self.query or None)
+
+    def _refusal_hint(self, failure: Failure) -> str:
+        """What to check when the endpoint answers 401, 403 or 404 (see ``FATAL_STATUSES``)."""
+        return {
+            401: f"check the key in {self.api_key_env}",
+            403: f"the key in {self.api_key_env} may lack access",
+            404: f"check the model name {self.name!r} and the base URL",
+        }[failure.status or 404]
 
     # ------------------------------------------------------------------ protocol
 
@@ -401,11 +418,7 @@ class OpenAIModel:
                 setattr(self.stats, name, getattr(self.stats, name) + delta)
 
     def _fatal_message(self, failure: Failure) -> str:
-        hint = {
-            401: f"check the key in {self.api_key_env}",
-            403: f"the key in {self.api_key_env} may lack access",
-            404: f"check the model name {self.name!r} and the base URL",
-        }[failure.status or 404]
+        hint = self._refusal_hint(failure)
         return self._redact(f"{public_url(self.base_url)} refused the request ({failure.message}); {hint}")
 
     def _redact(self, text: str) -> str:

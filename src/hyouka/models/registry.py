@@ -25,6 +25,26 @@ def _openai(name: str, **options: Any) -> Model:
     return OpenAIModel(name, **options)
 
 
+def _databricks(name: str, **options: Any) -> Model:
+    from hyouka.models.databricks import DatabricksModel
+
+    return DatabricksModel(name, **options)
+
+
+def _azure(name: str, **options: Any) -> Model:
+    from hyouka.models.azure import AzureOpenAIModel
+
+    return AzureOpenAIModel(name, **options)
+
+
+def _vllm(name: str, **options: Any) -> Model:
+    if name.startswith(("/", "./", "../", "~", ".")) and not Path(name).expanduser().exists():
+        raise UnknownModelError(f"vllm: model folder {name} does not exist (a hub name has no leading / or .)")
+    from hyouka.models.vllm_engine import VLLMModel
+
+    return VLLMModel(str(Path(name).expanduser()) if name.startswith("~") else name, **options)
+
+
 def _recorded(name: str, **options: Any) -> Model:
     from hyouka.models.recorded import RecordedModel
 
@@ -34,6 +54,9 @@ def _recorded(name: str, **options: Any) -> Model:
 BACKENDS: dict[str, BackendFactory] = {
     "hf": _hf,
     "openai": _openai,
+    "databricks": _databricks,
+    "azure": _azure,
+    "vllm": _vllm,
     "recorded": _recorded,
 }
 

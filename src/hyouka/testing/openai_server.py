@@ -51,6 +51,7 @@ from hyouka.testing.prompt_scoring import (
 )
 
 LogprobsMode = Literal["echo", "omit", "reject"]
+ErrorStyle = Literal["openai", "databricks"]
 HOSTED_ECHO_ERROR = "Setting 'echo' and 'logprobs' at the same time is not supported for this model."
 
 
@@ -135,7 +136,12 @@ class ServerStats:
     attempts: Counter[tuple[str, str]] = field(default_factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0
+    targets: Counter[str] = field(default_factory=Counter)  # "/serving-endpoints/chat/completions", with any query
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def seen(self, target: str) -> None:
+        with self._lock:
+            self.targets[target] += 1
 
     def arrive(self, path: str, prompt: str) -> RequestInfo:
         with self._lock:
@@ -249,9 +255,55 @@ def check_context(body: dict[str, Any], n_prompt: int, max_model_len: int) -> No
         body[param] = min(int(budget), max_model_len - n_prompt)
 
 
-def _error_body(status: int, message: str) -> dict[str, Any]:
+def _error_body(status: int, message: str, style: ErrorStyle = "openai") -> dict[str, Any]:
+    if style == "databricks":  # Databricks REST errors: {"error_code": "...", "message": "..."}
+        code = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "RESOURCE_DOES_NOT_EXIST",
+                429: "REQUEST_LIMIT_EXCEEDED"}.get(status, "INTERNAL_ERROR")
+        return {"error_code": code, "message": message}
     kind = {400: "invalid_request_error", 404: "not_found_error", 429: "rate_limit_error"}.get(status, "api_error")
     return {"error": {"message": message, "type": kind, "param": None, "code": str(status)}}
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where the API lives and how it authenticates, to mimic a hosted service.
+
+    ``prefix`` is the path before ``/completions`` (``/v1`` as vLLM and OpenAI;
+    ``/serving-endpoints`` as Databricks). With ``deployments`` the model is named in the
+    path as Azure OpenAI does (``{prefix}/deployments/<name>/chat/completions``) and an
+    ``api-version`` query parameter is required. ``auth`` is ``(header, value)`` every POST
+    must carry (e.g. ``("authorization", "Bearer dapi-x")`` or ``("api-key", "k")``);
+    others get 401. ``errors`` picks the error-body shape.
+    """
+
+    prefix: str = "/v1"
+    deployments: bool = False
+    auth: tuple[str, str] | None = None
+    errors: ErrorStyle = "openai"
+
+    @classmethod
+    def databricks(cls, token: str) -> Route:
+        return cls("/serving-endpoints", auth=("authorization", f"Bearer {token}"), errors="databricks")
+
+    @classmethod
+    def azure(cls, *, key: str | None = None, bearer: str | None = None) -> Route:
+        auth = ("api-key", key) if key is not None else ("authorization", f"Bearer {bearer}")
+        return cls("/openai", deployments=True, auth=auth)
+
+
+def _refusal(route: Route, request: Request) -> _ApiError | None:
+    """Why this request is refused before it reaches the model (auth, api-version), if it is."""
+    if route.auth is not None:
+        header, value = route.auth
+        if request.headers.get(header) != value:
+            if route.errors == "databricks":
+                return _ApiError(401, "Invalid access token.")
+            return _ApiError(401, "Access denied due to invalid subscription key or wrong API endpoint. Make sure "
+                                  "to provide a valid key for an active subscription and use a correct regional API "
+                                  "endpoint for your resource.")
+    if route.deployments and not request.query_params.get("api-version"):
+        return _ApiError(404, "Resource not found")
+    return None
 
 
 def _params(body: dict[str, Any]) -> GenerationParams:
@@ -493,9 +545,11 @@ def create_app(
     ignore_stop: bool = False,
     stats: ServerStats | None = None,
     logprob_token_ids: bool = True,
+    route: Route | None = None,
     max_model_len: int | None = None,
 ) -> Any:
     """The FastAPI app; see :func:`serve_openai` for the options."""
+    route = route or Route()
     name = model_name or backend.name
     handler = _Handler(backend, model_name=name, logprobs_mode=logprobs_mode, logprob_token_ids=logprob_token_ids)
     if max_model_len is not None:
@@ -504,7 +558,7 @@ def create_app(
     inline = isinstance(backend, EchoModel)  # cheap enough to answer on the event loop
     app = FastAPI(title="hyouka local OpenAI-compatible server")
 
-    @app.get("/v1/models")
+    @app.get(f"{route.prefix}/models")
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "hyouka"}]}
 
@@ -518,22 +572,31 @@ def create_app(
         finally:
             counts.leave(200)
 
-    async def serve(path: str, request: Request) -> JSONResponse | StreamingResponse | PlainResponse:
+    async def serve(
+        path: str, request: Request, deployment: str | None = None
+    ) -> JSONResponse | StreamingResponse | PlainResponse:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        counts.seen(target)
         try:
             body = await request.json()
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            return JSONResponse(_error_body(400, "body must be a JSON object"), status_code=400)
+            return JSONResponse(_error_body(400, "body must be a JSON object", route.errors), status_code=400)
         if ignore_stop:
             body.pop("stop", None)
         info = counts.arrive(path, _prompt_of(path, body, handler.tokenizer))
         status: int | None = 200
         try:
+            refused = _refusal(route, request)
+            if refused is not None:
+                raise refused
             if path not in endpoints:
-                raise _ApiError(404, f"this server does not offer /v1/{path}")
-            if body.get("model") != name:
-                raise _ApiError(404, f"The model `{body.get('model')}` does not exist.")
+                raise _ApiError(404, f"this server does not offer {route.prefix}/{path}")
+            asked = deployment if route.deployments else body.get("model")
+            if asked != name:
+                raise _ApiError(404, f"Endpoint with name '{asked}' does not exist." if route.errors == "databricks"
+                                else f"The model `{asked}` does not exist.")
             fault = fail(info) if fail is not None else None
             if delay_s or (fault and fault.delay_s):
                 await asyncio.sleep(delay_s + (fault.delay_s if fault else 0.0))
@@ -558,17 +621,32 @@ def create_app(
         except _ApiError as exc:
             status = exc.status
             headers = {"retry-after": f"{exc.retry_after:g}"} if exc.retry_after is not None else None
-            error = exc.body() if isinstance(exc, _VLLMValidationError) else _error_body(exc.status, exc.message)
+            if isinstance(exc, _VLLMValidationError):
+                error = exc.body()
+            else:
+                error = _error_body(exc.status, exc.message, route.errors)
             return JSONResponse(error, status_code=exc.status, headers=headers)
         finally:
             if status is not None:
                 counts.leave(status)
 
-    @app.post("/v1/completions", response_model=None)
+    if route.deployments:
+
+        @app.post(f"{route.prefix}/deployments/{{deployment}}/completions", response_model=None)
+        async def deployment_completions(deployment: str, request: Request) -> JSONResponse | StreamingResponse:
+            return await serve("completions", request, deployment)
+
+        @app.post(f"{route.prefix}/deployments/{{deployment}}/chat/completions", response_model=None)
+        async def deployment_chat(deployment: str, request: Request) -> JSONResponse | StreamingResponse:
+            return await serve("chat/completions", request, deployment)
+
+        return app
+
+    @app.post(f"{route.prefix}/completions", response_model=None)
     async def completions(request: Request) -> JSONResponse | StreamingResponse:
         return await serve("completions", request)
 
-    @app.post("/v1/chat/completions", response_model=None)
+    @app.post(f"{route.prefix}/chat/completions", response_model=None)
     async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
         return await serve("chat/completions", request)
 
@@ -598,6 +676,7 @@ class OpenAIServer:
 
     def __init__(self, backend: Model, **options: Any) -> None:
         self.stats: ServerStats = options.pop("stats", None) or ServerStats()
+        self.route: Route = options.get("route") or Route()
         self._app = create_app(backend, stats=self.stats, **options)
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -625,7 +704,7 @@ class OpenAIServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("local OpenAI-compatible server did not start")
             time.sleep(0.01)
-        self.url = f"http://127.0.0.1:{port}/v1"
+        self.url = f"http://127.0.0.1:{port}{self.route.prefix}"
         return self.url
 
     def stop(self) -> None:
@@ -655,6 +734,7 @@ def serve_openai(
     ignore_stop: bool = False,
     stats: ServerStats | None = None,
     logprob_token_ids: bool = True,
+    route: Route | None = None,
     max_model_len: int | None = None,
 ) -> Iterator[str]:
     """Serve ``backend`` (default: an :class:`EchoModel`) and yield the base URL ``http://127.0.0.1:PORT/v1``.
@@ -669,7 +749,9 @@ def serve_openai(
     POST routes offered; ``ignore_stop`` drops stop strings like some servers
     do; pass ``stats`` to read the request counts; ``max_model_len`` refuses over-long
     requests as vLLM does with ``--max-model-len`` (see :func:`check_context`); ``logprob_token_ids=False``
-    ignores that vLLM field (``return_tokens_as_token_ids`` still applies), as servers other than vLLM do.
+    ignores that vLLM field (``return_tokens_as_token_ids`` still applies), as servers other than vLLM do;
+    ``route`` mimics a hosted service's paths, auth header and error bodies (:meth:`Route.databricks`,
+    :meth:`Route.azure`); the URL yielded then ends in the route's prefix instead of ``/v1``.
     """
     server = OpenAIServer(
         backend if backend is not None else EchoModel(),
@@ -682,6 +764,7 @@ def serve_openai(
         ignore_stop=ignore_stop,
         stats=stats,
         logprob_token_ids=logprob_token_ids,
+        route=route,
         max_model_len=max_model_len,
     )
     with server:

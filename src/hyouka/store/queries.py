@@ -1,0 +1,95 @@
+"""Filtered, paginated reads of the store for the views (dashboard, API): filtering and paging in SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Float, and_, cast, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from hyouka.store.schema import RunRow, SampleRow
+from hyouka.store.store import Store, _as_dict
+
+__all__ = ["Page", "run_choices", "runs_page", "samples_page"]
+
+MAX_PAGE = 500
+
+
+@dataclass
+class Page:
+    """One page of rows and how many rows match in all."""
+
+    items: list[dict[str, Any]]
+    total: int
+    offset: int
+    limit: int
+
+
+def _bounds(offset: int, limit: int) -> tuple[int, int]:
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+    return offset, limit
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def runs_page(store: Store, *, model: str | None = None, task: str | None = None, status: str | None = None,
+              kind: str | None = None, offset: int = 0, limit: int = 100) -> Page:
+    """Runs matching every filter given (exact values), newest first."""
+    offset, limit = _bounds(offset, limit)
+    where: list[ColumnElement[bool]] = []
+    for column, value in ((RunRow.model, model), (RunRow.task, task), (RunRow.status, status), (RunRow.kind, kind)):
+        if value:
+            where.append(column == value)
+    with store.session() as s:
+        total = s.scalar(select(func.count()).select_from(RunRow).where(*where)) or 0
+        query = select(RunRow).where(*where).order_by(RunRow.created_at.desc(), RunRow.id).offset(offset).limit(limit)
+        items = [_as_dict(r) for r in s.scalars(query)]
+    return Page(items, total, offset, limit)
+
+
+def run_choices(store: Store) -> dict[str, list[str]]:
+    """The distinct models, tasks, statuses and kinds of the stored runs (for filter menus)."""
+    out: dict[str, list[str]] = {}
+    with store.session() as s:
+        for name, column in (("model", RunRow.model), ("task", RunRow.task), ("status", RunRow.status),
+                             ("kind", RunRow.kind)):
+            out[name] = list(s.scalars(select(column).distinct().order_by(column)))
+    return out
+
+
+def _metric_value(metric: str) -> ColumnElement[Any]:
+    return cast(SampleRow.metrics[metric].as_float(), Float)
+
+
+def samples_page(store: Store, run_id: str, *, status: str | None = None, correct: bool | None = None,
+                 metric: str | None = None, search: str | None = None, offset: int = 0, limit: int = 50) -> Page:
+    """A run's samples in index order, filtered in SQL.
+
+    ``status``: the record status (ok, format_error, api_error…). ``correct``: with ``metric``, True
+    keeps samples whose metric is 1 or more (full credit), False those scored below 1 (a sample the
+    metric did not score is neither). ``search``: a case-insensitive substring of the prompt or the output.
+    """
+    offset, limit = _bounds(offset, limit)
+    where: list[ColumnElement[bool]] = [SampleRow.run_id == run_id]
+    if status:
+        where.append(SampleRow.status == status)
+    if correct is not None:
+        if not metric:
+            raise ValueError("filtering by correct/incorrect needs the metric that decides it")
+        value = _metric_value(metric)
+        where.append(value >= 1.0 if correct else and_(value.is_not(None), value < 1.0))
+    if search:
+        pattern = f"%{_escape_like(search.lower())}%"
+        where.append(or_(func.lower(SampleRow.prompt).like(pattern, escape="\\"),
+                         func.lower(func.coalesce(SampleRow.output, "")).like(pattern, escape="\\")))
+    with store.session() as s:
+        total = s.scalar(select(func.count()).select_from(SampleRow).where(*where)) or 0
+        query = select(SampleRow).where(*where).order_by(SampleRow.sample_index).offset(offset).limit(limit)
+        items = [_as_dict(r) for r in s.scalars(query)]
+    return Page(items, total, offset, limit)

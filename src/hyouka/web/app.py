@@ -1,0 +1,113 @@
+"""The dashboard's FastAPI app: pages rendered on the server, each with a JSON twin under /api."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from hyouka.store.queries import run_choices
+from hyouka.store.store import RunNotFoundError, Store
+from hyouka.web.data import leaderboard_data, run_data, runs_data, samples_data
+from hyouka.web.security import SecurityMiddleware
+
+_CORRECT_FIRST = ("acc", "exact_match", "em", "correct", "score")
+Text = Annotated[str | None, Query()]
+Offset = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+def _templates() -> Jinja2Templates:
+    env = Environment(loader=PackageLoader("hyouka.web", "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True))
+    env.filters["num"] = lambda v, d=3: "—" if v is None else f"{v:.{d}f}"
+    return Jinja2Templates(env=env)
+
+
+def _decision_metric(store: Store, run_id: str, asked: str | None) -> tuple[str | None, list[str]]:
+    """The metric that decides correct/incorrect: the one asked for, else the run's first usual one."""
+    names = sorted(store.aggregates(run_id))
+    if asked:
+        return asked, names
+    return next((m for m in _CORRECT_FIRST if m in names), names[0] if names else None), names
+
+
+def create_app(store: Store | str | None = None, *, token: str | None = None, prices: str | None = None) -> FastAPI:
+    """The dashboard over ``store`` (a Store or its URL); with ``token``, every request must carry it."""
+    db = store if isinstance(store, Store) else Store(store)
+    app = FastAPI(title="hyouka dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(SecurityMiddleware, token=token)
+    app.mount("/static", StaticFiles(packages=[("hyouka.web", "static")]), name="static")
+    templates = _templates()
+
+    def page(request: Request, name: str, **context: Any) -> Response:
+        return templates.TemplateResponse(request, name, context)
+
+    def get_run(run_id: str) -> dict[str, Any]:
+        try:
+            return db.get_run(run_id)
+        except RunNotFoundError as exc:
+            raise HTTPException(404, str(exc)) from exc
+
+    def sample_filters(run_id: str, status: str | None, correct: str | None, metric: str | None, q: str | None,
+                       offset: int, limit: int) -> tuple[dict[str, Any], list[str]]:
+        if correct not in (None, "", "correct", "incorrect"):
+            raise HTTPException(422, f"correct must be 'correct' or 'incorrect', got {correct!r}")
+        decided, metrics = _decision_metric(db, run_id, metric)
+        filters = {"status": status or None, "search": q or None, "offset": offset, "limit": limit,
+                   "correct": None if not correct else correct == "correct", "metric": decided}
+        return filters, metrics
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/leaderboard", status_code=303)
+
+    @app.get("/api/leaderboard")
+    def api_leaderboard() -> dict[str, Any]:
+        return {"tables": leaderboard_data(db, prices)}
+
+    @app.get("/leaderboard", response_class=HTMLResponse)
+    def leaderboard(request: Request) -> Response:
+        return page(request, "leaderboard.html", tables=leaderboard_data(db, prices), nav="leaderboard")
+
+    @app.get("/api/runs")
+    def api_runs(model: Text = None, task: Text = None, status: Text = None, kind: Text = None,
+                 offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
+        return runs_data(db, model=model, task=task, status=status, kind=kind, offset=offset, limit=limit)
+
+    @app.get("/runs", response_class=HTMLResponse)
+    def runs(request: Request, model: Text = None, task: Text = None, status: Text = None, kind: Text = None,
+             offset: Offset = 0, limit: Limit = 50) -> Response:
+        filters = {"model": model or None, "task": task or None, "status": status or None, "kind": kind or None}
+        data = runs_data(db, **filters, offset=offset, limit=limit)
+        return page(request, "runs.html", data=data, filters=filters, choices=run_choices(db), nav="runs")
+
+    @app.get("/api/runs/{run_id}")
+    def api_run(run_id: str) -> dict[str, Any]:
+        run = get_run(run_id)
+        return {"run": run_data(run), "aggregates": db.aggregates(run["id"])}
+
+    @app.get("/api/runs/{run_id}/samples")
+    def api_samples(run_id: str, status: Text = None, correct: Text = None, metric: Text = None, q: Text = None,
+                    offset: Offset = 0, limit: Limit = 50) -> dict[str, Any]:
+        run = get_run(run_id)
+        filters, _ = sample_filters(run["id"], status, correct, metric, q, offset, limit)
+        return {**samples_data(db, run["id"], **filters), "metric": filters["metric"]}
+
+    @app.get("/runs/{run_id}", response_class=HTMLResponse)
+    def run_detail(request: Request, run_id: str, status: Text = None, correct: Text = None, metric: Text = None,
+                   q: Text = None, offset: Offset = 0, limit: Limit = 20) -> Response:
+        run = get_run(run_id)
+        filters, metrics = sample_filters(run["id"], status, correct, metric, q, offset, limit)
+        data = samples_data(db, run["id"], **filters)
+        query = {"status": status or "", "correct": correct or "", "metric": metric or "", "q": q or "",
+                 "limit": limit}
+        return page(request, "run.html", run=run_data(run), aggregates=db.aggregates(run["id"]), data=data,
+                    query=query, metrics=metrics, decided=filters["metric"], nav="runs",
+                    statuses=["ok", "format_error", "parse_error", "api_error", "timeout"])
+
+    return app

@@ -14,10 +14,10 @@ from hyouka.cli import app as cli
 from tests.web_store import EVIL_TASK, LIMIT, PAYLOAD, build_store
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from hyouka.web.app import create_app  # noqa: E402
-from hyouka.web.security import CSP  # noqa: E402
+from hyouka.web.app import create_app
+from hyouka.web.security import CSP
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +82,8 @@ def test_samples_filters_match_the_gold_labels(filled: dict[str, Any], client: T
     assert [s["sample_index"] for s in right["items"]] == [i for i, g in enumerate(golds) if g == "entailment"]
     assert right["total"] + wrong["total"] == LIMIT
     assert all(s["reference"] != "entailment" for s in wrong["items"])
-    page = client.get(url, params={"limit": 5, "offset": 10}).json()
-    assert page["total"] == LIMIT and [s["sample_index"] for s in page["items"]] == [10, 11]
+    page = client.get(url, params={"limit": 5, "offset": LIMIT - 2}).json()
+    assert page["total"] == LIMIT and [s["sample_index"] for s in page["items"]] == [LIMIT - 2, LIMIT - 1]
     assert client.get(url, params={"status": "api_error"}).json()["total"] == 0
     assert client.get(url, params={"correct": "maybe"}).status_code == 422
     assert client.get("/api/runs/nosuchrun/samples").status_code == 404
@@ -106,7 +106,9 @@ def test_sample_cut_at_max_tokens_is_marked(filled: dict[str, Any], client: Test
     plain = client.get(f"/api/runs/{filled['runs']['entail']}/samples").json()["items"]
     assert all(s["truncated"] for s in cut) and not any(s["truncated"] for s in plain)
     html = client.get(f"/runs/{filled['runs']['cut']}").text
-    assert html.count("cut at max_tokens") == LIMIT  # one marker per sample
+    assert html.count("cut at max_tokens") == 20  # one marker per sample of the first page (20 a page)
+    html = client.get(f"/runs/{filled['runs']['cut']}", params={"offset": 20}).text
+    assert html.count("cut at max_tokens") == LIMIT - 20 and "← previous" in html and "next →" not in html
 
 
 def test_run_detail_page_escapes_model_output(filled: dict[str, Any], client: TestClient) -> None:
@@ -126,6 +128,8 @@ def test_secrets_in_a_run_config_never_reach_the_page(filled: dict[str, Any], cl
             assert "sk-live-secret" not in body and "sk-q" not in body and ":pw@" not in body
     finally:
         store.delete_run(run_id)
+    config = client.get(f"/api/runs/{filled['runs']['entail']}").json()["run"]["config"]
+    assert "max_tokens" in config and config["max_tokens"] != "[redacted]"  # a count, not a credential
 
 
 def test_every_response_carries_the_security_headers(client: TestClient) -> None:

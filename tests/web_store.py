@@ -12,7 +12,7 @@ from hyouka.models.base import GenerateRequest, Response
 from hyouka.store.store import Store
 from tests.fakes import ScriptedModel
 
-LIMIT = 12
+LIMIT = 30  # the first 30 JNLI validation pairs hold all three labels (18 neutral, 8 contradiction, 4 entailment)
 PAYLOAD = ('<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
            '<a id="evil" href="javascript:window.__pwned=3">リンク</a>')
 EVIL_TASK = 'jnli<script>window.__pwned=4</script><img src=x onerror="window.__pwned=5">'

@@ -173,3 +173,35 @@ def test_the_cli_imports_no_web_framework_until_serve() -> None:
     code = "import sys, hyouka.cli; print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_side_by_side_aligns_three_models_and_filters_disagreement(filled: dict[str, Any], client: TestClient) -> None:
+    runs, golds = filled["runs"], filled["golds"]
+    three = [runs["entail"], runs["evil"], runs["cut"]]
+    every = client.get("/api/compare", params={"runs": three, "limit": 50}).json()
+    assert every["total"] == LIMIT and every["paired"] is None
+    first = every["items"][0]
+    assert [a["output"].split()[0] for a in first["answers"]] == ["含意", "矛盾", "中立"]
+    assert all(a["doc_id"] == first["doc_id"] for a in first["answers"])
+    # three different constant answers disagree everywhere; one run twice never does
+    assert client.get("/api/compare", params={"runs": three, "only": "disagree"}).json()["total"] == LIMIT
+    same = client.get("/api/compare", params={"runs": [runs["entail"]], "only": "disagree"}).json()
+    assert same["total"] == 0
+    # A (always entailment) right and B (always neutral) wrong: exactly the entailment documents
+    a_b = client.get("/api/compare", params={"runs": [runs["entail"], runs["cut"]], "only": "a_right_b_wrong"}).json()
+    docs = [s["doc_id"] for s in filled["store"].samples(runs["entail"])]
+    assert [i["doc_id"] for i in a_b["items"]] == [d for d, g in zip(docs, golds, strict=True) if g == "entailment"]
+    # two runs: the paired difference of `hyouka compare`, B − A, from the gold labels
+    acc = next(m for m in a_b["paired"]["metrics"] if m["metric"] == "acc")
+    assert acc["diff"] == pytest.approx((golds.count("neutral") - golds.count("entailment")) / LIMIT)
+    assert acc["ci_low"] <= acc["diff"] <= acc["ci_high"] and acc["n_pairs"] == LIMIT
+
+
+def test_side_by_side_refuses_runs_of_different_tasks(filled: dict[str, Any], client: TestClient) -> None:
+    mixed = client.get("/api/compare", params={"runs": [filled["runs"]["entail"], filled["runs"]["evil_task"]]})
+    assert mixed.status_code == 422 and "one task" in mixed.json()["detail"]
+    lone = client.get("/api/compare", params={"runs": [filled["runs"]["entail"]], "only": "a_right_b_wrong"})
+    assert lone.status_code == 422 and "two runs" in lone.json()["detail"]
+    assert client.get("/api/compare", params={"runs": ["nosuchrun"]}).status_code == 404
+    page = client.get("/compare", params={"task": "jnli"})
+    assert page.status_code == 200 and page.text.count('type="checkbox"') == 3

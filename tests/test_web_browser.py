@@ -153,3 +153,24 @@ def test_cut_answers_are_marked(site: dict[str, Any], browser: Any) -> None:  # 
     page = watched.open(f"/runs/{site['runs']['cut']}")
     assert page.locator(".tag.warn", has_text="cut at max_tokens").count() == 20
     watched.check(site["shots"] / "run_cut.png")
+
+
+def test_side_by_side_shows_three_models_answers_to_one_question(site: dict[str, Any], browser: Any) -> None:  # noqa: F811
+    watched = Watched(browser, site["base"])
+    page = watched.open("/compare?task=jnli")
+    assert page.locator("table.side-by-side thead th.model").count() == 3
+    first = page.locator("tr.example").first
+    answers = first.locator("td.answer pre.model-output")
+    assert answers.count() == 3
+    assert [answers.nth(i).inner_text() for i in range(3)] == ["中立", f"矛盾 {PAYLOAD}", "含意"]  # newest run first
+    page.select_option('select[name="only"]', "disagree")
+    page.click("form.compare-form button[type=submit]")
+    page.wait_for_url("**only=disagree**")
+    assert page.locator("#compare-count").inner_text().startswith("30 examples")
+    page.locator('input[name="runs"]').nth(1).uncheck()  # the evil model out: A is cut (neutral), B entail
+    page.select_option('select[name="only"]', "a_right_b_wrong")
+    page.click("form.compare-form button[type=submit]")
+    page.wait_for_url("**a_right_b_wrong**")
+    assert page.locator("table.paired").is_visible()
+    assert page.locator("tr.example").count() == site["golds"].count("neutral")
+    watched.check(site["shots"] / "side_by_side.png")

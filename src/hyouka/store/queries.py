@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Float, and_, cast, func, or_, select
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from hyouka.store.schema import RunRow, SampleRow
 from hyouka.store.store import Store, _as_dict
 
-__all__ = ["Page", "run_choices", "runs_page", "samples_page"]
+__all__ = ["Page", "aligned_page", "run_choices", "runs_page", "samples_page"]
 
 MAX_PAGE = 500
 
@@ -63,8 +64,8 @@ def run_choices(store: Store) -> dict[str, list[str]]:
     return out
 
 
-def _metric_value(metric: str) -> ColumnElement[Any]:
-    return cast(SampleRow.metrics[metric].as_float(), Float)
+def _metric_value(metric: str, table: Any = SampleRow) -> ColumnElement[Any]:
+    return cast(table.metrics[metric].as_float(), Float)
 
 
 def samples_page(store: Store, run_id: str, *, status: str | None = None, correct: bool | None = None,
@@ -92,4 +93,47 @@ def samples_page(store: Store, run_id: str, *, status: str | None = None, correc
         total = s.scalar(select(func.count()).select_from(SampleRow).where(*where)) or 0
         query = select(SampleRow).where(*where).order_by(SampleRow.sample_index).offset(offset).limit(limit)
         items = [_as_dict(r) for r in s.scalars(query)]
+    return Page(items, total, offset, limit)
+
+
+ALIGN_FILTERS = ("all", "disagree", "a_right_b_wrong")
+
+
+def aligned_page(store: Store, run_ids: list[str], *, only: str = "all", metric: str | None = None,
+                 offset: int = 0, limit: int = 20) -> Page:
+    """Documents of several runs side by side: each item is a ``doc_id`` and every run's sample of it.
+
+    ``only``: ``all``; ``disagree``, documents whose extracted answers (the output where none was
+    extracted) differ between the runs; ``a_right_b_wrong``, documents that the first run gets right
+    and the second wrong by ``metric`` (right: 1 or more). Items come in the first run's order.
+    """
+    offset, limit = _bounds(offset, limit)
+    if only not in ALIGN_FILTERS:
+        raise ValueError(f"only must be one of {', '.join(ALIGN_FILTERS)}, got {only!r}")
+    if not run_ids:
+        return Page([], 0, offset, limit)
+    if only == "a_right_b_wrong":
+        if len(run_ids) < 2 or not metric:
+            raise ValueError("'where A is right and B wrong' needs two runs and the metric that decides it")
+        a, b = aliased(SampleRow), aliased(SampleRow)
+        keys = (select(a.doc_id.label("doc_id"), a.sample_index.label("position"))
+                .join(b, and_(b.doc_id == a.doc_id, b.run_id == run_ids[1]))
+                .where(a.run_id == run_ids[0], _metric_value(metric, a) >= 1.0,
+                       _metric_value(metric, b) < 1.0))
+    else:
+        keys = (select(SampleRow.doc_id.label("doc_id"), func.min(SampleRow.sample_index).label("position"))
+                .where(SampleRow.run_id.in_(run_ids)).group_by(SampleRow.doc_id))
+        if only == "disagree":
+            answer = func.coalesce(SampleRow.extracted, SampleRow.output, "")
+            keys = keys.having(func.count(func.distinct(answer)) > 1)
+    keyed = keys.subquery()
+    with store.session() as s:
+        total = s.scalar(select(func.count()).select_from(keyed)) or 0
+        doc_ids = list(s.scalars(select(keyed.c.doc_id).order_by(keyed.c.position, keyed.c.doc_id)
+                                 .offset(offset).limit(limit)))
+        rows = s.scalars(select(SampleRow).where(SampleRow.run_id.in_(run_ids), SampleRow.doc_id.in_(doc_ids)))
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for row in rows:
+            found.setdefault(row.doc_id, {})[row.run_id] = _as_dict(row)
+    items = [{"doc_id": d, "samples": {r: found.get(d, {}).get(r) for r in run_ids}} for d in doc_ids]
     return Page(items, total, offset, limit)

@@ -10,9 +10,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from hyouka.store.queries import run_choices
+from hyouka.store.queries import run_choices, runs_page
 from hyouka.store.store import RunNotFoundError, Store
-from hyouka.web.data import leaderboard_data, run_data, runs_data, samples_data
+from hyouka.web.data import compare_data, leaderboard_data, run_data, runs_data, samples_data
 from hyouka.web.security import SecurityMiddleware
 
 _CORRECT_FIRST = ("acc", "exact_match", "em", "correct", "score")
@@ -109,5 +109,37 @@ def create_app(store: Store | str | None = None, *, token: str | None = None, pr
         return page(request, "run.html", run=run_data(run), aggregates=db.aggregates(run["id"]), data=data,
                     query=query, metrics=metrics, decided=filters["metric"], nav="runs",
                     statuses=["ok", "format_error", "parse_error", "api_error", "timeout"])
+
+    def compare_context(runs: list[str] | None, task: str | None, only: str, metric: str | None, offset: int,
+                        limit: int) -> dict[str, Any]:
+        chosen = [get_run(i) for i in dict.fromkeys(runs or [])]
+        if not chosen and task:
+            chosen = runs_page(db, task=task, status="completed", limit=6).items
+        decided = metric or (_decision_metric(db, chosen[0]["id"], None)[0] if chosen else None)
+        try:
+            data = compare_data(db, chosen, only=only, metric=decided, offset=offset, limit=limit)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return {"data": data, "metric": decided, "only": only}
+
+    @app.get("/api/compare")
+    def api_compare(runs: Annotated[list[str] | None, Query()] = None, task: Text = None, only: str = "all",
+                    metric: Text = None, offset: Offset = 0, limit: Limit = 20) -> dict[str, Any]:
+        context = compare_context(runs, task, only, metric, offset, limit)
+        return {**context["data"], "metric": context["metric"], "only": only}
+
+    @app.get("/compare", response_class=HTMLResponse)
+    def compare(request: Request, runs: Annotated[list[str] | None, Query()] = None, task: Text = None,
+                only: str = "all", metric: Text = None, offset: Offset = 0, limit: Limit = 20) -> Response:
+        context = compare_context(runs, task, only, metric, offset, limit)
+        shown = context["data"]["runs"]
+        same_task = shown[0]["task"] if shown else task
+        candidates = runs_page(db, task=same_task, status="completed", limit=50).items if same_task else []
+        metrics = sorted(db.aggregates(shown[0]["id"])) if shown else []
+        query = [("runs", r["id"]) for r in shown] + [("only", only), ("metric", context["metric"] or ""),
+                                                      ("limit", limit)]
+        return page(request, "compare.html", **context, task=same_task, candidates=[run_data(r) for r in candidates],
+                    chosen={r["id"] for r in shown}, metrics=metrics, query=query, nav="compare",
+                    tasks=run_choices(db)["task"])
 
     return app

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from hyouka.report.compare import compare_runs
 from hyouka.report.leaderboard import build_leaderboards
 from hyouka.report.safe import scrub
 from hyouka.report.summary import board_stats
 from hyouka.report.views import load_views
-from hyouka.store.queries import Page, runs_page, samples_page
+from hyouka.store.queries import Page, aligned_page, runs_page, samples_page
 from hyouka.store.store import Store
 
 RUN_FIELDS = ("id", "created_at", "finished_at", "status", "kind", "model", "task", "task_version", "task_hash",
@@ -89,6 +90,31 @@ def sample_data(sample: dict[str, Any]) -> dict[str, Any]:
 def samples_data(store: Store, run_id: str, **filters: Any) -> dict[str, Any]:
     page = samples_page(store, run_id, **filters)
     return _page(page, [sample_data(s) for s in page.items])
+
+
+def compare_data(store: Store, runs: list[dict[str, Any]], *, only: str = "all", metric: str | None = None,
+                 offset: int = 0, limit: int = 20, paired: bool = True) -> dict[str, Any]:
+    """Runs of one task side by side, document by document; for two runs, the paired differences too."""
+    tasks = {r["task"] for r in runs}
+    if len(tasks) > 1:
+        raise ValueError(f"side by side needs runs of one task; these are of {', '.join(sorted(tasks))}")
+    ids = [r["id"] for r in runs]
+    page = aligned_page(store, ids, only=only, metric=metric, offset=offset, limit=limit)
+    items = []
+    for item in page.items:
+        first = next((s for s in item["samples"].values() if s is not None), None)
+        items.append({"doc_id": item["doc_id"], "doc": (first or {}).get("doc") or {},
+                      "reference": (first or {}).get("reference"),
+                      "answers": [None if item["samples"][i] is None else sample_data(item["samples"][i])
+                                  for i in ids]})
+    out = _page(page, items)
+    out["runs"] = [run_data(r) for r in runs]
+    out["paired"] = None
+    if paired and len(runs) == 2:
+        comparison = compare_runs(store, ids[0], ids[1], max_changed=0)
+        out["paired"] = {"n_pairs": comparison.n_pairs, "paired_by": comparison.paired_by,
+                         "metrics": [vars(m) | {"significant": m.significant} for m in comparison.metrics]}
+    return out
 
 
 def _page(page: Page, items: list[dict[str, Any]]) -> dict[str, Any]:

@@ -205,3 +205,32 @@ def test_side_by_side_refuses_runs_of_different_tasks(filled: dict[str, Any], cl
     assert client.get("/api/compare", params={"runs": ["nosuchrun"]}).status_code == 404
     page = client.get("/compare", params={"task": "jnli"})
     assert page.status_code == 200 and page.text.count('type="checkbox"') == 3
+
+
+def test_leaderboard_follows_runs_that_finish_after_it_was_built(tmp_path: Path, jglue_dir: Path) -> None:
+    import hyouka
+    from hyouka.store.store import Store
+    from tests.fakes import ScriptedModel
+
+    store = Store(f"sqlite:///{tmp_path / 'live.sqlite'}")
+    live = TestClient(create_app(store))
+    assert live.get("/api/leaderboard").json()["tables"] == []
+    hyouka.run(ScriptedModel(answer=lambda _: "中立"), "jnli", mode="generate", limit=5, data_dir=jglue_dir,
+               store=store, cache=False)
+    rows = live.get("/api/leaderboard").json()["tables"][0]["rows"]
+    assert [r["model"] for r in rows] == ["ScriptedModel:scripted"]
+    run_id = rows[0]["cells"]["jnli"]["run_id"]
+    store.set_aggregates(run_id, [{"metric": "acc", "value": 0.125, "n_scored": 5, "n_total": 5}])  # rescored
+    assert live.get("/api/leaderboard").json()["tables"][0]["rows"][0]["cells"]["jnli"]["value"] == 0.125
+
+
+def test_paired_difference_is_offered_not_forced_on_large_runs(filled: dict[str, Any], client: TestClient,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import hyouka.web.app as web_app
+
+    monkeypatch.setattr(web_app, "PAIRED_AUTO_MAX", 10)  # these runs of 30 samples count as large
+    two = [filled["runs"]["entail"], filled["runs"]["cut"]]
+    assert client.get("/api/compare", params={"runs": two}).json()["paired"] is None
+    assert 'id="paired-link"' in client.get("/compare", params={"runs": two}).text
+    asked = client.get("/api/compare", params={"runs": two, "paired": "true"}).json()
+    assert asked["paired"]["n_pairs"] == LIMIT

@@ -9,10 +9,10 @@ from sqlalchemy import Float, and_, cast, func, or_, select
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from hyouka.store.schema import RunRow, SampleRow
+from hyouka.store.schema import AggregateRow, RunRow, SampleRow
 from hyouka.store.store import Store, _as_dict
 
-__all__ = ["Page", "aligned_page", "run_choices", "runs_page", "samples_page"]
+__all__ = ["Page", "aligned_page", "results_signature", "run_choices", "runs_page", "samples_page"]
 
 MAX_PAGE = 500
 
@@ -62,6 +62,15 @@ def run_choices(store: Store) -> dict[str, list[str]]:
                              ("kind", RunRow.kind)):
             out[name] = list(s.scalars(select(column).distinct().order_by(column)))
     return out
+
+
+def results_signature(store: Store) -> tuple[Any, ...]:
+    """A cheap fingerprint of the runs and aggregates: it changes when a run starts, finishes or is rescored."""
+    with store.session() as s:
+        runs = s.execute(select(func.count(), func.max(RunRow.created_at), func.max(RunRow.finished_at),
+                                func.sum(RunRow.n_samples))).one()
+        aggs = s.execute(select(func.count(), func.sum(AggregateRow.value), func.max(AggregateRow.id))).one()
+    return (*runs, *aggs)
 
 
 def _metric_value(metric: str, table: Any = SampleRow) -> ColumnElement[Any]:

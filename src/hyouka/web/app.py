@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from hyouka.store.queries import run_choices, runs_page
+from hyouka.store.queries import results_signature, run_choices, runs_page
 from hyouka.store.store import RunNotFoundError, Store
 from hyouka.web.data import compare_data, leaderboard_data, run_data, runs_data, samples_data
 from hyouka.web.security import SecurityMiddleware
@@ -19,6 +19,7 @@ _CORRECT_FIRST = ("acc", "exact_match", "em", "correct", "score")
 Text = Annotated[str | None, Query()]
 Offset = Annotated[int, Query(ge=0)]
 Limit = Annotated[int, Query(ge=1, le=500)]
+PAIRED_AUTO_MAX = 10_000  # samples per run up to which side by side computes the paired bootstrap unasked
 
 
 def _templates() -> Jinja2Templates:
@@ -43,6 +44,14 @@ def create_app(store: Store | str | None = None, *, token: str | None = None, pr
     app.add_middleware(SecurityMiddleware, token=token)
     app.mount("/static", StaticFiles(packages=[("hyouka.web", "static")]), name="static")
     templates = _templates()
+    board_cache: dict[str, Any] = {}
+
+    def boards() -> list[dict[str, Any]]:
+        """The leaderboard, rebuilt only when the store's runs or aggregates change."""
+        signature = results_signature(db)
+        if board_cache.get("signature") != signature:
+            board_cache.update(signature=signature, tables=leaderboard_data(db, prices))
+        return board_cache["tables"]
 
     def page(request: Request, name: str, **context: Any) -> Response:
         return templates.TemplateResponse(request, name, context)
@@ -68,11 +77,11 @@ def create_app(store: Store | str | None = None, *, token: str | None = None, pr
 
     @app.get("/api/leaderboard")
     def api_leaderboard() -> dict[str, Any]:
-        return {"tables": leaderboard_data(db, prices)}
+        return {"tables": boards()}
 
     @app.get("/leaderboard", response_class=HTMLResponse)
     def leaderboard(request: Request) -> Response:
-        return page(request, "leaderboard.html", tables=leaderboard_data(db, prices), nav="leaderboard")
+        return page(request, "leaderboard.html", tables=boards(), nav="leaderboard")
 
     @app.get("/api/runs")
     def api_runs(model: Text = None, task: Text = None, status: Text = None, kind: Text = None,
@@ -111,27 +120,31 @@ def create_app(store: Store | str | None = None, *, token: str | None = None, pr
                     statuses=["ok", "format_error", "parse_error", "api_error", "timeout"])
 
     def compare_context(runs: list[str] | None, task: str | None, only: str, metric: str | None, offset: int,
-                        limit: int) -> dict[str, Any]:
+                        limit: int, paired: bool | None = None) -> dict[str, Any]:
         chosen = [get_run(i) for i in dict.fromkeys(runs or [])]
         if not chosen and task:
             chosen = runs_page(db, task=task, status="completed", limit=6).items
         decided = metric or (_decision_metric(db, chosen[0]["id"], None)[0] if chosen else None)
         try:
-            data = compare_data(db, chosen, only=only, metric=decided, offset=offset, limit=limit)
+            if paired is None:  # the paired bootstrap reads every sample: asked for on large runs
+                paired = all(r["n_samples"] <= PAIRED_AUTO_MAX for r in chosen)
+            data = compare_data(db, chosen, only=only, metric=decided, offset=offset, limit=limit, paired=paired)
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
-        return {"data": data, "metric": decided, "only": only}
+        return {"data": data, "metric": decided, "only": only, "paired_offered": len(chosen) == 2 and not paired}
 
     @app.get("/api/compare")
     def api_compare(runs: Annotated[list[str] | None, Query()] = None, task: Text = None, only: str = "all",
-                    metric: Text = None, offset: Offset = 0, limit: Limit = 20) -> dict[str, Any]:
-        context = compare_context(runs, task, only, metric, offset, limit)
+                    metric: Text = None, offset: Offset = 0, limit: Limit = 20,
+                    paired: bool | None = None) -> dict[str, Any]:
+        context = compare_context(runs, task, only, metric, offset, limit, paired)
         return {**context["data"], "metric": context["metric"], "only": only}
 
     @app.get("/compare", response_class=HTMLResponse)
     def compare(request: Request, runs: Annotated[list[str] | None, Query()] = None, task: Text = None,
-                only: str = "all", metric: Text = None, offset: Offset = 0, limit: Limit = 20) -> Response:
-        context = compare_context(runs, task, only, metric, offset, limit)
+                only: str = "all", metric: Text = None, offset: Offset = 0, limit: Limit = 20,
+                paired: bool | None = None) -> Response:
+        context = compare_context(runs, task, only, metric, offset, limit, paired)
         shown = context["data"]["runs"]
         same_task = shown[0]["task"] if shown else task
         candidates = runs_page(db, task=same_task, status="completed", limit=50).items if same_task else []

@@ -14,6 +14,7 @@ from hyouka.engine.budget import Budget, MeteredModel
 from hyouka.engine.cache import ResponseCache
 from hyouka.engine.estimate import RunEstimate, check_ceiling, estimate_tasks
 from hyouka.engine.executor import Executor
+from hyouka.engine.recorder import ResumeMismatchError
 from hyouka.engine.runner import RunResult, check_limit, check_mode, evaluate_task, require_task_run
 from hyouka.judge.runs import JudgeRunResult
 from hyouka.judge.tasks import JudgeTaskError, mt_bench_data_dir, resume_judge_run, run_judge_task, split_judge_tasks
@@ -131,6 +132,10 @@ def run(
     defaults). ``max_cost`` (USD) refuses to start when the estimate is above it and
     stops cleanly, resumable, before spending crosses it (``BudgetExceededError``).
 
+    ``resume`` (a run id) continues that run: without ``model`` or ``tasks``, with the settings
+    stored in it; with them and the other settings, only if they are the run's own (else
+    :class:`~hyouka.engine.recorder.ResumeMismatchError` names what differs).
+
     Tasks graded by a judge (``ja_mt_bench``) need ``judge``: a spec such as
     ``"openai:gpt-4o"`` or ``"recorded:gpt-4_single.jsonl"`` (``judge_options`` go to its
     backend); the MT-Bench folder is ``data_files["ja_mt_bench"]``, ``data_dir`` or
@@ -139,7 +144,7 @@ def run(
     prompt's length, the judge's context and this option).
     """
     started = time.perf_counter()
-    if resume:
+    if resume and not (model and tasks):
         return resume_run(resume, store=store, cache=cache, progress=progress, max_cost=max_cost, prices=prices)
     check_mode(mode)  # before a model is loaded
     check_limit(limit)
@@ -161,6 +166,9 @@ def run(
     price = table.lookup(spec_name, backend.identity())
     metered = MeteredModel(backend, price.price if price else None, budget)
     built = _build_tasks(planned, root, files, prompt_family, num_fewshot, seed, result.skipped)
+    if resume:  # this command's settings must be the run's own: evaluate_task names any that differ
+        built = [_task_to_resume(the_store.get_run(resume), built, judge_tasks)]
+        judge_tasks = []
     if max_cost is not None:
         check_ceiling(
             estimate_tasks(backend, spec_name, [t for t, _ in built], store=the_store,
@@ -196,10 +204,26 @@ def run(
                 use_chat=chat,
                 model_options=_recordable(model_options),
                 suite=suite,
+                resume=resume,
                 progress=progress(task_name) if progress else None,
             )
         )
     return _after_model_work(result, started)
+
+
+def _task_to_resume(
+    stored: dict[str, Any], built: list[tuple[Task, str | None]], judge_tasks: list[str]
+) -> tuple[Task, str | None]:
+    """The one task of ``built`` that the stored run ran (``run(model, tasks, resume=id)``)."""
+    require_task_run(stored, "resumed with hyouka.run (`hyouka run --resume`)")
+    for task, _ in built:
+        if task.name == stored["task"]:
+            return task, stored.get("suite")
+    asked = [t.name for t, _ in built] + judge_tasks
+    raise ResumeMismatchError(
+        f"run {stored['id']} is a run of task {stored['task']!r}; this command runs {', '.join(asked) or 'no task'}. "
+        "Resume it with --tasks set to its task, or give only --resume to continue it as it was made"
+    )
 
 
 def _after_model_work(result: EvalResult, started: float) -> EvalResult:

@@ -125,9 +125,9 @@ def run(
     except BudgetExceededError as exc:
         err.print(f"[yellow]budget:[/] {escape(str(exc))}")
         raise typer.Exit(code=3) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (hyouka.engine.signals.Interrupted)
         err.print("[yellow]interrupted:[/] finished samples are stored; run the same command to resume")
-        raise typer.Exit(code=130) from None
+        raise typer.Exit(code=128 + getattr(exc, "signum", 2)) from None
     except (ValueError, LookupError, RuntimeError, ImportError, OSError) as exc:
         fail(str(exc))
         return
@@ -158,19 +158,21 @@ def _print_result(result: Any) -> None:
 @app.command()
 def runs(store: StoreOpt = None, format: Format = "table") -> None:
     """List the runs in the store."""
+    from hyouka.store.ownership import display_status
     from hyouka.store.store import Store
 
     rows = Store(store).list_runs()
     if format == "json":
         for row in rows:
             row = {k: v for k, v in row.items() if k not in ("config", "model_identity", "versions")}
+            row["owner_gone"] = display_status(row) == "running (owner gone)"
             print(json.dumps(row, ensure_ascii=False, default=str))
         return
     table = Table()
     for column in ("run", "created", "status", "model", "task", "mode", "samples", "seconds"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["id"], str(row["created_at"])[:19], row["status"], escape(row["model"]), row["task"],
+        table.add_row(row["id"], str(row["created_at"])[:19], display_status(row), escape(row["model"]), row["task"],
                       row["mode"], str(row["n_samples"]), fmt(row["duration_s"], 1))
     console.print(table)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hyouka.engine.cache import ResponseCache, decode_response
 from hyouka.models.base import Model, Request, Response, dispatch, identity_digest, request_key, request_keys
@@ -39,8 +39,9 @@ class Executor:
     def execute(self, requests: Sequence[Request]) -> Iterator[tuple[int, Response]]:
         """Yield ``(index, Response)`` for every request, cached answers first.
 
-        Identical requests are sent once and their answer fanned out. Answers
-        stream back as the backend produces them, in any order.
+        Identical requests are sent once and their answer fanned out; the copies are marked
+        ``cached`` (served without a call of their own), so accounting pays for the call once.
+        Answers stream back as the backend produces them, in any order.
         """
         self.stats.requested += len(requests)
         keys = request_keys(self._identity, requests)
@@ -79,8 +80,11 @@ class Executor:
                 else:
                     self.stats.failures += 1
                 yield first[key], response
-                for index in repeats.get(key, ()):
-                    yield index, response
+                again = repeats.get(key, ())
+                if again:
+                    shared = replace(response, cached=True) if response.ok else response
+                    for index in again:
+                        yield index, shared
 
     def flush(self) -> None:
         if self.cache is not None:

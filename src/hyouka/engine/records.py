@@ -20,13 +20,17 @@ def request_summary(request: Request) -> dict[str, Any]:
     if isinstance(request, LoglikelihoodRequest):
         return {"kind": request.kind, "continuation": request.continuation}
     if isinstance(request, GenerateRequest):
-        return {"kind": request.kind, "params": _params(request)}
-    assert isinstance(request, ChatRequest)
-    return {
-        "kind": request.kind,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-        "params": _params(request),
-    }
+        out: dict[str, Any] = {"kind": request.kind, "params": _params(request)}
+    else:
+        assert isinstance(request, ChatRequest)
+        out = {
+            "kind": request.kind,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "params": _params(request),
+        }
+    if request.repeat is not None:
+        out["repeat"] = request.repeat
+    return out
 
 
 def _params(request: GenerateRequest | ChatRequest) -> dict[str, Any]:
@@ -112,7 +116,8 @@ def package_versions() -> dict[str, str]:
 def _installed_versions() -> dict[str, str]:
     # reading package metadata costs milliseconds, and installed versions do not change under a process
     versions = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in ("hyouka", "torch", "transformers", "tokenizers", "openai", "fugashi", "unidic-lite", "numpy"):
+    for name in ("hyouka", "torch", "transformers", "tokenizers", "openai", "fugashi", "unidic-lite", "numpy",
+                 "pandas"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -7,25 +7,22 @@ continues it without calling the model for them again.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hyouka.engine.accounting import price_for, run_accounting, sample_cost
-from hyouka.engine.budget import BudgetExceededError
+from hyouka.engine.accounting import run_accounting, sample_cost
 from hyouka.engine.executor import Executor
-from hyouka.engine.records import compute_aggregates, config_hash, package_versions, sample_record
+from hyouka.engine.recorder import RunRecorder
+from hyouka.engine.records import compute_aggregates, sample_record
 from hyouka.models.base import ChatRequest, GenerateRequest, Message, Model, Request, Response
-from hyouka.pricing.table import PriceTable, default_prices
+from hyouka.pricing.table import Price, PriceTable, default_prices
 from hyouka.store.store import Store
 from hyouka.tasks.spec import Mode
 from hyouka.tasks.task import Task
 
 ProgressCallback = Callable[[int, int], None]
-_FLUSH_EVERY_S = 1.0
-_FLUSH_EVERY_N = 200
 _KEPT_FOR_SUMMARY = ("sample_index", "status", "prediction", "reference", "responses")
 
 
@@ -104,7 +101,7 @@ def require_task_run(run: dict[str, Any], action: str) -> None:
 def adapt_request(request: Request, model: Model, use_chat: bool) -> Request:
     """Send a text prompt as a single chat message to chat-only models (or when asked)."""
     if isinstance(request, GenerateRequest) and (use_chat or not model.capabilities.generate):
-        return ChatRequest((Message("user", request.prompt),), request.params)
+        return ChatRequest((Message("user", request.prompt),), request.params, repeat=request.repeat)
     return request
 
 
@@ -166,7 +163,13 @@ def evaluate_task(
     progress: ProgressCallback | None = None,
     prices: PriceTable | None = None,
 ) -> RunResult:
-    """Evaluate ``model`` on ``task`` and store every sample and aggregate."""
+    """Evaluate ``model`` on ``task`` and store every sample and aggregate.
+
+    The run is owned while it executes (see :class:`hyouka.engine.recorder.RunRecorder`): the same
+    configuration in another live process raises :class:`~hyouka.engine.recorder.RunBusyError`, and an
+    explicit ``resume`` with settings other than the run's raises
+    :class:`~hyouka.engine.recorder.ResumeMismatchError` naming them.
+    """
     check_limit(limit)
     chosen = choose_mode(task, model, mode)
     docs = task.docs()[:limit] if limit is not None else task.docs()
@@ -182,31 +185,54 @@ def evaluate_task(
         data_file=task._data_file,
         model_options=model_options or {},
     )
-    digest = config_hash(_hashed_part(config))
-    # accounting: each sample's cost at the price table's rates (hyouka.engine.accounting)
-    price = price_for(prices if prices is not None else default_prices(), model_spec, config["model_identity"])
+    recorder = RunRecorder(
+        store, kind="benchmark", model=model_spec, task=task.name, mode=chosen, config=config, n_samples=len(docs),
+        executors=[executor], resume=resume, task_version=task.spec.version, task_hash=task.spec.content_hash(),
+        model_identity=config["model_identity"], prices=prices if prices is not None else default_prices(),
+        suite=suite, hashed_of=_hashed_part,
+    )
+    price = recorder.price  # accounting: each sample's cost at the price table's rates (hyouka.engine.accounting)
+    with recorder:
+        samples, statuses = _execute(task, model, docs, chosen, recorder, executor, max_tokens, use_chat,
+                                     price.price if price else None, progress)
+        aggregates = compute_aggregates(task, chosen, samples, n_total=len(docs), seed=task.seed)
+        accounting = run_accounting(samples, price, duration_s=recorder.duration_s)
+        stats = {"statuses": statuses, "model_calls": executor.stats.model_calls, "accounting": accounting}
+        recorder.finish(aggregates, stats, samples)
+    run_id = recorder.run_id
+    return RunResult(
+        run_id=run_id,
+        model=model_spec,
+        task=task.name,
+        mode=chosen,
+        aggregates={a["metric"]: a for a in aggregates},
+        n_samples=len(docs),
+        status="completed",
+        resumed=recorder.resumed,
+        model_calls=executor.stats.model_calls,
+        cache_hits=executor.stats.cache_hits,
+        suite=suite,
+        extra={"statuses": statuses, "accounting": accounting},
+    )
 
-    existing = store.get_run(resume) if resume else store.find_run(digest, unfinished=True)
-    if existing is not None:
-        run_id = existing["id"]
-        store.update_run(run_id, status="running", error=None)
-    else:
-        run_id = store.create_run(
-            model=model_spec,
-            task=task.name,
-            task_version=task.spec.version,
-            task_hash=task.spec.content_hash(),
-            mode=chosen,
-            suite=suite,
-            config=config,
-            config_hash=digest,
-            model_identity=config["model_identity"],
-            versions=package_versions(),
-            n_samples=len(docs),
-        )
 
-    started = time.perf_counter()
-    done = store.finished_indices(run_id)
+def _execute(
+    task: Task,
+    model: Model,
+    docs: list[dict[str, Any]],
+    mode: Mode,
+    recorder: RunRecorder,
+    executor: Executor,
+    max_tokens: int | None,
+    use_chat: bool,
+    price: Price | None,
+    progress: ProgressCallback | None,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Build the requests of the samples not yet finished, execute them, record each sample as it completes.
+
+    Returns what aggregates and accounting read of every sample of the run, and the count of each status.
+    """
+    done = recorder.done
     todo = [i for i in range(len(docs)) if i not in done]
     params = task.generation_params(max_tokens, seed=task.seed)
 
@@ -217,7 +243,7 @@ def evaluate_task(
     for index in todo:
         doc = docs[index]
         prompts[index] = task.prompt(doc)
-        built = task.requests(doc, chosen, params, prompt=prompts[index])
+        built = task.requests(doc, mode, params, prompt=prompts[index])
         per_sample[index] = sample_requests = [adapt_request(r, model, use_chat) for r in built]
         for slot, request in enumerate(sample_requests):
             plan.append((index, slot))
@@ -225,69 +251,30 @@ def evaluate_task(
 
     answers: dict[int, list[Response | None]] = {i: [None] * len(r) for i, r in per_sample.items()}
     pending = {i: len(r) for i, r in per_sample.items()}
-    buffer: list[dict[str, Any]] = []
     written: list[dict[str, Any]] = []
-    last_flush = time.monotonic()
     completed = len(done)
     if progress:
         progress(completed, len(docs))
-
-    def flush() -> None:
-        nonlocal last_flush
-        executor.flush()  # cache first: a recorded sample's answers are always cached
-        store.write_samples(run_id, buffer, replace=existing is not None)
-        buffer.clear()
-        last_flush = time.monotonic()
-
-    try:
-        for position, response in executor.execute(requests):
-            index, slot = plan[position]
-            answers[index][slot] = response
-            pending[index] -= 1
-            if pending[index]:
-                continue
-            responses = [r for r in answers.pop(index) if r is not None]
-            scored = task.score(docs[index], chosen, responses)
-            record = sample_record(index, docs[index], prompts[index], per_sample[index], responses, scored)
-            record["cost_usd"] = sample_cost(price.price if price else None, responses)
-            buffer.append(record)
-            # what aggregates and accounting read; the rest of the record is freed once written
-            written.append({key: record[key] for key in _KEPT_FOR_SUMMARY})
-            completed += 1
-            if progress:
-                progress(completed, len(docs))
-            if len(buffer) >= _FLUSH_EVERY_N or time.monotonic() - last_flush > _FLUSH_EVERY_S:
-                flush()
-        flush()
-    except BaseException as exc:
-        flush()
-        status = "interrupted" if isinstance(exc, (KeyboardInterrupt, BudgetExceededError)) else "failed"
-        store.update_run(run_id, status=status, error=f"{type(exc).__name__}: {exc}")
-        raise
-
+    for position, response in executor.execute(requests):
+        index, slot = plan[position]
+        answers[index][slot] = response
+        pending[index] -= 1
+        if pending[index]:
+            continue
+        responses = [r for r in answers.pop(index) if r is not None]
+        scored = task.score(docs[index], mode, responses)
+        record = sample_record(index, docs[index], prompts[index], per_sample[index], responses, scored)
+        record["cost_usd"] = sample_cost(price, responses)
+        recorder.add(record)
+        # what aggregates and accounting read; the rest of the record is freed once written
+        written.append({key: record[key] for key in _KEPT_FOR_SUMMARY})
+        completed += 1
+        if progress:
+            progress(completed, len(docs))
+    recorder.flush()
     # a fresh run scores what it just wrote; a resumed one reads back the earlier samples too
-    samples = store.samples(run_id) if done else sorted(written, key=lambda r: r["sample_index"])
-    aggregates = compute_aggregates(task, chosen, samples, n_total=len(docs), seed=task.seed)
-    store.set_aggregates(run_id, aggregates)
+    samples = recorder.store.samples(recorder.run_id) if done else sorted(written, key=lambda r: r["sample_index"])
     statuses: dict[str, int] = {}
     for s in samples:
         statuses[s["status"]] = statuses.get(s["status"], 0) + 1
-    previous = existing.get("duration_s") if existing else None
-    duration = (previous or 0.0) + time.perf_counter() - started
-    accounting = run_accounting(samples, price, duration_s=duration)
-    stats = {"statuses": statuses, "model_calls": executor.stats.model_calls, "accounting": accounting}
-    store.finish_run(run_id, duration_s=duration, stats=stats)
-    return RunResult(
-        run_id=run_id,
-        model=model_spec,
-        task=task.name,
-        mode=chosen,
-        aggregates={a["metric"]: a for a in aggregates},
-        n_samples=len(docs),
-        status="completed",
-        resumed=existing is not None,
-        model_calls=executor.stats.model_calls,
-        cache_hits=executor.stats.cache_hits,
-        suite=suite,
-        extra={"statuses": statuses, "accounting": accounting},
-    )
+    return samples, statuses

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from hyouka.jsonio import canonical_bytes
@@ -45,11 +45,16 @@ class LoglikelihoodRequest:
 
 @dataclass(frozen=True, slots=True)
 class GenerateRequest:
-    """Complete a raw text prompt."""
+    """Complete a raw text prompt.
+
+    ``repeat`` tells apart the samples of one prompt drawn several times (see :func:`repeated`);
+    it is part of the cache key only when set.
+    """
 
     prompt: str
     params: GenerationParams = field(default_factory=GenerationParams)
     kind: Literal["generate"] = "generate"
+    repeat: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,16 +68,40 @@ class ChatRequest:
     """Answer the last user message of a conversation.
 
     ``tags`` label what a request is about (``question_id``, ``model``, ``turn``…) for
-    backends that replay recorded answers; they are part of the cache key only when set.
+    backends that replay recorded answers; they are part of the cache key only when set, as
+    is ``repeat`` (see :func:`repeated`).
     """
 
     messages: tuple[Message, ...]
     params: GenerationParams = field(default_factory=GenerationParams)
     tags: tuple[tuple[str, str], ...] = ()
     kind: Literal["chat"] = "chat"
+    repeat: int | None = None
 
 
 Request = LoglikelihoodRequest | GenerateRequest | ChatRequest
+SampledRequest = GenerateRequest | ChatRequest
+
+
+def repeated(request: SampledRequest, n: int) -> list[SampledRequest]:
+    """``n`` requests for ``n`` samples of one prompt (pass@k, self-consistency, epochs).
+
+    Sampled at a temperature above 0, each is its own request (and cache entry): repeat ``i``
+    carries the index ``i`` and, when the request has a seed, the seed ``seed + i``. Repeat 0 is
+    the request itself, so a single-sample run and an ``n``-sample run share their first answers.
+    Greedy requests give one answer however often they are sent: ``n`` copies of the request,
+    which the executor sends once and shares.
+    """
+    if n < 1:
+        raise ValueError(f"a prompt is sampled at least once, not {n} times")
+    if request.params.temperature <= 0:
+        return [request] * n
+    out: list[SampledRequest] = [request]
+    for i in range(1, n):
+        seed = request.params.seed
+        params = request.params if seed is None else replace(request.params, seed=seed + i)
+        out.append(replace(request, params=params, repeat=i))
+    return out
 
 
 @dataclass(slots=True)
@@ -220,12 +249,17 @@ def request_payload(request: Request) -> dict[str, Any]:
     if isinstance(request, LoglikelihoodRequest):
         return {"kind": request.kind, "context": request.context, "continuation": request.continuation}
     if isinstance(request, GenerateRequest):
-        return {"kind": request.kind, "prompt": request.prompt, "params": _params_payload(request.params)}
+        payload = {"kind": request.kind, "prompt": request.prompt, "params": _params_payload(request.params)}
+        if request.repeat is not None:
+            payload["repeat"] = request.repeat
+        return payload
     if isinstance(request, ChatRequest):
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         payload = {"kind": request.kind, "messages": messages, "params": _params_payload(request.params)}
         if request.tags:
             payload["tags"] = [list(tag) for tag in request.tags]
+        if request.repeat is not None:
+            payload["repeat"] = request.repeat
         return payload
     return asdict(request)
 

@@ -26,7 +26,6 @@ The context/continuation boundary rule is documented in ``hf_tokens``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +41,7 @@ from hyouka.models.base import (
     Response,
     UnsupportedRequestError,
 )
+from hyouka.models.fingerprint import folder_fingerprint
 from hyouka.models.hf_batching import Unit, cpu_budget, plan_batches
 from hyouka.models.hf_deps import require_hf
 from hyouka.models.hf_forward import CacheReuseUnsupported, Forward
@@ -164,16 +164,17 @@ class HFModel:
         return dict(self._identity)
 
     def _resolved_revision(self) -> str | None:
-        """The hub commit the weights came from, else a digest of a local directory's file names and sizes."""
+        """The hub commit the weights came from, else the content fingerprint of a local folder.
+
+        The fingerprint hashes every file below the folder (see :mod:`hyouka.models.fingerprint`),
+        so a retrained checkpoint with the same file names and sizes gets its own cache entries.
+        """
         commit = getattr(self.config, "_commit_hash", None)
         if commit:
             return str(commit)
         path = Path(self.name)
         if path.is_dir():
-            digest = hashlib.sha256()
-            for f in sorted(p for p in path.iterdir() if p.is_file()):
-                digest.update(f"{f.name}:{f.stat().st_size}\n".encode())
-            return "local-" + digest.hexdigest()[:16]
+            return "local-" + folder_fingerprint(path)
         return self._revision
 
     # -- log-likelihood ---------------------------------------------------------------------

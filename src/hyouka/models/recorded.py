@@ -51,7 +51,7 @@ def tag_request(backend: Any, request: ChatRequest, tags: Mapping[str, Any]) -> 
     if not getattr(backend, "matches_by_tags", False):
         return request
     items = tuple(sorted((k, str(v)) for k, v in tags.items() if v is not None))
-    return ChatRequest(request.messages, request.params, tags=items)
+    return ChatRequest(request.messages, request.params, tags=items, repeat=request.repeat)
 
 
 def request_tags(request: Request) -> dict[str, str]:

@@ -41,6 +41,13 @@ class RunRow(Base):
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # who executes the run now (hyouka.store.ownership.new_owner_id) and when it last said so;
+    # both empty while nobody does
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # the configuration hash while the run has work left (unfinished, or finished with failed
+    # samples), else empty: its unique index lets a store hold one open run per configuration
+    open_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class SampleRow(Base):
@@ -92,3 +99,5 @@ class AggregateRow(Base):
 
 
 Index("ix_runs_model_task", RunRow.model, RunRow.task)
+# NULLs never collide (SQLite and PostgreSQL alike): only open runs are held to one per configuration
+Index("ux_runs_open_key", RunRow.open_key, unique=True)

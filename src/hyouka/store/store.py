@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, create_engine, delete, event, insert, select
+from sqlalchemy import JSON, create_engine, delete, event, insert, inspect, or_, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hyouka import jsonio
@@ -16,8 +19,15 @@ from hyouka.store.schema import AggregateRow, Base, RunRow, SampleRow, utcnow
 FINISHED_STATUSES = ("ok", "format_error", "parse_error")
 
 
+LOCK_TIMEOUT_S = 30.0  # how long SQLite waits for another process's lock (as the response cache does)
+
+
 class RunNotFoundError(LookupError):
     """No run, or more than one, matches the id given."""
+
+
+class RunOwnershipError(RuntimeError):
+    """This process no longer owns the run it writes to (another process took it over)."""
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
@@ -54,6 +64,18 @@ def _sample_row(run_id: str, record: dict[str, Any]) -> tuple[Any, ...]:
     return (run_id, *values)
 
 
+def _is_creation_race(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return isinstance(exc, IntegrityError) or any(
+        word in text for word in ("already exists", "duplicate column", "database is locked")
+    )
+
+
+def stale_cutoff(seconds: float) -> datetime:
+    """The moment before which a heartbeat is stale."""
+    return utcnow() - timedelta(seconds=seconds)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # sample rows run to kilobytes (prompts, responses): 16 KiB pages hold several each, where the
@@ -74,15 +96,49 @@ class Store:
 
             url = store_url()
         self.url = url
+        sqlite = url.startswith("sqlite")
         self.engine: Engine = create_engine(
-            url, json_serializer=jsonio.dumps, json_deserializer=jsonio.loads  # NaN becomes null, as PostgreSQL needs
+            url,
+            json_serializer=jsonio.dumps,
+            json_deserializer=jsonio.loads,  # NaN becomes null, as PostgreSQL needs
+            connect_args={"timeout": LOCK_TIMEOUT_S} if sqlite else {},
         )
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        self.create_tables()  # and add the columns that a store written by an earlier version lacks
         # SQLite takes sample rows straight from the driver (see write_samples)
         self._driver_inserts = self.engine.dialect.name == "sqlite"
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def create_tables(self, tables: Sequence[Any] | None = None, attempts: int = 10) -> None:
+        """Create missing tables (``tables``, default all), safe while other processes do the same.
+
+        Several processes may open a fresh store at once: each checks and creates, so one may
+        find a table or column that another made meanwhile; it then looks again.
+        """
+        for attempt in range(attempts):
+            try:
+                Base.metadata.create_all(self.engine, tables=tables)
+                if tables is None:
+                    self._add_missing_columns()
+                return
+            except DBAPIError as exc:  # "table runs already exists", "duplicate column", a unique race
+                if attempt == attempts - 1 or not _is_creation_race(exc):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _add_missing_columns(self) -> None:
+        existing = {c["name"] for c in inspect(self.engine).get_columns(RunRow.__tablename__)}
+        missing = [c for c in RunRow.__table__.columns if c.name not in existing]
+        if not missing:
+            return
+        preparer = self.engine.dialect.identifier_preparer
+        with self.engine.begin() as conn:
+            for column in missing:  # added columns are all nullable, so old rows read as "nobody"
+                kind = column.type.compile(dialect=self.engine.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE runs ADD COLUMN {preparer.quote(column.name)} {kind}")
+        for index in RunRow.__table__.indexes:
+            index.create(self.engine, checkfirst=True)
 
     def session(self) -> Session:
         return self._session()
@@ -105,6 +161,41 @@ class Store:
     def finish_run(self, run_id: str, status: str = "completed", **fields: Any) -> None:
         self.update_run(run_id, status=status, finished_at=utcnow(), **fields)
 
+    # -- owners -------------------------------------------------------------
+    def claim_run(
+        self, run_id: str, owner: str, *, seen_owner: str | None, stale_before: datetime | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Make ``owner`` the run's owner if it is still owned by ``seen_owner`` (one conditional update).
+
+        ``stale_before`` also requires the heartbeat to be older than that (a takeover of an owner
+        whose heartbeat stopped: it fails if the owner beat meanwhile). False when another process
+        changed the owner first. ``fields`` (status, error…) are written in the same update.
+        """
+        query = update(RunRow).where(RunRow.id == run_id)
+        query = query.where(RunRow.owner.is_(None) if seen_owner is None else RunRow.owner == seen_owner)
+        if stale_before is not None:
+            query = query.where(or_(RunRow.heartbeat_at.is_(None), RunRow.heartbeat_at < stale_before))
+        with self.session() as s, s.begin():
+            result = s.execute(query.values(owner=owner, heartbeat_at=utcnow(), **fields))
+            return bool(result.rowcount)
+
+    def beat(self, run_id: str, owner: str) -> bool:
+        """Refresh the owner's heartbeat; False when ``owner`` no longer owns the run."""
+        with self.session() as s, s.begin():
+            return self._beat(s, run_id, owner)
+
+    @staticmethod
+    def _beat(s: Session, run_id: str, owner: str) -> bool:
+        query = update(RunRow).where(RunRow.id == run_id, RunRow.owner == owner).values(heartbeat_at=utcnow())
+        return bool(s.execute(query).rowcount)
+
+    def release_run(self, run_id: str, owner: str, **fields: Any) -> bool:
+        """Write ``fields`` (the final status…) and clear the owner, if ``owner`` still owns the run."""
+        query = update(RunRow).where(RunRow.id == run_id, RunRow.owner == owner)
+        with self.session() as s, s.begin():
+            return bool(s.execute(query.values(owner=None, heartbeat_at=None, **fields)).rowcount)
+
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A run by id or unique id prefix."""
         with self.session() as s:
@@ -119,8 +210,16 @@ class Store:
         raise RunNotFoundError(f"run id prefix {run_id!r} matches {len(rows)} runs; give more characters")
 
     def find_run(self, config_hash: str, *, unfinished: bool) -> dict[str, Any] | None:
-        """The latest run with this configuration, completed or not."""
+        """The latest run with this configuration, completed or not.
+
+        ``unfinished``: the run with work left, i.e. the open one (see ``RunRow.open_key``), else one
+        written by an earlier version that never completed.
+        """
         with self.session() as s:
+            if unfinished:
+                row = s.scalars(select(RunRow).where(RunRow.open_key == config_hash)).first()
+                if row is not None:
+                    return _as_dict(row)
             query = select(RunRow).where(RunRow.config_hash == config_hash)
             query = query.where(RunRow.status != "completed") if unfinished else query.where(
                 RunRow.status == "completed"
@@ -142,15 +241,22 @@ class Store:
             s.execute(delete(RunRow).where(RunRow.id == run_id))
 
     # -- samples ------------------------------------------------------------
-    def write_samples(self, run_id: str, records: Sequence[dict[str, Any]], *, replace: bool = True) -> None:
+    def write_samples(
+        self, run_id: str, records: Sequence[dict[str, Any]], *, replace: bool = True, owner: str | None = None
+    ) -> None:
         """Insert or replace sample records (keyed by ``sample_index``) in one transaction.
 
         ``replace=False`` is for a run known to hold none of these samples yet (a fresh run):
-        it skips looking for rows to replace.
+        it skips looking for rows to replace. With ``owner``, the same transaction refreshes the
+        owner's heartbeat, and writes nothing (:class:`RunOwnershipError`) if another owns the run.
         """
-        if not records:
+        if not records and owner is None:
             return
         with self.session() as s, s.begin():
+            if owner is not None and not self._beat(s, run_id, owner):
+                raise RunOwnershipError(f"run {run_id} was taken over by another process; this one stops writing")
+            if not records:
+                return
             if replace:
                 indices = [r["sample_index"] for r in records]
                 s.execute(delete(SampleRow).where(SampleRow.run_id == run_id, SampleRow.sample_index.in_(indices)))

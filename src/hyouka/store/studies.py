@@ -110,7 +110,7 @@ class StudyStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        Base.metadata.create_all(store.engine, tables=_TABLES)
+        store.create_tables(_TABLES)
 
     # -- studies --------------------------------------------------------------
     def create_study(self, name: str, *, kind: str, source: str, runs: Sequence[str] = (),

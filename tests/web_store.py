@@ -39,9 +39,9 @@ def jnli_golds(jglue_dir: Path, limit: int = LIMIT) -> list[str]:
     return [json.loads(line)["label"] for line in lines[:limit]]
 
 
-def build_store(tmp: Path, jglue_dir: Path) -> dict[str, Any]:
+def build_store(tmp: Path, jglue_dir: Path, url: str | None = None) -> dict[str, Any]:
     """Runs of three models on JNLI (one with a payload in its output, one cut at max_tokens) and a hostile task."""
-    store = Store(f"sqlite:///{tmp / 'web.sqlite'}")
+    store = Store(url or f"sqlite:///{tmp / 'web.sqlite'}")
     runs: dict[str, str] = {}
     models = {"entail": _model("entail-model", "含意"),
               "evil": _model("evil-model", f"矛盾 {PAYLOAD}"),

@@ -234,3 +234,13 @@ def test_paired_difference_is_offered_not_forced_on_large_runs(filled: dict[str,
     assert 'id="paired-link"' in client.get("/compare", params={"runs": two}).text
     asked = client.get("/api/compare", params={"runs": two, "paired": "true"}).json()
     assert asked["paired"]["n_pairs"] == LIMIT
+
+
+def test_charts_are_served_as_png_by_the_app(client: TestClient) -> None:
+    pytest.importorskip("matplotlib")
+    listed = client.get("/api/charts").json()
+    keys = [c["key"] for c in listed["charts"]]
+    assert listed["error"] is None and {"metrics", "latency", "quality_latency"} <= set(keys)
+    image = client.get(f"/charts/{keys[0]}.png")
+    assert image.headers["content-type"] == "image/png" and image.content.startswith(b"\x89PNG")
+    assert client.get("/charts/nope.png").status_code == 404

@@ -174,3 +174,17 @@ def test_side_by_side_shows_three_models_answers_to_one_question(site: dict[str,
     assert page.locator("table.paired").is_visible()
     assert page.locator("tr.example").count() == site["golds"].count("neutral")
     watched.check(site["shots"] / "side_by_side.png")
+
+
+def test_charts_page_shows_the_report_charts_from_the_server(site: dict[str, Any], browser: Any) -> None:  # noqa: F811
+    pytest.importorskip("matplotlib")
+    watched = Watched(browser, site["base"])
+    page = watched.open("/charts")
+    images = page.locator("figure.chart img")
+    assert images.count() >= 3  # metric bars, latency, quality vs latency (no prices: no cost chart)
+    for i in range(images.count()):
+        image = images.nth(i)
+        image.scroll_into_view_if_needed()
+        loaded, width = image.evaluate("img => [img.complete, img.naturalWidth]")
+        assert loaded and width > 200 and image.get_attribute("src").startswith("/charts/")
+    watched.check(site["shots"] / "charts.png")

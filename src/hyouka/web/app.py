@@ -75,6 +75,40 @@ def create_app(store: Store | str | None = None, *, token: str | None = None, pr
     def home() -> RedirectResponse:
         return RedirectResponse("/leaderboard", status_code=303)
 
+    chart_cache: dict[str, Any] = {}
+
+    def charts() -> dict[str, Any]:
+        """The report's charts as PNG, drawn again only when the store's runs or aggregates change."""
+        signature = results_signature(db)
+        if chart_cache.get("signature") != signature:
+            from hyouka.report.build import build_report
+            from hyouka.report.charts import MissingExtraError
+
+            try:
+                drawn = build_report(db, prices=prices, charts=True).charts
+                chart_cache.update(signature=signature, error=None, charts=[
+                    {"key": c.key, "title": c.title, "caption": c.caption, "png": c.to_bytes("png")} for c in drawn])
+            except MissingExtraError as exc:
+                chart_cache.update(signature=signature, error=str(exc), charts=[])
+        return chart_cache
+
+    @app.get("/api/charts")
+    def api_charts() -> dict[str, Any]:
+        drawn = charts()
+        return {"error": drawn["error"], "charts": [{"key": c["key"], "title": c["title"], "caption": c["caption"],
+                                                     "url": f"/charts/{c['key']}.png"} for c in drawn["charts"]]}
+
+    @app.get("/charts", response_class=HTMLResponse)
+    def charts_page(request: Request) -> Response:
+        return page(request, "charts.html", **api_charts(), nav="charts")
+
+    @app.get("/charts/{key}.png")
+    def chart_png(key: str) -> Response:
+        found = next((c for c in charts()["charts"] if c["key"] == key), None)
+        if found is None:
+            raise HTTPException(404, f"no chart {key!r}")
+        return Response(found["png"], media_type="image/png")
+
     @app.get("/api/leaderboard")
     def api_leaderboard() -> dict[str, Any]:
         return {"tables": boards()}

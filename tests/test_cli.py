@@ -31,7 +31,7 @@ def filled_store(tmp_path: Path, jglue_dir: Path) -> str:
 def test_runs_json_lists_every_run(filled_store: str) -> None:
     result = runner.invoke(app, ["runs", "--store", filled_store, "--format", "json"])
     assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    rows = json.loads(result.stdout)  # one JSON document
     assert len(rows) == 4
     assert {r["task"] for r in rows} == {"jnli", "jcommonsenseqa"}
     assert all(r["status"] == "completed" for r in rows)
@@ -39,17 +39,19 @@ def test_runs_json_lists_every_run(filled_store: str) -> None:
 
 def test_show_json_has_prompt_output_answer_gold_metrics(filled_store: str) -> None:
     run_id = Store(filled_store).list_runs()[0]["id"]
-    result = runner.invoke(app, ["show", run_id[:6], "--store", filled_store, "--format", "json"])
+    result = runner.invoke(app, ["show", run_id[:6], "--store", filled_store, "--format", "jsonl"])
     assert result.exit_code == 0, result.output
     samples = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(samples) == 12
+    document = json.loads(runner.invoke(app, ["show", run_id, "--store", filled_store, "--format", "json"]).stdout)
+    assert document["run"]["id"] == run_id and document["samples"] == samples
     first = samples[0]
     assert first["prompt"].endswith("答え：") and first["output"] == "中立"
     assert first["extracted"] == "中立" and first["prediction"] == 2 and first["gold"] == 2
     assert first["metrics"]["acc"] == 1.0
 
     loglik_id = next(r for r in Store(filled_store).list_runs() if r["task"] == "jcommonsenseqa")["id"]
-    result = runner.invoke(app, ["show", loglik_id, "--store", filled_store, "--format", "json"])
+    result = runner.invoke(app, ["show", loglik_id, "--store", filled_store, "--format", "jsonl"])
     sample = json.loads(result.stdout.splitlines()[0])
     assert len(sample["choices"]) == 5 and len(sample["logprobs"]) == 5
 

@@ -110,7 +110,53 @@ def test_compare_command(store: Store, two_runs: tuple[str, str, np.ndarray, np.
     runner = CliRunner()
     table = runner.invoke(app, ["compare", a, b, "--store", store.url, "--show", "3", "--resamples", "200"])
     assert table.exit_code == 0, table.output
-    assert "acc" in table.output and "examples changed; showing 3" in table.output
+    assert "acc" in table.output and "examples changed" in table.output and "showing 3" in table.output
     assert "<b>" in table.output  # model text printed literally (rich markup escaped)
     data = json.loads(runner.invoke(app, ["compare", a, b, "--store", store.url, "--format", "json"]).stdout)
     assert data["n_pairs"] == 59 and data["metrics"][0]["metric"] == "acc" and data["metrics"][0]["significant"]
+
+
+def test_compare_shows_each_changed_question_and_counts_that_agree(tmp_path: Any, jglue_dir: Any) -> None:
+    """Real runs: A always answers the first choice, B the second. Every answer changes; B is better where
+    the gold is the second choice, worse where it is the first, and the same (both wrong) elsewhere."""
+    import hyouka
+    from hyouka.tasks.registry import load_task
+    from hyouka.tasks.task import Task
+    from tests.fakes import ScriptedModel
+
+    def pick(index: int):
+        def answer(prompt: str) -> str:
+            line = next(x for x in reversed(prompt.splitlines()) if x.startswith("選択肢："))
+            return line.removeprefix("選択肢：").split("、")[index]
+        return answer
+
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    ids = []
+    for name, index in (("first", 0), ("second", 1)):
+        model = ScriptedModel(answer=pick(index))
+        model.name = name
+        ids.append(hyouka.run(model, "jcommonsenseqa", mode="generate", limit=20, data_dir=jglue_dir, store=url,
+                              cache=False)["jcommonsenseqa"].run_id)
+    docs = Task(load_task("jcommonsenseqa"), data_dir=jglue_dir).docs()[:20]
+    golds = [int(d["label"]) for d in docs]
+    better, worse = golds.count(1), golds.count(0)
+    same = 20 - better - worse
+
+    result = CliRunner().invoke(app, ["compare", *ids, "--store", url, "--show", "5", "--resamples", "50"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert f"20 examples changed (answer, score or status): {better} better, {worse} worse, {same} the same on acc" \
+           in out and "showing 5 (--show N for more)" in out
+    shown = [line for line in out.splitlines() if line.startswith("#")]
+    assert len(shown) == 5
+    for line in shown:  # each changed example with its own question, not the instruction or few-shot text
+        doc = next(d for d in docs if line.startswith(f"#{d['q_id']} "))
+        question_line = out.splitlines()[out.splitlines().index(line) + 1]
+        assert question_line.startswith("   Q: 質問：" + doc["question"])
+
+    full = json.loads(CliRunner().invoke(app, ["compare", *ids, "--store", url, "--show", "100", "--format", "json",
+                                               "--resamples", "50"]).stdout)
+    assert full["n_changed"] == len(full["changed"]) == 20
+    assert (full["n_changed_better"], full["n_changed_worse"], full["n_changed_same"]) == (better, worse, same)
+    acc = next(m for m in full["metrics"] if m["metric"] == "acc")  # the table's + / − / = columns
+    assert (acc["n_better"], acc["n_worse"], acc["n_same"]) == (better, worse, same)

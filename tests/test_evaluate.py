@@ -53,7 +53,7 @@ def test_data_files_and_column_mapping(tmp_path: Path, suffix: str) -> None:
 
 
 def test_a_missing_column_is_named(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="targets column 'gold' not in the data; columns: id, question"):
+    with pytest.raises(DataError, match="targets='gold' is not a column of the data; columns: id, question"):
         load_table(pd.DataFrame(ROWS), targets="gold")
     (tmp_path / "x.txt").write_text("東京")
     with pytest.raises(DataError, match="unsupported data file"):

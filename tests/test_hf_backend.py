@@ -298,3 +298,26 @@ def test_importing_the_backend_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_loading_and_running_show_no_second_progress_bar_and_no_deprecation(
+    tiny_model_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    from hyouka.models.hf import HFModel
+
+    model = HFModel(str(tiny_model_dir), device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.load()
+        pairs = [LoglikelihoodRequest("質問：日本の首都は", c) for c in ("東京", "京都")]
+        scored = collect(model.loglikelihood(pairs), 2)
+        generated = collect(model.generate([GenerateRequest("質問：", GenerationParams(max_tokens=4))]), 1)
+    assert all(r.ok for r in scored + generated)
+    assert "Loading weights" not in capfd.readouterr().err  # the run's own progress is the only bar
+    assert hf_logging.is_progress_bar_enabled()  # and transformers' setting is as it was
+    noisy = [w for w in caught if issubclass(w.category, (FutureWarning, DeprecationWarning))]
+    assert not noisy, [str(w.message) for w in noisy]  # e.g. `past_key_values` is deprecated (transformers 5.24)

@@ -195,20 +195,24 @@ def test_credentials_stay_out_of_identity_logs_and_errors(
     assert secret not in repr(model)
     assert "HTTP" in caplog.text and secret not in caplog.text
 
-    tricky = OpenAIModel(
-        "gpt-x", base_url="https://user:pw@example.com/v1/?api-key=abc#frag", api_key_env="MY_ENDPOINT_KEY"
-    )
+    tricky = OpenAIModel("gpt-x", base_url="https://example.com/v1/?api-key=abc", api_key_env="MY_ENDPOINT_KEY")
     identity = tricky.identity()
     assert identity == {"backend": "openai", "model": "gpt-x", "base_url": "https://example.com/v1", "api": "auto"}
-    assert all(s not in str(identity) for s in (secret, "pw", "abc"))
+    assert all(s not in str(identity) + repr(tricky) for s in (secret, "abc"))
+    with pytest.raises(ValueError, match="user:pass@") as refused:  # sent as Basic auth instead of the key
+        OpenAIModel("gpt-x", base_url="https://user:pw@example.com/v1", api_key_env="MY_ENDPOINT_KEY")
+    assert "pw" not in str(refused.value)
     assert public_url("http://127.0.0.1:8000/v1/") == "http://127.0.0.1:8000/v1"
 
 
 def test_hosted_openai_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    model = OpenAIModel("gpt-4o-mini")  # building it calls nothing, so a dry run needs no key
     with pytest.raises(OpenAIEndpointError, match="OPENAI_API_KEY"):
-        OpenAIModel("gpt-4o-mini")
+        model.check_ready()
+    with pytest.raises(OpenAIEndpointError, match="OPENAI_API_KEY"):
+        collect(model.generate([GenerateRequest("x")]), 1)
 
 
 def test_refused_credentials_stop_the_run() -> None:

@@ -64,3 +64,27 @@ def test_report_opens_with_every_chart_visible_and_script_as_text(filled: dict[s
     assert not errors
     assert all(url.startswith(("file:", "data:")) for url in fetched), fetched
     page.close()
+
+
+def test_japanese_renders_without_system_cjk_fonts(filled: dict[str, Any], browser: Any) -> None:  # noqa: F811
+    """The page carries its own Japanese font (the report extra's IPAexGothic, cut to the page's characters)."""
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("fontTools")
+    from hyouka.report.build import build_report
+    from hyouka.report.fonts import japanese_font_path
+    from hyouka.report.html import write_html
+
+    if japanese_font_path() is None:
+        pytest.skip("matplotlib-fontja (the report extra) is not installed")
+    path = write_html(build_report(filled["store"]), filled["tmp"] / "report.html")
+    page = browser.new_page()
+    page.goto(path.resolve().as_uri())
+    page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    page.evaluate("document.fonts.ready")
+    text = page.locator("pre.model-output").first.inner_text()
+    assert any(ord(c) >= 0x3000 for c in text)  # Japanese on the page
+    # the embedded face is used for it, and it holds those characters
+    assert page.evaluate("[...document.fonts].some(f => f.family.includes('hyouka-ja') && f.status === 'loaded')")
+    assert page.evaluate("document.fonts.check('16px hyouka-ja', '評価の理由')")
+    page.screenshot(path=str(filled["tmp"] / "report.png"), full_page=False)
+    page.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,16 +17,23 @@ from hyouka.engine.executor import Executor
 from hyouka.engine.recorder import ResumeMismatchError
 from hyouka.engine.runner import RunResult, check_limit, check_mode, evaluate_task, require_task_run
 from hyouka.judge.runs import JudgeRunResult
-from hyouka.judge.tasks import JudgeTaskError, mt_bench_data_dir, resume_judge_run, run_judge_task, split_judge_tasks
+from hyouka.judge.tasks import (
+    JUDGE_TASKS,
+    JudgeTaskError,
+    mt_bench_data_dir,
+    resume_judge_run,
+    run_judge_task,
+    split_judge_tasks,
+)
 from hyouka.metrics.suite import SuiteTerm, suite_average
 from hyouka.models.base import Model
-from hyouka.models.registry import load_model, recordable_options
+from hyouka.models.registry import check_ready, load_model, parse_spec, recordable_options
 from hyouka.pricing.table import PriceTable, load_prices
 from hyouka.store.store import Store
-from hyouka.tasks.loaders import DataError
+from hyouka.tasks.loaders import DataError, DataPathError
 from hyouka.tasks.prompts import get_family
-from hyouka.tasks.registry import builtin_suites, expand, load_task, task_source
-from hyouka.tasks.task import Task
+from hyouka.tasks.registry import builtin_suites, builtin_task_names, expand, load_task, task_source
+from hyouka.tasks.task import LabelError, Task, check_fewshot
 
 ProgressFactory = Callable[[str], Callable[[int, int], None]]
 
@@ -92,8 +99,29 @@ class EvalResult:
         }
 
 
-def _task_files(data_files: dict[str, str | Path] | None) -> dict[str, Path]:
-    return {k: Path(v).expanduser() for k, v in (data_files or {}).items()}
+def _task_files(
+    data_files: dict[str, str | Path] | None, planned: list[tuple[str, str | None]], extra: Sequence[str] = ()
+) -> dict[str, Path]:
+    """The data files of ``planned``'s tasks, keyed as ``planned`` names them.
+
+    A task file's task may be keyed by its path (as given) or by the ``task:`` name inside it. A key
+    naming no task at all (a typo, a task file's wrong name) is refused; one naming another built-in
+    task is left unused, so one mapping can serve runs of different tasks.
+    """
+    files = {k: Path(v).expanduser() for k, v in (data_files or {}).items()}
+    names = {name: load_task(name).task for name, _ in planned}
+    known = {*names, *names.values(), *extra, *JUDGE_TASKS, *builtin_task_names()}
+    unknown = [key for key in files if key not in known]
+    if unknown:
+        shown = [name if name == task else f"{name} (task {task})" for name, task in names.items()]
+        tasks = ", ".join([*shown, *extra])
+        raise DataError(f"--data-file {unknown[0]}=… names no task; this run's tasks: {tasks}")
+    out: dict[str, Path] = {}
+    for name, task in names.items():
+        path = files.get(name, files.get(task))
+        if path is not None:
+            out[name] = path
+    return out
 
 
 def run(
@@ -150,22 +178,28 @@ def run(
     check_limit(limit)
     tasks, judge_tasks = split_judge_tasks(tasks)
     if judge_tasks and judge is None:
-        raise JudgeTaskError(f"{', '.join(judge_tasks)} is graded by a judge: give one, e.g. judge='openai:gpt-4o'")
+        raise JudgeTaskError(f"{', '.join(judge_tasks)} is graded by a judge: give one, e.g. {{judge}}",
+                             judge="'openai:gpt-4o'")
     planned = expand(tasks)  # unknown names fail before a model is loaded
+    if isinstance(model, str):
+        parse_spec(model)  # and so does a misspelt backend, before any data is read
+    check_fewshot(num_fewshot)
+    files = _task_files(data_files, planned, judge_tasks)
     get_family(prompt_family)
+    skipped: dict[str, str] = {}
+    # data is read and its labels checked before a model is built: bad data fails fast, having loaded nothing
+    built = _build_tasks(planned, jglue_dir(data_dir), files, prompt_family, num_fewshot, seed, skipped)
     the_store = store if isinstance(store, Store) else Store(store)
     the_cache = _open_cache(cache)
     backend = load_model(model, **model_options) if isinstance(model, str) else model
+    check_ready(backend)
     spec_name = model if isinstance(model, str) else f"{type(model).__name__}:{backend.name}"
-    root = jglue_dir(data_dir)
-    files = _task_files(data_files)
 
-    result = EvalResult(model=spec_name, runs=[])
+    result = EvalResult(model=spec_name, runs=[], skipped=skipped)
     table = load_prices(prices)
     budget = Budget(ceiling=max_cost)  # one budget for the model's and the judge's calls
     price = table.lookup(spec_name, backend.identity())
     metered = MeteredModel(backend, price.price if price else None, budget)
-    built = _build_tasks(planned, root, files, prompt_family, num_fewshot, seed, result.skipped)
     if resume:  # this command's settings must be the run's own: evaluate_task names any that differ
         built = [_task_to_resume(the_store.get_run(resume), built, judge_tasks)]
         judge_tasks = []
@@ -178,6 +212,7 @@ def run(
         )
     for name in judge_tasks:
         judge_backend = load_model(judge, **(judge_options or {})) if isinstance(judge, str) else judge
+        check_ready(judge_backend)
         judge_spec = judge if isinstance(judge, str) else f"{type(judge).__name__}:{judge.name}"
         judge_price = table.lookup(judge_spec, judge_backend.identity())
         judged = run_judge_task(
@@ -263,8 +298,8 @@ def _build_tasks(
         try:
             task.docs()
         except DataError as exc:
-            if suite is None:
-                raise
+            if suite is None or isinstance(exc, (LabelError, DataPathError)):
+                raise  # only a suite's task whose data is absent is skipped; bad data is an error
             skipped[task_name] = str(exc)
             continue
         out.append((task, suite))
@@ -293,12 +328,15 @@ def estimate(
     check_mode(mode)
     check_limit(limit)
     planned = expand(tasks)
+    if isinstance(model, str):
+        parse_spec(model)
+    check_fewshot(num_fewshot)
+    files = _task_files(data_files, planned)
+    skipped: dict[str, str] = {}
+    built = _build_tasks(planned, jglue_dir(data_dir), files, prompt_family, num_fewshot, seed, skipped)
     the_store = store if isinstance(store, Store) else Store(store)
     backend = load_model(model, **model_options) if isinstance(model, str) else model
     spec_name = model if isinstance(model, str) else f"{type(model).__name__}:{backend.name}"
-    skipped: dict[str, str] = {}
-    built = _build_tasks(planned, jglue_dir(data_dir), _task_files(data_files), prompt_family, num_fewshot, seed,
-                         skipped)
     out = estimate_tasks(
         backend, spec_name, [t for t, _ in built], store=the_store, executor=Executor(backend, _open_cache(cache)),
         price=load_prices(prices).lookup(spec_name, backend.identity()), mode=mode, limit=limit,
@@ -329,6 +367,7 @@ def resume_run(
     config = stored["config"]
     table = load_prices(prices)
     inner = load_model(config["model"], **config["model_options"])
+    check_ready(inner)
     price = table.lookup(config["model"], inner.identity())
     backend = MeteredModel(inner, price.price if price else None, Budget(ceiling=max_cost))
     source = config.get("task_source") or config["task"]  # runs stored before task_source: a built-in name

@@ -1,44 +1,128 @@
-"""What every command shares: the Typer app, consoles, common options and output helpers."""
+"""What every command shares: the Typer app, consoles, common options and output helpers.
+
+Importing this (every command does) stays cheap: Rich's console is built on first use, and the
+read-only commands print with :mod:`hyouka.cli.text_table`, so ``hyouka runs`` on a large store
+answers in a fraction of a second.
+"""
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(help="hyouka (評価): evaluate large language models, Japanese first.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
-Format = Annotated[str, typer.Option("--format", help="table or json (leaderboard: also markdown, csv, html)")]
-StoreOpt = Annotated[str | None, typer.Option("--store", help="SQLAlchemy URL of the results store")]
-JudgeOpt = Annotated[str | None, typer.Option("--judge", help="judge: openai:gpt-4o, recorded:<judgments.jsonl>…")]
-JudgeBaseUrlOpt = Annotated[str | None, typer.Option("--judge-base-url", help="the judge's OpenAI-compatible endpoint")]
+
+class _LazyConsole:
+    """A Rich console made on first use (importing Rich costs more than most commands' work)."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def get(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            # soft wrap: a long line (an id, a path) stays one line in a pipe instead of being cut at 80
+            self._console = Console(stderr=self._stderr, soft_wrap=not self._stderr)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+console: Any = _LazyConsole(stderr=False)
+err: Any = _LazyConsole(stderr=True)
+
+# --format: one JSON document (json) or one JSON value per line (jsonl) on every command
+OutputFormat = Literal["table", "json", "jsonl"]
+Format = Annotated[OutputFormat, typer.Option(
+    "--format", help="table, json (one document) or jsonl (one JSON value per line)")]
+BoardFormat = Literal["table", "json", "jsonl", "markdown", "md", "csv", "html"]
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", help="SQLAlchemy URL of the results store (default: HYOUKA_STORE_URL or ~/.hyouka/results.sqlite)")]
+JudgeOpt = Annotated[str | None, typer.Option(
+    "--judge", help="the judge model: openai:gpt-4o, recorded:<judgments.jsonl>…")]
+JudgeBaseUrlOpt = Annotated[str | None, typer.Option(
+    "--judge-base-url", help="the judge's OpenAI-compatible endpoint, when it is not the model's")]
 JudgeMaxTokensOpt = Annotated[int | None, typer.Option(
     "--judge-max-tokens", min=1, help="tokens each judgment may use (MT-Bench: 2048 as FastChat, eval: 1024); "
                                       "lower it for a judge with a short context")]
 
 
+def escape(text: str) -> str:
+    """``text`` safe inside Rich markup (Rich is imported only where a command prints with it)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # unwrapped: paths stay whole to copy
     raise typer.Exit(code=2)
+
+
+def api_error(exc: BaseException, flags: Mapping[str, str] | None = None) -> str:
+    """An error of the Python API in the command line's words: its keywords become the command's flags."""
+    from hyouka.errors import ArgumentError
+
+    if isinstance(exc, ArgumentError):
+        return exc.for_cli(flags or {})
+    return str(exc)
+
+
+def emit(document: Any, format: str, lines: Sequence[Any] | None = None) -> None:
+    """Print ``document`` as one JSON document (``json``) or ``lines`` one per line (``jsonl``).
+
+    ``lines`` defaults to the document's items when it is a list, else the document itself.
+    """
+    dumps = _json_dumps
+    if format == "json":
+        sys.stdout.write(dumps(document) + "\n")
+        return
+    if lines is None:
+        lines = document if isinstance(document, list) else [document]
+    sys.stdout.write("".join(dumps(item) + "\n" for item in lines))
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 @contextmanager
 def progress_bars() -> Iterator[Callable[[str], Callable[[int, int], None]]]:
+    """Progress per task on stderr: samples done of all, rate, time spent and time left."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("samples"),
+        TaskProgressColumn(),
         TimeElapsedColumn(),
-        console=err,
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err.get(),
         transient=False,
         disable=not err.is_terminal,
     ) as bar:

@@ -1,6 +1,6 @@
 """Benchmark commands: run, runs, show, score, leaderboard, tasks."""
 
-from __future__ import annotations
+# no `from __future__ import annotations`: Typer would compile every string annotation at each start
 
 import json
 import sys
@@ -8,18 +8,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from hyouka.cli._app import (
+    BoardFormat,
     Format,
     JudgeBaseUrlOpt,
     JudgeMaxTokensOpt,
-    JudgeOpt,
     StoreOpt,
+    api_error,
     app,
     console,
+    emit,
     err,
+    escape,
     export_to_mlflow,
     fail,
     fmt,
@@ -27,6 +28,7 @@ from hyouka.cli._app import (
     progress_bars,
     usd,
 )
+from hyouka.cli.text_table import TextTable, clean
 
 
 def _parse_data_files(items: list[str]) -> dict[str, str]:
@@ -41,16 +43,24 @@ def _parse_data_files(items: list[str]) -> dict[str, str]:
 
 @app.command()
 def run(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="hf:<name-or-path>, openai:<model>…")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="the model to evaluate: hf:<name-or-path>, openai:<model>, vllm:<path>, recorded:<file>…"
+    )] = None,
     tasks: Annotated[str, typer.Option("--tasks", "-t", help="comma-separated tasks or suites")] = "jglue",
-    mode: Annotated[str, typer.Option(help="auto, loglikelihood or generate")] = "auto",
-    num_fewshot: Annotated[int | None, typer.Option("--num-fewshot", "-k")] = None,
-    prompt_family: Annotated[str, typer.Option("--prompt-family", help="plain or alpaca")] = "plain",
-    seed: int = 0,
+    mode: Annotated[str, typer.Option(
+        help="how multiple-choice tasks are scored: auto, loglikelihood or generate")] = "auto",
+    num_fewshot: Annotated[int | None, typer.Option(
+        "--num-fewshot", "-k", min=0, help="solved examples put before each question (default: the task's own)"
+    )] = None,
+    prompt_family: Annotated[str, typer.Option(
+        "--prompt-family", help="prompt layout: plain (答え：) or alpaca (### 指示 / 入力 / 応答)")] = "plain",
+    seed: Annotated[int, typer.Option(help="picks the few-shot examples and seeds sampling and the bootstrap")] = 0,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N documents of each task")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="JGLUE datasets/ folder (or HYOUKA_JGLUE_DIR)")] = None,
-    data_file: Annotated[list[str], typer.Option(help="TASK=PATH, e.g. marc_ja=valid.jsonl")] = [],  # noqa: B006
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens")] = None,
+    data_file: Annotated[list[str], typer.Option(
+        help="a task's data file, TASK=PATH (repeatable), e.g. marc_ja=valid.jsonl")] = [],  # noqa: B006
+    max_tokens: Annotated[int | None, typer.Option(
+        "--max-tokens", min=1, help="most tokens a model may generate per answer (default: the task's own)")] = None,
     chat: Annotated[bool, typer.Option(help="send generation prompts as chat messages")] = False,
     base_url: Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="environment variable holding the API key")] = None,
@@ -61,7 +71,7 @@ def run(
     batch_size: Annotated[str | None, typer.Option(help="hf: a number or 'auto'")] = None,
     revision: Annotated[str | None, typer.Option(help="hf: model revision")] = None,
     trust_remote_code: Annotated[bool, typer.Option(help="hf: run the model repository's code")] = False,
-    resume: Annotated[str | None, typer.Option(help="continue this run id")] = None,
+    resume: Annotated[str | None, typer.Option(help="continue this unfinished run (id or prefix)")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the response cache")] = False,
     store: StoreOpt = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the results as JSON")] = None,
@@ -70,7 +80,9 @@ def run(
                                                    min=0)] = None,
     prices: Annotated[Path | None, typer.Option("--prices", help="price table YAML, before the defaults")] = None,
     mlflow: Annotated[bool, typer.Option("--mlflow", help="log the runs to MLflow (MLFLOW_TRACKING_URI)")] = False,
-    judge: JudgeOpt = None,  # judge tasks (ja_mt_bench)
+    judge: Annotated[str | None, typer.Option(
+        "--judge", help="the judge of judge-graded tasks (ja_mt_bench): openai:gpt-4o, recorded:<judgments.jsonl>…")
+    ] = None,
     judge_base_url: JudgeBaseUrlOpt = None,
     judge_max_tokens: JudgeMaxTokensOpt = None,
 ) -> None:
@@ -129,7 +141,7 @@ def run(
         err.print("[yellow]interrupted:[/] finished samples are stored; run the same command to resume")
         raise typer.Exit(code=128 + getattr(exc, "signum", 2)) from None
     except (ValueError, LookupError, RuntimeError, ImportError, OSError) as exc:
-        fail(str(exc))
+        fail(api_error(exc))
         return
     _print_result(result)
     _print_accounting(result)
@@ -137,18 +149,49 @@ def run(
         output.write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=2, default=str), encoding="utf-8")
     if mlflow:
         export_to_mlflow(store, [r.run_id for r in result.runs], prices)
+    _report_failed_calls(result, store)
+
+
+# statuses of samples whose model call never gave an answer (format and parse errors did get one)
+_ANSWERED = frozenset({"ok", "format_error", "parse_error"})
+
+
+def _report_failed_calls(result: Any, store: str | None) -> None:
+    """End with how many samples' calls failed; exit 1 when no call succeeded at all."""
+    counts: dict[str, int] = {}
+    total = 0
+    for r in result.runs:
+        for status, n in (r.extra.get("statuses") or {}).items():
+            total += n
+            if status not in _ANSWERED:
+                counts[status] = counts.get(status, 0) + n
+    failed = sum(counts.values())
+    if not failed:
+        return
+    detail = ", ".join(f"{status}: {n}" for status, n in sorted(counts.items()))
+    if failed == total:
+        from hyouka.store.store import Store
+
+        first = next((r for r in result.runs if (r.extra.get("statuses") or {})), None)
+        errors = [s["error"] for s in Store(store).samples(first.run_id, indices=[0])] if first else []
+        reason = f"; the first error: {errors[0]}" if errors and errors[0] else ""
+        err.print(f"[bold red]error:[/] no call succeeded: all {total} samples failed ({escape(detail)})"
+                  f"{escape(reason)}", soft_wrap=True)
+        raise typer.Exit(code=1)
+    runs = " ".join(r.run_id for r in result.runs if set(r.extra.get("statuses") or {}) - _ANSWERED)
+    err.print(f"[yellow]{failed} of {total} samples failed[/] ({escape(detail)}); they are not scored "
+              f"(`hyouka show {runs}` lists their errors)", soft_wrap=True)
 
 
 def _print_result(result: Any) -> None:
-    table = Table(title=f"{escape(result.model)}")
-    for column in ("task", "mode", "metric", "value", "95% CI", "n", "run"):
-        table.add_column(column)
+    table = TextTable(("task", "mode", "metric", "value", "95% CI", "n", "run"), title=clean(result.model),
+                      right=("value", "n"))
     for r in result.runs:
         for name, agg in r.aggregates.items():
             ci = f"[{fmt(agg['ci_low'], 3)}, {fmt(agg['ci_high'], 3)}]" if agg["ci_low"] is not None else ""
             table.add_row(r.task, r.mode, name, fmt(agg["value"]), ci, f"{agg['n_scored']}/{agg['n_total']}",
                           r.run_id)
-    console.print(table)
+    table.print()
     for suite, info in result.suite_scores.items():
         console.print(f"{suite}: {fmt(info['score'])} over {len(info['tasks'])}/{info['n_tasks']} tasks")
     for task, reason in result.skipped.items():
@@ -157,76 +200,83 @@ def _print_result(result: Any) -> None:
 
 @app.command()
 def runs(store: StoreOpt = None, format: Format = "table") -> None:
-    """List the runs in the store."""
+    """List the runs in the store, oldest first; a running run whose owner is gone says so."""
     from hyouka.store.ownership import display_status
-    from hyouka.store.store import Store
+    from hyouka.store.reader import open_store
 
-    rows = Store(store).list_runs()
-    if format == "json":
-        for row in rows:
-            row = {k: v for k, v in row.items() if k not in ("config", "model_identity", "versions")}
-            row["owner_gone"] = display_status(row) == "running (owner gone)"
-            print(json.dumps(row, ensure_ascii=False, default=str))
+    rows = []
+    for row in open_store(store).list_runs():
+        row = {k: v for k, v in row.items() if k not in ("config", "model_identity", "versions")}
+        row["owner_gone"] = display_status(row) == "running (owner gone)"
+        rows.append(row)
+    if format != "table":
+        emit(rows, format)
         return
-    table = Table()
-    for column in ("run", "created", "status", "model", "task", "mode", "samples", "seconds"):
-        table.add_column(column)
+    table = TextTable(("run", "created", "status", "model", "task", "mode", "samples", "seconds"),
+                      right=("samples", "seconds"))
     for row in rows:
-        table.add_row(row["id"], str(row["created_at"])[:19], display_status(row), escape(row["model"]), row["task"],
-                      row["mode"], str(row["n_samples"]), fmt(row["duration_s"], 1))
-    console.print(table)
+        table.add_row(row["id"], str(row["created_at"])[:19], display_status(row), row["model"], row["task"],
+                      row["mode"], row["n_samples"], fmt(row["duration_s"], 1))
+    table.print()
+
+
+def _sample_record(run_id: str, s: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "sample_index": s["sample_index"],
+        "doc_id": s["doc_id"],
+        "prompt": s["prompt"],
+        "choices": [r.get("continuation") for r in s["requests"] if r.get("kind") == "loglikelihood"],
+        "logprobs": s["details"].get("logprobs"),
+        "output": s["output"],
+        "extracted": s["extracted"],
+        "prediction": s["prediction"],
+        "gold": s["reference"],
+        "metrics": s["metrics"],
+        "status": s["status"],
+        "error": s["error"],
+        "latency_s": s["latency_s"],
+        "prompt_tokens": s["prompt_tokens"],
+        "completion_tokens": s["completion_tokens"],
+    }
 
 
 @app.command()
 def show(
-    run_id: str,
+    run_id: Annotated[str, typer.Argument(help="run id or unique prefix (`hyouka runs` lists them)")],
     store: StoreOpt = None,
     format: Format = "table",
-    limit: Annotated[int | None, typer.Option(help="show at most N samples")] = None,
+    limit: Annotated[int | None, typer.Option(help="show at most N samples", min=1)] = None,
 ) -> None:
     """Per-sample prompts, outputs, extracted answers, gold answers and scores of a run."""
-    from hyouka.store.store import RunNotFoundError, Store
+    from hyouka.store.errors import RunNotFoundError
+    from hyouka.store.reader import open_store
 
-    the_store = Store(store)
+    the_store = open_store(store)
     try:
         run_row = the_store.get_run(run_id)
     except RunNotFoundError as exc:
         fail(str(exc))
         return
     samples = the_store.samples(run_row["id"])[:limit]
-    if format == "json":
-        for s in samples:
-            record = {
-                "run_id": run_row["id"],
-                "sample_index": s["sample_index"],
-                "doc_id": s["doc_id"],
-                "prompt": s["prompt"],
-                "choices": [r.get("continuation") for r in s["requests"] if r.get("kind") == "loglikelihood"],
-                "logprobs": s["details"].get("logprobs"),
-                "output": s["output"],
-                "extracted": s["extracted"],
-                "prediction": s["prediction"],
-                "gold": s["reference"],
-                "metrics": s["metrics"],
-                "status": s["status"],
-                "error": s["error"],
-                "latency_s": s["latency_s"],
-                "prompt_tokens": s["prompt_tokens"],
-                "completion_tokens": s["completion_tokens"],
-            }
-            print(json.dumps(record, ensure_ascii=False, default=str))
+    if format != "table":
+        records = [_sample_record(run_row["id"], s) for s in samples]
+        run = {k: v for k, v in run_row.items() if k not in ("config", "model_identity", "versions")}
+        emit({"run": run, "samples": records}, format, lines=records)
         return
-    console.print(f"run {run_row['id']}: {escape(run_row['model'])} on {run_row['task']} ({run_row['mode']}), "
-                  f"{run_row['status']}")
-    table = Table(show_lines=True)
-    for column in ("#", "prompt (end)", "output", "extracted", "gold", "metrics", "status"):
-        table.add_column(column, overflow="fold")
+    out = [f"run {run_row['id']}: {clean(run_row['model'])} on {run_row['task']} ({run_row['mode']}), "
+           f"{run_row['status']}; samples shown: {len(samples)} of {run_row['n_samples']}"]
     for s in samples:
         output = s["output"] if s["output"] is not None else _fmt_logprobs(s["details"].get("logprobs"))
-        table.add_row(str(s["sample_index"]), escape(s["prompt"][-80:]), escape(str(output)),
-                      escape(str(s["extracted"])), escape(str(s["reference"])),
-                      " ".join(f"{k}={fmt(v, 3)}" for k, v in s["metrics"].items()), s["status"])
-    console.print(table)
+        scores = " ".join(f"{k}={fmt(v, 3)}" for k, v in s["metrics"].items())
+        out.append("")
+        out.append(f"#{s['sample_index']}  {s['status']}  gold {clean(str(s['reference']))}  "
+                   f"extracted {clean(str(s['extracted']))}  {scores}".rstrip())
+        out.append(f"  prompt (end): {clean(s['prompt'][-80:])}")
+        out.append(f"  output: {clean(str(output))}")
+        if s["error"]:
+            out.append(f"  error: {clean(s['error'])}")
+    sys.stdout.write("\n".join(out) + "\n")
 
 
 def _fmt_logprobs(values: list[float] | None) -> str:
@@ -234,7 +284,11 @@ def _fmt_logprobs(values: list[float] | None) -> str:
 
 
 @app.command()
-def score(run_id: str, store: StoreOpt = None, format: Format = "table") -> None:
+def score(
+    run_id: Annotated[str, typer.Argument(help="run id or unique prefix")],
+    store: StoreOpt = None,
+    format: Format = "table",
+) -> None:
     """Recompute a run's metrics from its stored records; no model is called."""
     from hyouka.engine.rescore import rescore
     from hyouka.store.store import RunNotFoundError, Store
@@ -242,18 +296,16 @@ def score(run_id: str, store: StoreOpt = None, format: Format = "table") -> None
     try:
         aggregates = rescore(Store(store), run_id)
     except (RunNotFoundError, ValueError) as exc:
-        fail(str(exc))
+        fail(api_error(exc))
         return
-    if format == "json":
-        print(json.dumps(aggregates, ensure_ascii=False, default=str))
+    if format != "table":
+        emit(aggregates, format, lines=[{"metric": name, **agg} for name, agg in aggregates.items()])
         return
-    table = Table(title=f"rescored {run_id}")
-    for column in ("metric", "value", "95% CI", "n"):
-        table.add_column(column)
+    table = TextTable(("metric", "value", "95% CI", "n"), title=f"rescored {run_id}", right=("value", "n"))
     for name, agg in aggregates.items():
         table.add_row(name, fmt(agg["value"]), f"[{fmt(agg['ci_low'], 3)}, {fmt(agg['ci_high'], 3)}]",
                       f"{agg['n_scored']}/{agg['n_total']}")
-    console.print(table)
+    table.print()
 
 
 @app.command()
@@ -263,50 +315,67 @@ def leaderboard(
                                "file: its table; none: every task and judge score, no average")
     ] = "auto",
     store: StoreOpt = None,
-    format: Format = "table",
+    format: Annotated[BoardFormat, typer.Option(
+        "--format", help="table, json (one document), jsonl (one row per line), or a report table: "
+                         "markdown, csv, html (with cost and latency)")] = "table",
 ) -> None:
     """Models x tasks from the completed runs: one table per kind of evaluation, suite averages where complete."""
     from hyouka.report.leaderboard import build_leaderboards
-    from hyouka.report.tables import to_rich
-    from hyouka.store.store import Store
+    from hyouka.report.tables import headers, text_rows
+    from hyouka.store.reader import open_store
 
+    the_store = open_store(store)
     try:
-        boards = build_leaderboards(Store(store), suite=suite)
+        boards = build_leaderboards(the_store, suite=suite)
     except ValueError as exc:
         fail(f"--suite: {exc}")
         return
-    if format == "json":
-        print(json.dumps([r for b in boards for r in b.to_records()], ensure_ascii=False, default=str))
+    if format in ("json", "jsonl"):
+        emit([r for b in boards for r in b.to_records()], format)
         return
     if format in ("markdown", "md", "csv", "html"):  # report formats, with cost and latency (hyouka.report.tables)
-        _print_boards(boards, Store(store), format)
+        _print_boards(boards, the_store, format)
         return
     if not boards:
-        console.print("no completed runs in the store")
-    for board in boards:
-        console.print(to_rich(board))
+        print("no completed runs in the store")
+    for i, board in enumerate(boards):
+        columns = headers(board, False)
+        table = TextTable(columns, title=board.title or f"leaderboard ({board.suite or 'all tasks'})",
+                          right=[c for j, c in enumerate(columns) if j == 0 or j > 2])
+        for cells in text_rows(board):
+            table.add_row(*cells)
+        if i:
+            print()
+        table.print()
         for note in board.notes:
             err.print(f"[yellow]note:[/] {escape(note)}")
 
 
 @app.command("tasks")
-def list_tasks() -> None:
+def list_tasks(format: Format = "table") -> None:
     """List the built-in tasks, suites and prompt families."""
     from hyouka.tasks.prompts import PROMPT_FAMILIES
     from hyouka.tasks.registry import builtin_suites, builtin_task_names, load_task
 
-    table = Table(title="tasks")
-    for column in ("task", "version", "modes", "metrics", "description"):
-        table.add_column(column)
+    tasks = []
     for name in builtin_task_names():
         spec = load_task(name)
-        table.add_row(name, spec.version, ", ".join(spec.modes), ", ".join(m.metric for m in spec.metric_list),
-                      spec.description)
-    console.print(table)
-    for suite in builtin_suites().values():
-        console.print(f"suite {suite.suite}: " + ", ".join(f"{e.task} ({e.metric})" for e in suite.tasks))
-    for family in PROMPT_FAMILIES.values():
-        console.print(f"prompt family {family.name}: {family.description}")
+        tasks.append({"task": name, "version": spec.version, "modes": list(spec.modes),
+                      "metrics": [m.metric for m in spec.metric_list], "description": spec.description})
+    suites = [{"suite": s.suite, "tasks": [{"task": e.task, "metric": e.metric} for e in s.tasks]}
+              for s in builtin_suites().values()]
+    families = [{"prompt_family": f.name, "description": f.description} for f in PROMPT_FAMILIES.values()]
+    if format != "table":
+        emit({"tasks": tasks, "suites": suites, "prompt_families": families}, format,
+             lines=[*tasks, *suites, *families])
+        return
+    table = TextTable(("task", "version", "modes", "metrics", "description"), title="tasks")
+    for t in tasks:
+        table.add_row(t["task"], t["version"], ", ".join(t["modes"]), ", ".join(t["metrics"]), t["description"])
+    table.print()
+    lines = [f"suite {s['suite']}: " + ", ".join(f"{e['task']} ({e['metric']})" for e in s["tasks"]) for s in suites]
+    lines += [f"prompt family {f['prompt_family']}: {f['description']}" for f in families]
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 def _dry_run(model: str | None, resume: str | None, output: Path | None, **kwargs: Any) -> None:
@@ -319,19 +388,22 @@ def _dry_run(model: str | None, resume: str | None, output: Path | None, **kwarg
     try:
         plan = estimate(model, kwargs.pop("tasks"), **kwargs)
     except (ValueError, LookupError, RuntimeError, ImportError, OSError) as exc:
-        fail(str(exc))
+        fail(api_error(exc))
+        return
+    if not plan.tasks:  # every task was skipped: there is nothing to estimate, not a run that costs $0
+        reasons = "; ".join(f"{task}: {reason}" for task, reason in plan.skipped.items())
+        fail(f"the dry run found no data for any task ({reasons})" if reasons else "the dry run found no task to run")
         return
     price = plan.price
-    table = Table(title=f"dry run: {escape(plan.model)}")
-    for column in ("task", "mode", "docs", "done", "requests", "cached", "calls", "prompt tokens",
-                   "max completion tokens", "cost ≤"):
-        table.add_column(column, justify="left" if column in ("task", "mode") else "right")
+    columns = ("task", "mode", "docs", "done", "requests", "cached", "calls", "prompt tokens",
+               "max completion tokens", "cost ≤")
+    table = TextTable(columns, title=f"dry run: {clean(plan.model)}", right=columns[2:])
     for t in plan.tasks:
         table.add_row(t.task, t.mode, str(t.n_docs), str(t.n_done), str(t.n_requests), str(t.n_cached + t.n_duplicates),
                       str(t.n_calls), f"{t.prompt_tokens:,}", f"{t.max_completion_tokens:,}", usd(t.cost_usd))
     table.add_row("total", "", "", "", "", "", str(plan.n_calls), f"{plan.prompt_tokens:,}",
                   f"{plan.max_completion_tokens:,}", usd(plan.cost_usd))
-    console.print(table)
+    table.print()
     if price is None:
         console.print("[yellow]no price for this model[/]: add it to a --prices file to see a cost")
     else:

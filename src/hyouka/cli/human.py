@@ -1,16 +1,13 @@
 """Human study commands: ``hyouka human new | invite | import | ratings | agreement``."""
 
-from __future__ import annotations
-
-import json
+# no `from __future__ import annotations`: Typer would compile every string annotation at each start
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from hyouka.cli._app import Format, StoreOpt, app, console, err, fail, fmt
+from hyouka.cli._app import Format, StoreOpt, app, console, emit, err, escape, fail, fmt
+from hyouka.cli.text_table import TextTable, clean
 
 human = typer.Typer(help="Human studies: blind A/B votes and 1-5 ratings, Elo and Bradley-Terry, agreement.",
                     no_args_is_help=True)
@@ -45,8 +42,8 @@ def new_cmd(
     except _ERRORS as exc:
         fail(str(exc))
         return
-    if format == "json":
-        print(json.dumps(study, ensure_ascii=False, default=str))
+    if format != "table":
+        emit(study, format)
         return
     console.print(f"study [bold]{escape(name)}[/] ({study['kind']}): {study['n_items']} items, "
                   f"{study['n_gold']} gold, models {escape(', '.join(study['models']))}")
@@ -89,28 +86,28 @@ def import_cmd(
     except _ERRORS as exc:
         fail(str(exc))
         return
-    if format == "json":
-        print(json.dumps(result, ensure_ascii=False))
+    if format != "table":
+        emit(result, format)
         return
     made = "created" if result["created"] else "added to"
     console.print(f"{result['rows']} rows {made} study [bold]{escape(result['study'])}[/]: {result['votes']} new "
                   f"votes, {result['replaced']} repeated votes by the same rater on the same item (counted once)")
 
 
-def _ratings_table(result: dict[str, Any]) -> Table:
-    table = Table(title=f"{escape(result['study'])}: {result['n_votes']} votes, {result['n_raters']} raters")
+def _ratings_table(result: dict[str, Any]) -> TextTable:
+    title = f"{clean(result['study'])}: {result['n_votes']} votes, {result['n_raters']} raters"
     if result["kind"] == "rating":
-        for column in ("rank", "model", "mean score", "95% interval", "votes"):
-            table.add_column(column, justify="left" if column == "model" else "right")
+        columns = ("rank", "model", "mean score", "95% interval", "votes")
+        table = TextTable(columns, title=title, right=[c for c in columns if c != "model"])
         for r in result["rows"]:
-            table.add_row(str(r["rank"]), escape(r["model"]), fmt(r["mean_score"], 2),
+            table.add_row(str(r["rank"]), r["model"], fmt(r["mean_score"], 2),
                           f"{fmt(r['ci_low'], 2)} – {fmt(r['ci_high'], 2)}", str(r["n_votes"]))
         return table
-    for column in ("rank", "model", "BT", "BT 95%", "Elo", "Elo 95%", "votes", "W/L/T"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    columns = ("rank", "model", "BT", "BT 95%", "Elo", "Elo 95%", "votes", "W/L/T")
+    table = TextTable(columns, title=title, right=[c for c in columns if c != "model"])
     for r in result["rows"]:
         wlt = f"{r['wins']}/{r['losses']}/{r['ties']}" if "wins" in r else "—"
-        table.add_row(str(r.get("rank", "—")), escape(r["model"]), fmt(r.get("rating"), 0),
+        table.add_row(str(r.get("rank", "—")), r["model"], fmt(r.get("rating"), 0),
                       f"{fmt(r.get('ci_low'), 0)}–{fmt(r.get('ci_high'), 0)}", fmt(r["elo"], 0),
                       f"{fmt(r.get('elo_low'), 0)}–{fmt(r.get('elo_high'), 0)}", str(r.get("n_votes", "—")), wlt)
     return table
@@ -145,10 +142,10 @@ def ratings_cmd(
     except _ERRORS as exc:
         fail(str(exc))
         return
-    if format == "json":
-        print(json.dumps(result, ensure_ascii=False))
+    if format != "table":
+        emit(result, format)
         return
-    console.print(_ratings_table(result))
+    _ratings_table(result).print()
     console.print("BT: Bradley-Terry; rank: 1 + the models whose BT interval lies wholly above; a tie is half a win")
     if result["n_left_out"]:
         err.print(f"[yellow]{result['n_left_out']} votes of flagged raters left out[/] (--include-flagged counts them)")
@@ -161,7 +158,8 @@ def agreement_cmd(
     study: Annotated[str, typer.Argument(help="the study's name")],
     judge_run: Annotated[list[str], typer.Option("--judge-run", help="a pairwise judge run, or graded judge runs "
                                                                      "(one per model; repeatable)")],
-    include_flagged: Annotated[bool, typer.Option("--include-flagged")] = False,
+    include_flagged: Annotated[bool, typer.Option(
+        "--include-flagged", help="count the votes of raters flagged by gold items")] = False,
     store: StoreOpt = None,
     format: Format = "table",
 ) -> None:
@@ -173,29 +171,27 @@ def agreement_cmd(
     except _ERRORS as exc:
         fail(str(exc))
         return
-    if format == "json":
-        print(json.dumps(result, ensure_ascii=False))
+    if format != "table":
+        emit(result, format)
         return
     if result["kind"] == "rating":
         r = result["judge_vs_people"]
-        table = Table(title=f"judge vs people on {escape(study)}")
-        for column in ("items", "n", "spearman", "exact", "within 1", "kappa", "alpha"):
-            table.add_column(column, justify="right")
+        columns = ("items", "n", "spearman", "exact", "within 1", "kappa", "alpha")
+        table = TextTable(columns, title=f"judge vs people on {clean(study)}", right=columns)
         for label, row in [("all", r), *r["per_category"].items()]:
-            table.add_row(escape(label), str(row["n"]), fmt(row["spearman"], 3), fmt(row["exact"], 3),
+            table.add_row(label, str(row["n"]), fmt(row["spearman"], 3), fmt(row["exact"], 3),
                           fmt(row["within_one"], 3), fmt(row["kappa"], 3), fmt(row["alpha"], 3))
-        console.print(table)
+        table.print()
         console.print(f"people with each other: Krippendorff's alpha {fmt(result['people_alpha'], 3)}")
         return
-    table = Table(title=f"agreement on {escape(study)}")
-    for column in ("who", "items", "pairs", "with ties", "pairs w/o ties", "without ties", "kappa"):
-        table.add_column(column, justify="left" if column in ("who", "items") else "right")
+    columns = ("who", "items", "pairs", "with ties", "pairs w/o ties", "without ties", "kappa")
+    table = TextTable(columns, title=f"agreement on {clean(study)}", right=columns[2:])
     for who in ("judge_vs_people", "people_vs_people"):
         r = result[who]
         for label, row in [("all", r), *r["per_category"].items()]:
-            table.add_row(who.replace("_", " "), escape(label), str(row["n"]), fmt(row["exact"], 3),
+            table.add_row(who.replace("_", " "), label, str(row["n"]), fmt(row["exact"], 3),
                           str(row["n_without_ties"]), fmt(row["exact_without_ties"], 3), fmt(row["kappa"], 3))
-    console.print(table)
+    table.print()
     console.print(f"people with each other: Krippendorff's alpha {fmt(result['people_alpha'], 3)}")
     if "judge_inconsistency_rate" in result:
         console.print(f"judge position-swap inconsistency rate: {fmt(result['judge_inconsistency_rate'], 3)}")

@@ -1,15 +1,14 @@
 """Judge commands: eval, pairwise, agreement."""
 
-from __future__ import annotations
+# no `from __future__ import annotations`: Typer would compile every string annotation at each start
 
+import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from hyouka.cli._app import (
     Format,
@@ -17,14 +16,24 @@ from hyouka.cli._app import (
     JudgeMaxTokensOpt,
     JudgeOpt,
     StoreOpt,
+    api_error,
     app,
     console,
+    emit,
     err,
+    escape,
     fail,
     fmt,
     judge_backend_options,
     progress_bars,
 )
+from hyouka.cli.text_table import TextTable, clean
+
+# the Python API's keywords, as each command spells them (an API error names the flag to give)
+_EVAL_FLAGS = {"targets": "--targets-column", "predictions": "--predictions-column", "inputs": "--inputs-column",
+               "context": "--context-column", "id": "--id-column", "id_column": "--id-column", "model": "--model",
+               "judge": "--judge"}
+_PAIRWISE_FLAGS = {**_EVAL_FLAGS, "predictions": "--predictions", "model": "--models"}
 
 _OPENAI_OPTIONS = ("base_url", "api_key_env", "concurrency")
 _HF_OPTIONS = ("dtype", "device", "batch_size")
@@ -42,17 +51,16 @@ def _write_rows(path: Path, frames: list[Any]) -> None:
 
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if path.suffix == ".csv":
-        table.to_csv(path, index=False)
+        # every text field quoted: a bare \r (or any other line break) inside one cannot split its row
+        table.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
     else:
         table.to_json(path, orient="records", lines=True, force_ascii=False)
 
 
 def _print_metrics(results: list[Any]) -> None:
     names = list(dict.fromkeys(name for r in results for name in r.aggregates))
-    table = Table(title="evaluation")
-    table.add_column("metric")
-    for r in results:
-        table.add_column(escape(r.model), justify="right")
+    table = TextTable(("metric", *[clean(r.model) for r in results]), title="evaluation",
+                      right=[clean(r.model) for r in results])
     for name in names:
         cells = []
         for r in results:
@@ -60,7 +68,7 @@ def _print_metrics(results: list[Any]) -> None:
             cells.append("—" if agg is None else f"{fmt(agg['value'], 3)} ({agg['n_scored']}/{agg['n_total']})")
         table.add_row(name, *cells)
     table.add_row("run", *[r.run_id for r in results])
-    console.print(table)
+    table.print()
     for r in results:
         for name, agg in r.aggregates.items():
             if agg["value"] is None and agg.get("note"):
@@ -77,11 +85,13 @@ def eval_cmd(
     predictions_column: Annotated[str | None, typer.Option("--predictions-column", help="existing answers")] = None,
     targets_column: Annotated[str | None, typer.Option("--targets-column", help="ground truth")] = None,
     inputs_column: Annotated[str | None, typer.Option("--inputs-column", help="question or prompt")] = None,
-    context_column: Annotated[str | None, typer.Option("--context-column")] = None,
-    id_column: Annotated[str | None, typer.Option("--id-column")] = None,
+    context_column: Annotated[str | None, typer.Option(
+        "--context-column", help="retrieved or given context, for faithfulness metrics")] = None,
+    id_column: Annotated[str | None, typer.Option("--id-column", help="row ids (default: id, question_id…)")] = None,
     language: Annotated[str, typer.Option(help="rubric language: ja or en")] = "ja",
-    max_tokens: Annotated[int, typer.Option("--max-tokens")] = 256,
-    system_prompt: Annotated[str | None, typer.Option("--system-prompt")] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="most tokens per model answer")] = 256,
+    system_prompt: Annotated[str | None, typer.Option(
+        "--system-prompt", help="system message sent to the models before each question")] = None,
     limit: Annotated[int | None, typer.Option(help="evaluate only the first N rows")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="endpoint of openai: models")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="environment variable holding the API key")] = None,
@@ -94,6 +104,8 @@ def eval_cmd(
     store: StoreOpt = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the results as JSON")] = None,
     rows: Annotated[Path | None, typer.Option("--rows", help="write the per-row table (.csv or .jsonl)")] = None,
+    encoding: Annotated[str, typer.Option("--encoding", help="text encoding of DATA, e.g. cp932 for Shift-JIS")] = (
+        "utf-8"),
     format: Format = "table",
 ) -> None:
     """Evaluate models' answers (or existing predictions) on your own data, with heuristic and judge metrics."""
@@ -112,7 +124,7 @@ def eval_cmd(
                     context=context_column, id_column=id_column, metrics=metrics, judge=judge, language=language,
                     max_tokens=max_tokens, system_prompt=system_prompt, limit=limit, store=store,
                     cache=not no_cache, progress=progress(spec or str(data.name)),
-                    judge_options=judge_backend_options(judge_base_url),
+                    judge_options=judge_backend_options(judge_base_url), encoding=encoding,
                     **({"judge_max_tokens": judge_max_tokens} if judge_max_tokens else {}),
                     **(_options_for(spec, options) if spec else {}),
                 ))
@@ -120,10 +132,10 @@ def eval_cmd(
         err.print("[yellow]interrupted:[/] finished rows are stored; run the same command to resume")
         raise typer.Exit(code=130) from None
     except (ValueError, LookupError, RuntimeError, ImportError, OSError) as exc:
-        fail(str(exc))
+        fail(api_error(exc, _EVAL_FLAGS))
         return
-    if format == "json":
-        print(json.dumps([r.to_dict() for r in results], ensure_ascii=False, default=str))
+    if format != "table":
+        emit([r.to_dict() for r in results], format)
     else:
         _print_metrics(results)
     if output:
@@ -139,16 +151,18 @@ def pairwise_cmd(
     data: Annotated[Path, typer.Option("--data", help="an MT-Bench folder (question.jsonl) or a data file")],
     judge: Annotated[str, typer.Option("--judge", help="judge model: openai:gpt-4o…")],
     predictions: Annotated[str | None, typer.Option(help="A,B: prediction columns instead of models")] = None,
-    inputs_column: Annotated[str | None, typer.Option("--inputs-column")] = None,
+    inputs_column: Annotated[str | None, typer.Option("--inputs-column", help="question or prompt")] = None,
     targets_column: Annotated[str | None, typer.Option("--targets-column", help="reference answers")] = None,
     turns: Annotated[str, typer.Option(help="MT-Bench turns to compare")] = "1,2",
     language: Annotated[str, typer.Option(help="judge prompt language: ja or en")] = "ja",
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens")] = None,
+    max_tokens: Annotated[int | None, typer.Option(
+        "--max-tokens", min=1, help="most tokens per model answer (default: MT-Bench's per category, else 256)")
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="only the first N questions or rows")] = None,
     base_url: Annotated[str | None, typer.Option("--base-url", help="endpoint of openai: models")] = None,
     judge_base_url: JudgeBaseUrlOpt = None,
     judge_max_tokens: JudgeMaxTokensOpt = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the response cache")] = False,
     store: StoreOpt = None,
     format: Format = "table",
 ) -> None:
@@ -166,19 +180,19 @@ def pairwise_cmd(
         err.print("[yellow]interrupted:[/] finished items are stored; run the same command to resume")
         raise typer.Exit(code=130) from None
     except (ValueError, LookupError, RuntimeError, ImportError, OSError) as exc:
-        fail(str(exc))
+        fail(api_error(exc, _PAIRWISE_FLAGS))
         return
-    if format == "json":
-        print(json.dumps(result, ensure_ascii=False, default=str))
+    if format != "table":
+        emit(result, format)
         return
     rates = result["win_rates"]
-    table = Table(title=f"A = {escape(specs[0])}, B = {escape(specs[1])}, judge {escape(judge)}")
-    for column in ("A wins", "B wins", "ties", "inconsistent", "win rate A", "win rate B", "judged", "run"):
-        table.add_column(column, justify="right")
+    columns = ("A wins", "B wins", "ties", "inconsistent", "win rate A", "win rate B", "judged", "run")
+    table = TextTable(columns, title=f"A = {clean(specs[0])}, B = {clean(specs[1])}, judge {clean(judge)}",
+                      right=columns[:-1])
     table.add_row(str(rates["wins_a"]), str(rates["wins_b"]), str(rates["ties"]), str(rates["inconsistent"]),
                   fmt(rates["win_rate_a"], 3), fmt(rates["win_rate_b"], 3),
                   f"{rates['n_judged']}/{rates['n_total']}", result["run_id"])
-    console.print(table)
+    table.print()
     console.print("win rates count a tie as half a win; a verdict that flips with the order is a tie (inconsistent)")
 
 
@@ -233,15 +247,14 @@ def agreement_cmd(
     except (RunNotFoundError, ValueError, OSError) as exc:
         fail(str(exc))
         return
-    if format == "json":
-        print(json.dumps(report.to_dict(), ensure_ascii=False, default=str))
+    if format != "table":
+        emit(report.to_dict(), format)
         return
-    table = Table(title=f"agreement of {escape(judge_a)} with {escape(judge_b)}")
-    for column in ("items", "n", "pearson", "spearman", "kendall", "exact", "within 1", "mean A", "mean B"):
-        table.add_column(column, justify="right")
+    columns = ("items", "n", "pearson", "spearman", "kendall", "exact", "within 1", "mean A", "mean B")
+    table = TextTable(columns, title=f"agreement of {clean(judge_a)} with {clean(judge_b)}", right=columns[1:])
     for label, r in [("all", report), *report.per_category.items()]:
         table.add_row(label, str(r.n), fmt(r.pearson, 3), fmt(r.spearman, 3), fmt(r.kendall, 3), fmt(r.exact, 3),
                       fmt(r.within_one, 3), fmt(r.mean_a, 2), fmt(r.mean_b, 2))
-    console.print(table)
+    table.print()
     if report.note:
         err.print(f"[yellow]note:[/] {escape(report.note)}")

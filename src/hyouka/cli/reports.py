@@ -1,24 +1,24 @@
 """Report, comparison and export commands."""
 
-from __future__ import annotations
+# no `from __future__ import annotations`: Typer would compile every string annotation at each start
 
-import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from hyouka.cli._app import (
     Format,
     StoreOpt,
     app,
     console,
+    emit,
     export_to_mlflow,
     fail,
     fmt,
 )
+from hyouka.cli.text_table import TextTable, clean
 
 RunIds = Annotated[list[str] | None, typer.Argument(help="run ids or unique prefixes (default: all completed)")]
 PricesOpt = Annotated[Path | None, typer.Option("--prices", help="price table YAML, before the defaults")]
@@ -32,9 +32,10 @@ def report(
                                                    "no average (default: as hyouka leaderboard)")] = None,
     prices: PricesOpt = None,
     charts_dir: Annotated[Path | None, typer.Option("--charts-dir", help="also write each chart here")] = None,
-    chart_format: Annotated[str, typer.Option("--chart-format", help="png or svg")] = "png",
+    chart_format: Annotated[Literal["png", "svg"], typer.Option(
+        "--chart-format", help="image format of the files in --charts-dir")] = "png",
     max_examples: Annotated[int, typer.Option("--max-examples", help="examples shown per run")] = 200,
-    title: str = "hyouka evaluation report",
+    title: Annotated[str, typer.Option(help="the report's title")] = "hyouka evaluation report",
     store: StoreOpt = None,
 ) -> None:
     """One self-contained report: leaderboard, charts, examples with scores, and run metadata."""
@@ -70,9 +71,10 @@ def report(
 def compare(
     run_a: Annotated[str, typer.Argument(help="baseline run id")],
     run_b: Annotated[str, typer.Argument(help="run id compared with it")],
-    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="only these metrics")] = None,
-    show: Annotated[int, typer.Option(help="changed examples to show")] = 10,
-    resamples: Annotated[int, typer.Option(help="bootstrap resamples")] = 1000,
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", "-m", help="compare only this metric (repeatable)")] = None,
+    show: Annotated[int, typer.Option(help="changed examples to print, largest change first", min=0)] = 10,
+    resamples: Annotated[int, typer.Option(help="bootstrap resamples for the intervals (0: none)", min=0)] = 1000,
     store: StoreOpt = None,
     format: Format = "table",
 ) -> None:
@@ -86,32 +88,43 @@ def compare(
     except (RunNotFoundError, ValueError) as exc:
         fail(str(exc))
         return
-    if format == "json":
-        print(json.dumps(result.to_dict(), ensure_ascii=False, default=str))
+    if format != "table":
+        emit(result.to_dict(), format)
         return
     a, b = result.run_a, result.run_b
     unpaired = f", {result.only_a} only in A, {result.only_b} only in B" if result.only_a or result.only_b else ""
-    console.print(f"A = {a['id']} ({escape(a['model'])}), B = {b['id']} ({escape(b['model'])}) on {a['task']}: "
-                  f"{result.n_pairs} pairs by {result.paired_by}{unpaired}")
-    table = Table(caption="+ / − / =: pairs where B is better / worse / the same; *: the interval excludes 0")
-    for column in ("metric", "A", "B", "B − A", "95% CI", "+", "−", "=", ""):
-        table.add_column(column, justify="left" if column == "metric" else "right", no_wrap=column != "95% CI")
+    out = [f"A = {a['id']} ({clean(a['model'])}), B = {b['id']} ({clean(b['model'])}) on {a['task']}: "
+           f"{result.n_pairs} pairs by {result.paired_by}{unpaired}"]
+    table = TextTable(("metric", "A", "B", "B − A", "95% CI", "+", "−", "=", ""),
+                      right=("A", "B", "B − A", "95% CI", "+", "−", "="))
     for m in result.metrics:
         ci = f"[{fmt(m.ci_low, 3)}, {fmt(m.ci_high, 3)}]" if m.ci_low is not None else (m.note or "")
         counts = [str(x) if x is not None else "" for x in (m.n_better, m.n_worse, m.n_same)]
         diff = f"{m.diff:+.3f}" if m.diff is not None else "—"
         table.add_row(m.metric + ("" if m.higher_is_better else " ↓"), fmt(m.value_a, 3), fmt(m.value_b, 3), diff,
-                      escape(ci), *counts, "*" if m.significant else "")
-    console.print(table)
-    if result.changed:
-        console.print(f"{result.n_changed} examples changed; showing {len(result.changed)}:")
+                      ci, *counts, "*" if m.significant else "")
+    out += table.lines()
+    out.append("+ / − / =: pairs where B is better / worse / the same; *: the interval excludes 0")
+    if result.n_changed:
+        on = f" on {result.primary}" if result.primary else ""
+        out.append(f"{result.n_changed} examples changed (answer, score or status): {result.n_changed_better} better, "
+                   f"{result.n_changed_worse} worse, {result.n_changed_same} the same{on}; "
+                   f"showing {len(result.changed)}" + (" (--show N for more)" if len(result.changed) < result.n_changed
+                                                       else ""))
     for c in result.changed:
         delta = f", {result.primary} {c.delta:+.3f}" if c.delta is not None else ""
-        console.print(f"[bold]#{escape(c.key)}[/] gold {escape(str(c.reference))}: A {escape(repr(c.prediction_a))} "
-                      f"({c.status_a}) → B {escape(repr(c.prediction_b))} ({c.status_b}){delta}")
+        out.append("")
+        out.append(f"#{clean(c.key)}  gold {clean(str(c.reference))}: A {clean(repr(c.prediction_a))} ({c.status_a}) → "
+                   f"B {clean(repr(c.prediction_b))} ({c.status_b}){delta}")
+        out.append(f"   Q: {clean(_clip(c.question, 300))}")
         if c.output_a is not None or c.output_b is not None:
-            console.print(f"   A: {escape((c.output_a or '')[:200])!s}\n   B: {escape((c.output_b or '')[:200])!s}",
-                          highlight=False)
+            out.append(f"   A: {clean(_clip(c.output_a or '', 200))}")
+            out.append(f"   B: {clean(_clip(c.output_b or '', 200))}")
+    sys.stdout.write("\n".join(out) + "\n")
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 export_app = typer.Typer(help="Log stored runs to an experiment tracker.", no_args_is_help=True)
@@ -122,7 +135,7 @@ app.add_typer(export_app, name="export")
 def export_mlflow_cmd(
     runs: RunIds = None,
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="default: MLFLOW_TRACKING_URI")] = None,
-    experiment: str = "hyouka",
+    experiment: Annotated[str, typer.Option(help="MLflow experiment to log into")] = "hyouka",
     prices: PricesOpt = None,
     store: StoreOpt = None,
 ) -> None:
@@ -138,7 +151,7 @@ def export_mlflow_cmd(
 @export_app.command("wandb")
 def export_wandb_cmd(
     runs: RunIds = None,
-    project: str = "hyouka",
+    project: Annotated[str, typer.Option(help="W&B project to log into")] = "hyouka",
     mode: Annotated[str, typer.Option(help="offline (default) or online")] = "offline",
     dir: Annotated[Path | None, typer.Option("--dir", help="where W&B writes its files")] = None,
     prices: PricesOpt = None,

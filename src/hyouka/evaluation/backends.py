@@ -7,7 +7,7 @@ from typing import Any
 
 from hyouka.engine.cache import ResponseCache
 from hyouka.models.base import Model
-from hyouka.models.registry import load_model
+from hyouka.models.registry import check_ready, load_model
 
 __all__ = ["open_cache", "resolve_model", "spec_name"]
 
@@ -19,7 +19,9 @@ def spec_name(model: str | Model) -> str:
 
 def resolve_model(model: str | Model, options: dict[str, Any] | None = None) -> Model:
     """A backend from a spec (``options`` go to it) or the backend itself."""
-    return load_model(model, **(options or {})) if isinstance(model, str) else model
+    backend = load_model(model, **(options or {})) if isinstance(model, str) else model
+    check_ready(backend)  # e.g. no API key: refused before any row is planned
+    return backend
 
 
 def open_cache(cache: ResponseCache | str | Path | bool) -> ResponseCache | None:

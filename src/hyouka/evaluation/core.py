@@ -19,6 +19,7 @@ import pandas as pd
 
 from hyouka.engine.cache import ResponseCache
 from hyouka.engine.executor import Executor
+from hyouka.errors import ArgumentError
 from hyouka.evaluation.backends import open_cache, resolve_model, spec_name
 from hyouka.evaluation.data import EvalRow, EvalTable, load_table
 from hyouka.evaluation.heuristics import canonical_heuristic, heuristic_aggregates, needs_target, row_scores
@@ -102,7 +103,7 @@ def _split_metrics(
         if name == "latency" and not has_model:
             raise ValueError("the latency metric needs a model to call (existing predictions have no latency)")
         if needs_target(name) and not has_targets:
-            raise ValueError(f"metric {name} needs a ground truth column (targets=…)")
+            raise ArgumentError(f"metric {name} needs a ground truth column: give {{targets}}", targets="'<column>'")
         heuristics.append(name)
     return list(dict.fromkeys(heuristics)), judged
 
@@ -131,7 +132,7 @@ class _Judges:
         for m in metrics:
             chosen = m.judge if m.judge is not None else default
             if chosen is None:
-                raise ValueError(f"judge metric {m.name} needs a judge: pass judge='openai:gpt-4o' (or a backend)")
+                raise ArgumentError(f"judge metric {m.name} needs a judge: give {{judge}}", judge="'openai:gpt-4o'")
             key = spec_name(chosen)
             self.by_metric[m.name] = key
             self.specs.setdefault(key, chosen)
@@ -170,6 +171,7 @@ def evaluate(
     judge_options: dict[str, Any] | None = None,
     seed: int = 0,
     prices: PriceTable | str | Path | None = None,
+    encoding: str = "utf-8",
     **model_options: Any,
 ) -> EvaluationResult:
     """Evaluate ``model`` (or the ``predictions`` column) on ``data`` with ``metrics`` (+ ``extra_metrics``).
@@ -181,7 +183,8 @@ def evaluate(
     language (``ja`` or ``en``). ``model_options`` go to the model's backend, ``judge_options``
     to the judge's. ``model_type`` is accepted as in MLflow (``question-answering`` or ``text``).
     ``prices`` (a table, or a YAML file consulted before the default table) prices the recorded calls
-    (the judge's in a judged run) in the run's accounting.
+    (the judge's in a judged run) in the run's accounting. ``encoding`` is the data file's text encoding
+    (e.g. ``cp932`` for Shift-JIS).
     """
     if data is None:
         raise ValueError("give data: a DataFrame, a list of records, or a .csv/.jsonl/.json/.parquet path")
@@ -190,12 +193,14 @@ def evaluate(
     if model is not None and predictions is not None:
         raise ValueError("give a model to call or a predictions column to read, not both")
     table = load_table(data, inputs=inputs, targets=targets, context=context, predictions=predictions,
-                       id_column=id_column, limit=limit)
+                       id_column=id_column, limit=limit, encoding=encoding)
     if model is None and table.columns["predictions"] is None:
-        raise ValueError("no model and no predictions column: pass model=… or predictions='<column>'")
+        raise ArgumentError("no model and no predictions column: give {model} or {predictions}", model="…",
+                            predictions="'<column>'")
     if model is not None and table.columns["inputs"] is None:
         present = ", ".join(table.rows[0].fields) if table.rows else "none"
-        raise ValueError(f"no inputs column to send to the model; columns: {present}")
+        raise ArgumentError(f"no inputs column to send to the model: give {{inputs}}; columns: {present}",
+                            inputs="'<column>'")
     heuristics, judged = _split_metrics(metrics, extra_metrics, language, table.columns["targets"] is not None,
                                         model is not None)
     the_cache = open_cache(cache)

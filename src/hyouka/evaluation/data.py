@@ -9,6 +9,7 @@ Unnamed columns are found by their usual names (``inputs``/``question``…, ``gr
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 from collections.abc import Sequence
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from hyouka.errors import ArgumentError
 
 __all__ = ["DataError", "EvalRow", "EvalTable", "load_table"]
 
@@ -27,6 +30,10 @@ CONTEXT_NAMES = ("context", "contexts", "retrieved_context", "passage")
 
 class DataError(ValueError):
     """The evaluation data is unreadable or lacks a column it needs."""
+
+
+class ColumnNotFoundError(DataError, ArgumentError):
+    """A column named by an argument (``targets=``, ``--targets-column``) is not in the data."""
 
 
 @dataclass(frozen=True)
@@ -107,27 +114,54 @@ def _targets(value: Any) -> str | list[str] | None:
     return str(value)
 
 
-def _read(path: Path) -> pd.DataFrame:
+def _read(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
-    if suffix in (".jsonl", ".ndjson"):
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return pd.DataFrame([json.loads(line) for line in lines if line.strip()])
-    if suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return pd.DataFrame(data if isinstance(data, list) else data.get("data", data))
     if suffix in (".parquet", ".pq"):
         return pd.read_parquet(path)
-    raise DataError(f"unsupported data file {path.name}: use .csv, .tsv, .jsonl, .json or .parquet")
+    if suffix not in (".csv", ".tsv", ".jsonl", ".ndjson", ".json"):
+        raise DataError(f"unsupported data file {path.name}: use .csv, .tsv, .jsonl, .json or .parquet")
+    text = _text_of(path, encoding)
+    if suffix in (".csv", ".tsv"):
+        return pd.read_csv(io.StringIO(text), sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
+    if suffix in (".jsonl", ".ndjson"):
+        records = []
+        for line_no, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 is text
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    where = f"{path}:{line_no}"
+                    raise DataError(f"{where}: malformed JSON line ({exc.msg} at column {exc.colno})") from None
+        return pd.DataFrame(records)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+    return pd.DataFrame(data if isinstance(data, list) else data.get("data", data))
+
+
+def _text_of(path: Path, encoding: str) -> str:
+    """The file's text in ``encoding`` (UTF-8 with or without a byte-order mark by default), naming the file, line
+    and byte when it does not decode."""
+    from hyouka.tasks.loaders import DataError as LoaderError
+    from hyouka.tasks.loaders import decode_text
+
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"  # spreadsheet exports often start with a BOM
+    try:
+        return decode_text(path, path.read_bytes(), encoding)
+    except LoaderError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _pick(frame: pd.DataFrame, given: str | None, candidates: Sequence[str], role: str) -> str | None:
     if given is not None:
         if given not in frame.columns:
-            raise DataError(f"{role} column {given!r} not in the data; columns: {', '.join(map(str, frame.columns))}")
+            columns = ", ".join(map(str, frame.columns)).replace("{", "{{").replace("}", "}}")
+            raise ColumnNotFoundError(f"{{{role}}} is not a column of the data; columns: {columns}",
+                                      **{role: repr(given)})
         return given
     return next((c for c in candidates if c in frame.columns), None)
 
@@ -146,13 +180,15 @@ def load_table(
     predictions: str | None = None,
     id_column: str | None = None,
     limit: int | None = None,
+    encoding: str = "utf-8",
 ) -> EvalTable:
-    """Read the data and map its columns; ``DataError`` names a missing column and the ones present."""
+    """Read the data (text files in ``encoding``) and map its columns; ``DataError`` names a missing column and the
+    ones present."""
     if isinstance(data, pd.DataFrame):
         frame, source = data, "DataFrame"
     elif isinstance(data, (str, Path)):
         path = Path(data).expanduser()
-        frame, source = _read(path), path.name
+        frame, source = _read(path, encoding), path.name
     else:
         frame, source = pd.DataFrame(list(data)), "records"
     if limit:
@@ -162,7 +198,7 @@ def load_table(
         "targets": _pick(frame, targets, TARGET_NAMES, "targets"),
         "context": _pick(frame, context, CONTEXT_NAMES, "context"),
         "predictions": _pick(frame, predictions, (), "predictions"),
-        "id": _pick(frame, id_column, ("id", "_id", "question_id", "qid"), "id"),
+        "id": _pick(frame, id_column, ("id", "_id", "question_id", "qid"), "id_column"),
     }
     rows = []
     for index, record in enumerate(frame.to_dict(orient="records")):

@@ -19,6 +19,7 @@ from hyouka.judge.grading import JudgeCall
 from hyouka.judge.parse import parse_score
 from hyouka.judge.prompts import grading_messages, repair_text
 from hyouka.judge.rubric import Rubric, builtin_rubric_names, load_rubric
+from hyouka.tasks.prompts import PromptError
 
 __all__ = [
     "BUILTIN_JUDGE_METRICS",
@@ -70,8 +71,13 @@ class JudgeMetric:
         if missing:
             raise MissingInputError(f"{self.name} needs {', '.join(missing)}, which this row lacks")
         rubric = self.rubric
+        try:
+            messages = grading_messages(rubric, {k: v or "" for k, v in fields.items()})
+        except PromptError as exc:
+            row = (tags or {}).get("row")
+            raise PromptError(f"{exc} (row {row})" if row is not None else str(exc)) from None
         return JudgeCall(
-            messages=grading_messages(rubric, {k: v or "" for k, v in fields.items()}),
+            messages=messages,
             parse=lambda text: parse_score(text, rubric.scale),
             repair=lambda error: repair_text(rubric, error),
             tags={"metric": self.name, **(tags or {})},

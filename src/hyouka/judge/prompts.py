@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
-
-import jinja2
+from typing import Any
 
 from hyouka.judge.rubric import Rubric, prompt_data
 from hyouka.models.base import Message
+from hyouka.tasks.prompts import PromptError, render
 
 __all__ = ["SECTION_ORDER", "grading_messages", "mt_bench_prompt", "repair_text"]
 
 SECTION_ORDER = ("question", "context", "ground_truth", "answer")
 
 
-@cache
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+def _render(source: str, values: Mapping[str, Any], where: str) -> str:
+    """A rubric or frame template rendered in the sandbox (one trailing newline of the template dropped)."""
+    for newline in ("\r\n", "\n", "\r"):
+        if source.endswith(newline):
+            source = source[: -len(newline)]
+            break
+    try:
+        return render(source, values)
+    except PromptError as exc:
+        raise PromptError(f"{where}: {exc}") from None
 
 
 def _frame(language: str) -> dict:
@@ -33,22 +39,25 @@ def grading_messages(rubric: Rubric, fields: Mapping[str, str]) -> tuple[Message
     labels = frame["labels"]
     sections = [(labels[name], fields[name]) for name in SECTION_ORDER if name in rubric.inputs]
     lo, hi = rubric.scale
-    user = _env().from_string(rubric.template or frame["template"]).render(
-        lo=lo,
-        hi=hi,
-        title=rubric.title,
-        criteria=rubric.criteria.strip(),
-        levels=sorted(rubric.levels.items(), reverse=True),
-        sections=sections,
+    values = {
+        "lo": lo,
+        "hi": hi,
+        "title": rubric.title,
+        "criteria": rubric.criteria.strip(),
+        "levels": sorted(rubric.levels.items(), reverse=True),
+        "sections": sections,
         **{name: fields.get(name, "") for name in SECTION_ORDER},
-    )
+    }
+    where = f"{rubric.source}: template" if rubric.template else f"the {rubric.language} prompt frame"
+    user = _render(rubric.template or frame["template"], values, where)
     return (Message("system", rubric.system or frame["system"]), Message("user", user))
 
 
 def repair_text(rubric: Rubric, error: str) -> str:
     """The one follow-up message sent when a rubric grade could not be read."""
     lo, hi = rubric.scale
-    return _env().from_string(_frame(rubric.language)["repair"]).render(lo=lo, hi=hi, error=error)
+    return _render(_frame(rubric.language)["repair"], {"lo": lo, "hi": hi, "error": error},
+                   f"the {rubric.language} repair frame")
 
 
 def mt_bench_prompt(name: str, language: str = "ja", language_rule: bool = True) -> dict[str, str]:

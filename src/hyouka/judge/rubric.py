@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from hyouka.yamlio import load_yaml
 
@@ -44,6 +44,12 @@ class Rubric(BaseModel):
     levels: dict[int, str] = Field(description="score -> what an answer at that score looks like")
     template: str | None = Field(None, description="jinja2 prompt replacing the language's frame")
     system: str | None = Field(None, description="system prompt replacing the language's frame")
+    _source: str | None = PrivateAttr(None)  # the file it was read from, for error messages
+
+    @property
+    def source(self) -> str:
+        """The rubric file, or its name when built in memory."""
+        return self._source or f"rubric {self.name}"
 
     @model_validator(mode="after")
     def _check(self) -> Rubric:
@@ -81,12 +87,17 @@ def _read(path: Path) -> Rubric:
         data = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise RubricError(f"cannot read rubric {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise RubricError(f"rubric {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                          "save it as UTF-8") from None
     if not isinstance(data, dict):
         raise RubricError(f"rubric {path} is not a mapping")
     try:
-        return Rubric.model_validate(data)
+        rubric = Rubric.model_validate(data)
     except ValidationError as exc:
         raise RubricError(f"invalid rubric {path}:\n{exc}") from exc
+    rubric._source = str(path)
+    return rubric
 
 
 @cache

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hyouka.engine.cache import ResponseCache
+from hyouka.errors import ArgumentError
 from hyouka.judge.mt_bench.single import TASK_NAME, run_single
 from hyouka.judge.runs import JudgeRunResult
 from hyouka.models.base import Model
@@ -21,7 +22,7 @@ __all__ = ["JUDGE_TASKS", "JudgeTaskError", "mt_bench_data_dir", "resume_judge_r
 JUDGE_TASKS = (TASK_NAME,)
 
 
-class JudgeTaskError(ValueError):
+class JudgeTaskError(ArgumentError):
     """A judge task cannot run as asked (no judge, a run that cannot be resumed…)."""
 
 
@@ -72,7 +73,7 @@ def run_judge_task(
     """Run one judge task for ``model``; ``judge`` is a spec or a backend (``judge_spec`` names a
     backend given already built, e.g. wrapped for accounting)."""
     if judge is None:
-        raise JudgeTaskError(f"task {task} is graded by a judge: give one, e.g. --judge openai:gpt-4o")
+        raise JudgeTaskError(f"task {task} is graded by a judge: give one, e.g. {{judge}}", judge="'openai:gpt-4o'")
     if data_dir is None and not os.environ.get("HYOUKA_MT_BENCH_DIR"):
         data_dir = _beside_recorded_answers(model)
     judge_backend = load_model(judge, **(judge_options or {})) if isinstance(judge, str) else judge

@@ -29,9 +29,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from hyouka.errors import ArgumentError
 from hyouka.models.base import (
     Capabilities,
     ChatRequest,
@@ -77,11 +79,12 @@ class HFModel:
         from transformers import AutoConfig, AutoTokenizer
 
         if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
+            raise ArgumentError(f"{{dtype}} takes one of {', '.join(DTYPES)}, not {dtype!r}", dtype="")
         if scoring not in ("shared_prefix", "naive"):
             raise ValueError(f"scoring must be 'shared_prefix' or 'naive', not {scoring!r}")
         if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive int or 'auto', not {batch_size!r}")
+            raise ArgumentError(f"{{batch_size}} takes a positive number or 'auto', not {batch_size!r}",
+                                batch_size="")
         self.torch = torch
         self.name = name_or_path
         self.scoring: Scoring = scoring
@@ -134,7 +137,8 @@ class HFModel:
         from transformers import AutoModelForCausalLM
 
         log.info("loading %s onto %s", self.name, self.device)
-        model = AutoModelForCausalLM.from_pretrained(self.name, config=self.config, **self._load_options)
+        with _no_progress_bar():  # the run's own progress shows; a second "Loading weights" bar would tear it
+            model = AutoModelForCausalLM.from_pretrained(self.name, config=self.config, **self._load_options)
         model.to(self.device).eval()
         pad = self.tokenizer.pad_token_id
         if pad is None:
@@ -383,6 +387,20 @@ def _ll_response(pair: EncodedPair, score: tuple[float, bool]) -> Response:
         prompt_tokens=pair.cont_start,
         completion_tokens=pair.n_cont,
     )
+
+
+@contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """Transformers' own progress bars off for a while (restored as they were)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _pick_device(torch: Any, device: str) -> str:

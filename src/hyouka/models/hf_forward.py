@@ -28,6 +28,9 @@ class Forward:
         self.pad_id = pad_id
         params = inspect.signature(model.forward).parameters
         self.keep_kw = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
+        # the key/value cache argument: `cache` since transformers 5.2x, `past_key_values` before (deprecated
+        # in 5.24 with a FutureWarning on every call, removed in 5.40)
+        self.cache_kw = "cache" if "cache" in params else "past_key_values"
         #: whether rows can carry explicit positions (needed for padding gaps and packed rows)
         self.positions_ok = "position_ids" in params
         attn = getattr(model.config, "_attn_implementation", None)
@@ -42,7 +45,7 @@ class Forward:
         if self.positions_ok:
             kwargs["position_ids"] = positions
         if cache is not None:
-            kwargs["past_key_values"] = cache
+            kwargs[self.cache_kw] = cache
         if self.keep_kw is not None:
             kwargs[self.keep_kw] = keep
         logits = self.model(**kwargs).logits

@@ -14,6 +14,7 @@ events, which also measures the time to the first token (``Response.ttft_s``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from hyouka.models.base import (
     Capabilities,
@@ -33,18 +34,42 @@ from hyouka.models.base import (
     UnsupportedRequestError,
 )
 from hyouka.models.openai_logprobs import PromptLogprobsUnavailableError, continuation_logprob
-from hyouka.models.openai_retry import Failure, backoff, classify
+from hyouka.models.openai_retry import Failure, MalformedResponseError, backoff, classify
 
 ApiKind = Literal["auto", "chat", "completions"]
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "EMPTY"
 FATAL_STATUSES = frozenset({401, 403, 404})
+log = logging.getLogger(__name__)
 
 __all__ = ["OpenAIEndpointError", "OpenAIModel", "OpenAIStats", "PromptLogprobsUnavailableError"]
 
 
 class OpenAIEndpointError(RuntimeError):
     """The endpoint refuses every request (bad key, unknown model or route): stop instead of retrying."""
+
+
+_SECRET_HINTS = ("key", "token", "secret", "password", "sig")
+
+
+def split_base_url(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its query, and the query's parameters, which then go with every request.
+
+    The client appends routes (``/completions``) to the base URL, so a query left on it
+    would swallow the route. A URL with a user name or password is refused: the HTTP
+    library would send them as Basic auth in place of the API key.
+    """
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            f"--base-url {public_url(url)} carries a user name or password (user:pass@): the client would send "
+            "them as Basic auth instead of the API key. Drop them from the URL and put the key in the environment "
+            "variable named by --api-key-env (default OPENAI_API_KEY)"
+        )
+    if parts.fragment:
+        raise ValueError(f"--base-url {public_url(url)} has a #fragment, which no server receives; drop it")
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")).rstrip("/"), query
 
 
 @dataclass
@@ -99,7 +124,12 @@ class OpenAIModel:
             raise ValueError("concurrency must be at least 1")
         self.name = model
         self.api: ApiKind = api
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url, self.query = split_base_url(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
+        if self.query:
+            log.warning(
+                "the base URL's query parameters (%s) are sent with every request; routes go to %s/...",
+                ", ".join(self.query), public_url(self.base_url),
+            )
         self.concurrency = concurrency
         self.max_retries = max_retries
         self.timeout = timeout
@@ -113,7 +143,8 @@ class OpenAIModel:
             structured_output=structured_output and api != "completions",
         )
         self.stats = OpenAIStats()
-        self._key = self._read_key(custom_url=self.base_url != DEFAULT_BASE_URL)
+        self._key = os.environ.get(api_key_env, "") or PLACEHOLDER_KEY
+        self._secrets = [v for k, v in self.query.items() if v and any(h in k.lower() for h in _SECRET_HINTS)]
         self._client: Any = None
         self._client_lock = threading.Lock()
         self._stats_lock = threading.Lock()
@@ -123,14 +154,17 @@ class OpenAIModel:
     def __repr__(self) -> str:
         return f"OpenAIModel({self.name!r}, base_url={public_url(self.base_url)!r}, api={self.api!r})"
 
-    def _read_key(self, *, custom_url: bool) -> str:
-        key = os.environ.get(self.api_key_env, "")
-        if not key and not custom_url:
+    def check_ready(self) -> None:
+        """Refuse to call OpenAI's own endpoint without a key (a custom ``base_url`` may need none).
+
+        Called before a run's first request and by the client; building the backend needs no
+        key, so a dry run (which calls nothing) works without one.
+        """
+        if self._key == PLACEHOLDER_KEY and self.base_url == DEFAULT_BASE_URL and not self.query:
             raise OpenAIEndpointError(
                 f"no API key: set the environment variable {self.api_key_env} "
                 f"(or give a base_url for a server that needs none)"
             )
-        return key or PLACEHOLDER_KEY
 
     def identity(self) -> dict[str, Any]:
         return {"backend": "openai", "model": self.name, "base_url": public_url(self.base_url), "api": self.api}
@@ -142,8 +176,10 @@ class OpenAIModel:
             if self._client is None:
                 import openai
 
+                self.check_ready()
                 self._client = openai.OpenAI(
-                    api_key=self._key, base_url=self.base_url, max_retries=0, timeout=self.timeout
+                    api_key=self._key, base_url=self.base_url, max_retries=0, timeout=self.timeout,
+                    default_query=self.query or None,
                 )
             return self._client
 
@@ -260,7 +296,10 @@ class OpenAIModel:
         return self._redact(f"{public_url(self.base_url)} refused the request ({failure.message}); {hint}")
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key and self._key != PLACEHOLDER_KEY else text
+        secrets = [*self._secrets, *([self._key] if self._key != PLACEHOLDER_KEY else [])]
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
 
     # ------------------------------------------------------------------ the three calls
 
@@ -283,7 +322,7 @@ class OpenAIModel:
         if self.stream:
             return _read_stream(out, started, params, lambda choice: choice.text)
         latency = time.perf_counter() - started
-        choice = out.choices[0]
+        choice = first_choice(out, "text")
         return _finish(choice.text, choice.finish_reason, params, out.usage, latency)
 
     def _chat_once(self, messages: list[dict[str, str]], params: GenerationParams) -> Response:
@@ -295,7 +334,7 @@ class OpenAIModel:
         if self.stream:
             return _read_stream(out, started, params, lambda choice: choice.delta.content if choice.delta else None)
         latency = time.perf_counter() - started
-        choice = out.choices[0]
+        choice = first_choice(out, "message")
         return _finish(choice.message.content or "", choice.finish_reason, params, out.usage, latency)
 
     def _streaming(self) -> dict[str, Any]:
@@ -318,7 +357,7 @@ class OpenAIModel:
                 raise PromptLogprobsUnavailableError(self.name, public_url(self.base_url), str(exc)) from None
             raise
         latency = time.perf_counter() - started
-        choice = out.choices[0]
+        choice = first_choice(out, "text")
         try:
             logprob, greedy = continuation_logprob(choice.logprobs, request.context, request.continuation)
         except PromptLogprobsUnavailableError as exc:
@@ -336,6 +375,40 @@ class OpenAIModel:
             latency_s=latency,
             finish_reason=choice.finish_reason,
         )
+
+
+def first_choice(out: Any, field: Literal["text", "message"]) -> Any:
+    """The first choice of a completion (``field="text"``) or chat answer (``"message"``).
+
+    A 200 answer that is not that shape (an HTML page the client hands back as text, a body
+    with no choices, a choice without its text) is a :class:`MalformedResponseError`,
+    which :meth:`OpenAIModel._send` retries like a server error.
+    """
+    if isinstance(out, (str, bytes)):
+        text = out if isinstance(out, str) else out.decode("utf-8", "replace")
+        raise MalformedResponseError(f"the body is not JSON: {_snippet(text)}")
+    choices = getattr(out, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        raise MalformedResponseError(f"the answer has no choices: {_snippet(_dump(out))}")
+    choice = choices[0]
+    value = getattr(choice, field, None)
+    if field == "text" and not isinstance(value, str):
+        raise MalformedResponseError(f"the first choice has no text: {_snippet(_dump(choice))}")
+    if field == "message" and not isinstance(getattr(value, "content", ""), (str, type(None))):
+        raise MalformedResponseError(f"the first choice has no message: {_snippet(_dump(choice))}")
+    if field == "message" and value is None:
+        raise MalformedResponseError(f"the first choice has no message: {_snippet(_dump(choice))}")
+    return choice
+
+
+def _dump(value: Any) -> str:
+    dump = getattr(value, "model_dump_json", None)
+    return dump() if callable(dump) else repr(value)
+
+
+def _snippet(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def _user(prompt: str) -> dict[str, str]:
@@ -387,20 +460,22 @@ def _read_stream(
     A connection lost midway raises the client's retryable errors, so the whole
     request is sent again like any failed attempt.
     """
-    import openai
-
     parts: list[str] = []
     finish_reason: str | None = None
     usage: Any = None
     ttft: float | None = None
     last: float | None = None
+    n_choices = 0
     with stream:
         try:
             for chunk in stream:
                 last = time.perf_counter()
+                if isinstance(chunk, (str, bytes)) or not isinstance(getattr(chunk, "choices", None), list):
+                    raise MalformedResponseError(f"a stream event is not a completion chunk: {_snippet(_dump(chunk))}")
                 if getattr(chunk, "usage", None) is not None:
                     usage = chunk.usage
-                for choice in chunk.choices or ():
+                n_choices += len(chunk.choices)
+                for choice in chunk.choices:
                     if getattr(choice, "index", 0) != 0:
                         continue
                     text = piece(choice)
@@ -410,8 +485,12 @@ def _read_stream(
                         parts.append(text)
                     if choice.finish_reason is not None:
                         finish_reason = choice.finish_reason
+        except MalformedResponseError:
+            raise
         except ValueError as exc:  # an event whose data is not a JSON chunk
-            raise openai.APIError(f"malformed stream: {exc}", request=stream.response.request, body=None) from exc
+            raise MalformedResponseError(f"a stream event is not JSON ({exc})") from exc
+    if not n_choices:
+        raise MalformedResponseError("the stream held no completion chunks (was it a server-sent event stream?)")
     latency = (last if last is not None else time.perf_counter()) - started
     return _finish("".join(parts), finish_reason, params, usage, latency, ttft)
 

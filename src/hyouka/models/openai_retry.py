@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import random
 import time
@@ -11,6 +12,10 @@ from typing import Any
 
 MAX_RETRY_AFTER_S = 300.0
 RETRY_STATUSES = frozenset({408, 429})
+
+
+class MalformedResponseError(ValueError):
+    """A 200 answer that is not the JSON object its route promises (truncated JSON, an HTML page, no choices)."""
 
 
 @dataclass(frozen=True)
@@ -25,9 +30,19 @@ class Failure:
 
 
 def classify(exc: BaseException) -> Failure:
-    """Sort an exception from the ``openai`` client into retryable or not, timeout or API error."""
+    """Sort an exception from the ``openai`` client into retryable or not, timeout or API error.
+
+    A malformed 200 answer (see :class:`MalformedResponseError`; the client raises a JSON
+    decoding error for truncated JSON) is retried like a server error: proxies and
+    overloaded servers send them now and then.
+    """
     import openai
 
+    if isinstance(exc, MalformedResponseError):
+        return Failure(f"malformed response: {exc}", "api_error", True)
+    if isinstance(exc, json.JSONDecodeError):
+        return Failure(f"malformed response: the body is not valid JSON ({exc.msg} at line {exc.lineno} "
+                       f"column {exc.colno})", "api_error", True)
     if isinstance(exc, openai.APITimeoutError):
         return Failure(f"request timed out: {exc}", "timeout", True)
     if isinstance(exc, openai.APIConnectionError):

@@ -64,17 +64,45 @@ class RecordedFormatError(ValueError):
 
 
 def _read_records(path: Path) -> list[dict[str, Any]]:
+    """The file's records, each with its 1-based line number under ``_line`` (JSON lines; 1 for a .json file)."""
     if not path.is_file():
         raise RecordedFormatError(f"recorded file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raw = path.read_bytes()
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise RecordedFormatError(f"{path}:{line}: not UTF-8 ({exc.reason} at byte 0x{raw[exc.start]:02x})") from None
     if path.suffix == ".json":
-        data = json.loads(text)
-        records = data if isinstance(data, list) else [data]
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RecordedFormatError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+        records = [(1, r) for r in (data if isinstance(data, list) else [data])]
     else:
-        records = [json.loads(line) for line in text.splitlines() if line.strip()]
-    if not records or not all(isinstance(r, dict) for r in records):
+        records = []
+        for line_no, line in enumerate(text.split("\n"), start=1):
+            if line.strip():
+                try:
+                    records.append((line_no, json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    raise RecordedFormatError(f"{path}:{line_no}: malformed JSON line ({exc.msg})") from None
+    if not records or not all(isinstance(r, dict) for _, r in records):
         raise RecordedFormatError(f"{path} holds no JSON records")
-    return records
+    return [{**r, "_line": line_no} for line_no, r in records]
+
+
+def _check_unique_answers(path: Path, records: list[dict[str, Any]]) -> None:
+    """Refuse two answer records for one question: replaying them would mix the turns of both."""
+    seen: dict[str, int] = {}
+    for r in records:
+        qid = str(r.get("question_id"))
+        if qid in seen:
+            raise RecordedFormatError(
+                f"{path}:{r['_line']}: question_id {qid} is answered twice (also on line {seen[qid]}); "
+                "keep one answer record per question"
+            )
+        seen[qid] = r["_line"]
 
 
 def detect_format(record: Mapping[str, Any]) -> str:
@@ -89,7 +117,8 @@ def detect_format(record: Mapping[str, Any]) -> str:
         return "outputs"
     raise RecordedFormatError(
         "unknown recorded format: expected MT-Bench model_answer records (question_id, choices), "
-        "prompt/output records, or FastChat model_judgment records; got keys " + ", ".join(sorted(record))
+        "prompt/output records, or FastChat model_judgment records; got keys "
+        + ", ".join(sorted(k for k in record if k != "_line"))
     )
 
 
@@ -139,6 +168,8 @@ class RecordedModel:
             raise RecordedFormatError(f"unknown recorded format {format!r}")
         self.name = model_id or self.path.stem
         self.capabilities = Capabilities(generate=True, chat=True)
+        if self.format == "answers":
+            _check_unique_answers(self.path, records)
         self._index = _index(self.format, records)
         self._sha256 = hashlib.sha256(self.path.read_bytes()).hexdigest()
         self.n_records = len(records)

@@ -74,6 +74,14 @@ def recordable_options(options: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def check_ready(model: Model) -> None:
+    """Raise if ``model`` cannot make calls yet (e.g. an OpenAI backend with no key); building a backend
+    checks nothing that only calls need, so a dry run works without credentials."""
+    check = getattr(model, "check_ready", None)
+    if callable(check):
+        check()
+
+
 def load_model(spec: str, **options: Any) -> Model:
     """Build the backend a spec names; ``options`` go to the backend (None values are dropped)."""
     prefix, name = parse_spec(spec)

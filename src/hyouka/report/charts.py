@@ -2,8 +2,9 @@
 (with the Pareto frontier marked), and judge scores by category (MT-Bench).
 
 matplotlib is optional (``pip install 'hyouka[report]'``) and imported when a chart is drawn.
-Figures are built with ``matplotlib.figure.Figure`` (no pyplot, no global backend), and a CJK
-font is used when one is installed so Japanese labels render.
+Figures are built with ``matplotlib.figure.Figure`` (no pyplot, no global backend). Japanese
+labels render with an installed CJK font, else with the one the extra ships
+(:mod:`hyouka.report.fonts`). Titles and axis labels are in English, the report's language.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import logging
 import math
 import warnings
 from collections.abc import Iterator, Sequence
@@ -42,10 +44,18 @@ def _matplotlib() -> Any:
 
 @lru_cache
 def _font_family() -> tuple[str, ...]:
+    """Latin text in DejaVu Sans; Japanese glyphs from an installed CJK font, else from the one the
+    report extra ships (matplotlib-fontja's IPAexGothic), so labels never turn into empty boxes."""
     from matplotlib import font_manager
 
+    from hyouka.report.fonts import FONT_FAMILY, japanese_font_path
+
     installed = {f.name for f in font_manager.fontManager.ttflist}
-    return ("DejaVu Sans", *(f for f in _CJK_FONTS if f in installed))
+    shipped = japanese_font_path()
+    if FONT_FAMILY not in installed and shipped is not None:
+        font_manager.fontManager.addfont(str(shipped))
+        installed.add(FONT_FAMILY)
+    return ("DejaVu Sans", *dict.fromkeys(f for f in (*_CJK_FONTS, FONT_FAMILY) if f in installed))
 
 
 @contextlib.contextmanager
@@ -55,7 +65,13 @@ def _style() -> Iterator[None]:
                          "axes.spines.right": False, "svg.hashsalt": "hyouka", "figure.dpi": 100}), \
             warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing from")
-        yield
+        fonts_log = logging.getLogger("matplotlib.font_manager")
+        level = fonts_log.level
+        fonts_log.setLevel(logging.ERROR)  # "Failed to find font weight bold for IPAexGothic": it has one weight
+        try:
+            yield
+        finally:
+            fonts_log.setLevel(level)
 
 
 @dataclass
@@ -91,6 +107,7 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _colors(n: int) -> list[Any]:
+    _matplotlib()
     from matplotlib import colormaps
 
     cmap = colormaps["tab10" if n <= 10 else "tab20"]

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from hyouka.metrics.bootstrap import bootstrap
 from hyouka.metrics.registry import METRICS, aggregate
-from hyouka.store.store import Store
+
+if TYPE_CHECKING:
+    from hyouka.store.store import Store
 
 _SCORED = ("ok", "format_error", "parse_error")
 
@@ -52,6 +54,7 @@ class ChangedExample:
     key: str
     sample_index_a: int
     sample_index_b: int
+    question: str  # the document's own text (the task's doc_to_text), without instruction or few-shot examples
     prompt: str
     output_a: str | None
     output_b: str | None
@@ -76,6 +79,10 @@ class Comparison:
     metrics: list[MetricDiff] = field(default_factory=list)
     changed: list[ChangedExample] = field(default_factory=list)
     n_changed: int = 0
+    # of the changed examples: B better / worse / the same on the primary metric (the table's +, − and =)
+    n_changed_better: int = 0
+    n_changed_worse: int = 0
+    n_changed_same: int = 0
     primary: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,6 +97,9 @@ class Comparison:
             "primary": self.primary,
             "metrics": [{**asdict(m), "significant": m.significant} for m in self.metrics],
             "n_changed": self.n_changed,
+            "n_changed_better": self.n_changed_better,
+            "n_changed_worse": self.n_changed_worse,
+            "n_changed_same": self.n_changed_same,
             "changed": [asdict(c) for c in self.changed],
         }
 
@@ -177,14 +187,33 @@ def _finite(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _labels(task: str) -> list[Any] | None:
+def _task_spec(task: str) -> Any:
     from hyouka.tasks.registry import load_task
 
     try:
-        spec = load_task(task)
-    except ValueError:
+        return load_task(task)
+    except (ValueError, OSError):
+        return None
+
+
+def _labels(spec: Any) -> list[Any] | None:
+    if spec is None:
         return None
     return list(range(len(spec.doc_to_choice or []))) if spec.output_type == "multiple_choice" else None
+
+
+def _question(spec: Any, sample: dict[str, Any]) -> str:
+    """The text of the sample's document as the task shows it (its ``doc_to_text``), else the prompt's last part."""
+    from hyouka.tasks.prompts import PromptError, render
+
+    doc = sample.get("doc") or {}
+    if spec is not None and spec.doc_to_text and doc:
+        try:
+            return render(spec.doc_to_text, doc)
+        except PromptError:
+            pass
+    prompt = (sample.get("prompt") or "").rstrip()
+    return prompt.rsplit("\n\n", 1)[-1]
 
 
 def compare_runs(
@@ -214,7 +243,8 @@ def compare_runs(
     unknown = [m for m in wanted if m not in per_sample and m not in corpus]
     if unknown:
         raise ValueError(f"metrics {unknown} are in neither run; available: {[*per_sample, *corpus]}")
-    labels = _labels(a["task"])
+    spec = _task_spec(a["task"])
+    labels = _labels(spec)
     out = Comparison(a, b, paired_by, len(pairs), only_a, only_b)
     for metric in wanted:
         higher = _higher_is_better(metric, agg_a or agg_b)
@@ -224,9 +254,13 @@ def compare_runs(
             out.metrics.append(_corpus_diff(metric, pairs, higher, labels, n_resamples, seed, confidence))
 
     out.primary = next((m for m in wanted if m in per_sample), None)
-    changed = [_changed(x, y, paired_by, out.primary) for x, y in pairs if _differs(x, y)]
+    changed = [_changed(x, y, paired_by, out.primary, _question(spec, x)) for x, y in pairs if _differs(x, y)]
     changed.sort(key=lambda c: (-(abs(c.delta) if c.delta is not None else 0.0), c.sample_index_a))
     out.n_changed = len(changed)
+    sign = 1.0 if out.primary is None or _higher_is_better(out.primary, agg_a or agg_b) else -1.0
+    out.n_changed_better = sum(1 for c in changed if c.delta is not None and sign * c.delta > 0)
+    out.n_changed_worse = sum(1 for c in changed if c.delta is not None and sign * c.delta < 0)
+    out.n_changed_same = out.n_changed - out.n_changed_better - out.n_changed_worse
     out.changed = changed if max_changed is None else changed[:max_changed]
     return out
 
@@ -236,13 +270,14 @@ def _differs(a: dict[str, Any], b: dict[str, Any]) -> bool:
             or a.get("status") != b.get("status"))
 
 
-def _changed(a: dict[str, Any], b: dict[str, Any], paired_by: str, primary: str | None) -> ChangedExample:
+def _changed(a: dict[str, Any], b: dict[str, Any], paired_by: str, primary: str | None,
+             question: str) -> ChangedExample:
     ma, mb = a.get("metrics") or {}, b.get("metrics") or {}
     delta = None
     if primary and primary in ma and primary in mb and ma[primary] is not None and mb[primary] is not None:
         delta = float(mb[primary]) - float(ma[primary])
     return ChangedExample(
-        key=str(a[paired_by]), sample_index_a=a["sample_index"], sample_index_b=b["sample_index"],
+        key=str(a[paired_by]), sample_index_a=a["sample_index"], sample_index_b=b["sample_index"], question=question,
         prompt=a.get("prompt") or "", output_a=a.get("output"), output_b=b.get("output"),
         prediction_a=a.get("prediction"), prediction_b=b.get("prediction"), reference=a.get("reference"),
         metrics_a=ma, metrics_b=mb, status_a=a["status"], status_b=b["status"], delta=delta,

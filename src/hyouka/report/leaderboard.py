@@ -25,16 +25,20 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
 from hyouka.metrics.suite import SuiteTerm, suite_average
-from hyouka.store.store import Store
 from hyouka.tasks.registry import SuiteSpec, builtin_suites, load_task
 from hyouka.yamlio import load_yaml
+
+if TYPE_CHECKING:
+    from hyouka.store.reader import SQLiteReader
+    from hyouka.store.store import Store
 
 __all__ = ["Cell", "Leaderboard", "Row", "build_leaderboard", "build_leaderboards", "load_suite", "run_setting",
            "subject_model"]
@@ -208,17 +212,24 @@ def _headline(task: str, suite: SuiteSpec | None, aggregates: dict[str, dict[str
     if found is not None:
         return found
     try:
-        metric = load_task(task).metric_list[0].metric
+        metric = _task_facts(task)[0]
     except (ValueError, OSError):
         metric = next((m for m in _JUDGE_HEADLINES if m in aggregates), next(iter(sorted(aggregates)), ""))
     agg = aggregates.get(metric) or {}
     return metric, not agg.get("higher_is_better", True)
 
 
+@lru_cache(maxsize=256)
+def _task_facts(task: str) -> tuple[str, int]:
+    """A task's first metric and its number of modes, read once per task (a board of 1,000 runs asks 2,000 times)."""
+    spec = load_task(task)
+    return spec.metric_list[0].metric, len(spec.modes)
+
+
 def _single_mode(run: dict[str, Any]) -> bool:
     """A benchmark task with one mode: its runs join the rows of every mode."""
     try:
-        return len(load_task(run["task"]).modes) <= 1
+        return _task_facts(run["task"])[1] <= 1
     except (ValueError, OSError):
         return False
 
@@ -281,7 +292,7 @@ class _Rows:
 
 
 def build_leaderboard(
-    store: Store,
+    store: Store | SQLiteReader,
     suite: str | SuiteSpec | None = "jglue",
     model: str | None = None,
     *,
@@ -338,7 +349,7 @@ def build_leaderboard(
                                 for e in (suite_spec.tasks if suite_spec else [])})
 
 
-def _completed(store: Store, run_ids: Iterable[str] | None) -> list[dict[str, Any]]:
+def _completed(store: Store | SQLiteReader, run_ids: Iterable[str] | None) -> list[dict[str, Any]]:
     runs = store.list_runs(status="completed")
     if run_ids is not None:
         ids = set(run_ids)
@@ -408,7 +419,7 @@ def _table_of(run: dict[str, Any], suites: dict[str, SuiteSpec]) -> str | None:
 
 
 def build_leaderboards(
-    store: Store,
+    store: Store | SQLiteReader,
     suite: str | SuiteSpec | None = None,
     model: str | None = None,
     *,

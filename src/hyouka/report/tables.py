@@ -13,10 +13,12 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hyouka.report.leaderboard import Cell, Leaderboard, Row
-from hyouka.report.summary import RowStats
+
+if TYPE_CHECKING:
+    from hyouka.report.summary import RowStats
 
 FORMATS = ("table", "markdown", "csv", "json", "html")
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hyouka.engine.accounting import call_rows, price_for, run_accounting
 from hyouka.pricing.table import PriceTable, load_prices
 from hyouka.report.leaderboard import subject_model
-from hyouka.store.store import Store
+
+if TYPE_CHECKING:
+    from hyouka.store.reader import SQLiteReader
+    from hyouka.store.store import Store
 
 
 @dataclass
@@ -56,7 +59,7 @@ class RunView:
 
 
 def load_views(
-    store: Store,
+    store: Store | SQLiteReader,
     run_ids: Iterable[str] | None = None,
     *,
     prices: PriceTable | str | None = None,

@@ -14,16 +14,16 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hyouka import jsonio
+from hyouka.store.errors import RunNotFoundError, run_lookup_error
+from hyouka.store.reader import SQLiteReader
 from hyouka.store.schema import AggregateRow, Base, RunRow, SampleRow, utcnow
+
+__all__ = ["FINISHED_STATUSES", "RunNotFoundError", "RunOwnershipError", "Store"]
 
 FINISHED_STATUSES = ("ok", "format_error", "parse_error")
 
 
 LOCK_TIMEOUT_S = 30.0  # how long SQLite waits for another process's lock (as the response cache does)
-
-
-class RunNotFoundError(LookupError):
-    """No run, or more than one, matches the id given."""
 
 
 class RunOwnershipError(RuntimeError):
@@ -109,6 +109,10 @@ class Store:
         # SQLite takes sample rows straight from the driver (see write_samples)
         self._driver_inserts = self.engine.dialect.name == "sqlite"
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite files are read through the standard library's driver (hyouka.store.reader)
+        self._reader = SQLiteReader.for_url(url) if self.engine.dialect.name == "sqlite" else None
+        if self._reader is not None:
+            self._reader.path = self._reader.path.resolve()  # the file the engine just opened
 
     def create_tables(self, tables: Sequence[Any] | None = None, attempts: int = 10) -> None:
         """Create missing tables (``tables``, default all), safe while other processes do the same.
@@ -198,6 +202,8 @@ class Store:
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A run by id or unique id prefix."""
+        if self._reader is not None:
+            return self._reader.get_run(run_id)
         with self.session() as s:
             row = s.get(RunRow, run_id)
             if row is not None:
@@ -205,9 +211,7 @@ class Store:
             rows = s.scalars(select(RunRow).where(RunRow.id.startswith(run_id))).all()
         if len(rows) == 1:
             return _as_dict(rows[0])
-        if not rows:
-            raise RunNotFoundError(f"no run {run_id!r} in the store ({self.url}); `hyouka runs` lists them")
-        raise RunNotFoundError(f"run id prefix {run_id!r} matches {len(rows)} runs; give more characters")
+        raise run_lookup_error(run_id, len(rows), self.url)
 
     def find_run(self, config_hash: str, *, unfinished: bool) -> dict[str, Any] | None:
         """The latest run with this configuration, completed or not.
@@ -228,6 +232,8 @@ class Store:
         return _as_dict(row) if row else None
 
     def list_runs(self, *, status: str | None = None) -> list[dict[str, Any]]:
+        if self._reader is not None:
+            return self._reader.list_runs(status=status)
         with self.session() as s:
             query = select(RunRow).order_by(RunRow.created_at)
             if status:
@@ -279,6 +285,8 @@ class Store:
             return {index for (index,) in rows}
 
     def samples(self, run_id: str, *, indices: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        if self._reader is not None:
+            return self._reader.samples(run_id, indices=indices)
         with self.session() as s:
             query = select(SampleRow).where(SampleRow.run_id == run_id).order_by(SampleRow.sample_index)
             if indices is not None:
@@ -304,11 +312,15 @@ class Store:
             s.add_all(AggregateRow(run_id=run_id, **a) for a in aggregates)
 
     def aggregates(self, run_id: str) -> dict[str, dict[str, Any]]:
+        if self._reader is not None:
+            return self._reader.aggregates(run_id)
         with self.session() as s:
             rows = s.scalars(select(AggregateRow).where(AggregateRow.run_id == run_id))
             return {r.metric: _as_dict(r) for r in rows}
 
     def all_aggregates(self, run_ids: Iterable[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        if self._reader is not None:
+            return self._reader.all_aggregates(run_ids)
         ids = list(run_ids)
         out: dict[str, dict[str, dict[str, Any]]] = {i: {} for i in ids}
         with self.session() as s:

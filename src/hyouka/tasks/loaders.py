@@ -6,6 +6,8 @@ a user can fix bad data without guessing.
 
 from __future__ import annotations
 
+import codecs
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,45 +26,87 @@ class DataError(ValueError):
     """Task data is missing or malformed."""
 
 
-def read_jsonl(path: Path, required_fields: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Parse a JSON-lines file; blank lines are skipped."""
+class DataPathError(DataError):
+    """A task file names a data file outside the data folder."""
+
+
+def _is_utf8(encoding: str) -> bool:
     try:
-        docs = [jsonio.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False  # decode_text names the unknown encoding
+
+
+def decode_text(path: Path, raw: bytes, encoding: str = "utf-8") -> str:
+    """``raw`` (the bytes of ``path``) as text; a DataError names the file, line, column and byte that do not decode."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding {encoding!r} (e.g. utf-8, cp932, shift_jis, euc_jp)") from None
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = raw[exc.start : exc.start + 1].hex()
+        raise DataError(
+            f"{path}:{line}: byte 0x{byte} at column {column} is not valid {encoding} ({exc.reason}); "
+            "if the file is in another encoding (Shift-JIS files are cp932), name it: `encoding:` under the task "
+            "file's dataset, or --encoding for `hyouka eval`"
+        ) from None
+
+
+def read_jsonl(path: Path, required_fields: Sequence[str] = (), encoding: str = "utf-8") -> list[dict[str, Any]]:
+    """Parse a JSON-lines file in ``encoding``; blank lines are skipped."""
+    raw = path.read_bytes()
+    source: bytes | str = raw if _is_utf8(encoding) else decode_text(path, raw, encoding)
+    try:
+        docs = [jsonio.loads(line) for line in _lines(source) if line.strip()]
     except jsonio.DecodeError:
         docs = None
     required = frozenset(required_fields)
     if docs is not None and all(type(doc) is dict and required <= doc.keys() for doc in docs):
         return docs
-    return _read_jsonl_line_by_line(path, required_fields)  # slower, and names the first bad line
+    text = source if isinstance(source, str) else decode_text(path, raw, encoding)
+    return _read_jsonl_line_by_line(path, text, required_fields)  # slower, and names the first bad line
 
 
-def _read_jsonl_line_by_line(path: Path, required_fields: Sequence[str]) -> list[dict[str, Any]]:
+def _lines(source: bytes | str) -> list[Any]:
+    """Lines split at ``\\n``, ``\\r\\n`` or ``\\r`` only (``str.splitlines`` also cuts at U+2028, which JSON text
+    may hold)."""
+    if isinstance(source, bytes):
+        return source.splitlines()
+    return source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _read_jsonl_line_by_line(path: Path, text: str, required_fields: Sequence[str]) -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                doc = jsonio.loads(line)
-            except jsonio.DecodeError as exc:
-                raise DataError(f"{path}:{line_no}: malformed JSON line ({exc.msg} at column {exc.colno})") from exc
-            if not isinstance(doc, dict):
-                raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(doc).__name__}")
-            missing = [name for name in required_fields if name not in doc]
-            if missing:
-                raise DataError(
-                    f"{path}:{line_no}: missing column(s) {', '.join(map(repr, missing))}; "
-                    f"the line has {', '.join(map(repr, doc))}"
-                )
-            docs.append(doc)
+    for line_no, line in enumerate(_lines(text), start=1):
+        if not line.strip():
+            continue
+        try:
+            doc = jsonio.loads(line)
+        except jsonio.DecodeError as exc:
+            raise DataError(f"{path}:{line_no}: malformed JSON line ({exc.msg} at column {exc.colno})") from exc
+        if not isinstance(doc, dict):
+            raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(doc).__name__}")
+        missing = [name for name in required_fields if name not in doc]
+        if missing:
+            raise DataError(
+                f"{path}:{line_no}: missing column(s) {', '.join(map(repr, missing))}; "
+                f"the line has {', '.join(map(repr, doc))}"
+            )
+        docs.append(doc)
     return docs
 
 
-def read_squad(path: Path) -> list[dict[str, Any]]:
-    """Flatten a SQuAD-format document into one doc per question."""
+def read_squad(path: Path, encoding: str = "utf-8") -> list[dict[str, Any]]:
+    """Flatten a SQuAD-format document (in ``encoding``) into one doc per question."""
+    raw = path.read_bytes()
     try:
-        data = jsonio.loads(path.read_bytes())
+        data = jsonio.loads(raw if _is_utf8(encoding) else decode_text(path, raw, encoding))
     except jsonio.DecodeError as exc:
+        decode_text(path, raw, encoding)  # text that does not decode is the problem to name
         raise DataError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from exc
     if not isinstance(data, dict) or "data" not in data:
         raise DataError(f"{path}: not a SQuAD-format file (no top-level 'data' list)")
@@ -91,8 +135,8 @@ def read_squad(path: Path) -> list[dict[str, Any]]:
 
 def _read_file(spec: DatasetSpec, path: Path) -> list[dict[str, Any]]:
     if spec.format == "squad":
-        return read_squad(path)
-    return read_jsonl(path, spec.required_fields)
+        return read_squad(path, spec.encoding)
+    return read_jsonl(path, spec.required_fields, spec.encoding)
 
 
 def _from_hub(spec: DatasetSpec, split: str) -> list[dict[str, Any]]:
@@ -123,7 +167,24 @@ def resolve_file(spec: DatasetSpec, split: str, data_dir: Path | None, data_file
     name = spec.files.get(split)
     if name is None:
         raise DataError(f"the task has no file for split {split!r}; known splits: {', '.join(spec.files)}")
-    return data_dir / spec.local_dir / name if spec.local_dir else data_dir / name
+    return inside_data_dir(data_dir, spec.local_dir, name)
+
+
+def inside_data_dir(data_dir: Path, *parts: str | None) -> Path:
+    """``data_dir / parts``, refused when the parts (from a task file) lead out of the data folder.
+
+    Task files are shared like data: a ``local_dir: ../..`` or an absolute file name would
+    read any file and send it to the model. Files elsewhere are given on the command line.
+    """
+    relative = os.path.join(*(p for p in parts if p))
+    candidate = os.path.normpath(os.path.join(data_dir, relative))
+    root = os.path.normpath(data_dir)
+    if os.path.isabs(relative) or os.path.commonpath([root, candidate]) != root:
+        raise DataPathError(
+            f"the task file's dataset path {relative!r} leads out of the data folder {data_dir}; task files may "
+            "only name files inside it (give a file elsewhere on the command line: --data-file TASK=PATH)"
+        )
+    return Path(candidate)
 
 
 def load_split(
@@ -144,9 +205,23 @@ def load_split(
     return load_parsed(path, lambda p: _with_ids(spec, _read_file(spec, p)), *_parse_options(spec))
 
 
-def _parse_options(spec: DatasetSpec) -> tuple[str, tuple[str, ...], str | None]:
+def _parse_options(spec: DatasetSpec) -> tuple[str, tuple[str, ...], str | None, str]:
     """What, beside the file, decides the parsed documents."""
-    return spec.format, tuple(spec.required_fields), spec.id_field
+    return spec.format, tuple(spec.required_fields), spec.id_field, spec.encoding
+
+
+def locate(spec: DatasetSpec, split: str, index: int, *, data_dir: Path | None = None,
+           data_file: Path | None = None) -> str:
+    """Where the ``index``-th document of a split comes from: ``file:line`` for JSON lines (errors only: it
+    reads the file again), the file and question id for SQuAD files, the row for hub datasets."""
+    path = resolve_file(spec, split, data_dir, data_file)
+    if path is None:
+        return f"{spec.hf_path} ({spec.hf_name}, split {split}) row {index}"
+    if spec.format == "squad":
+        return f"{path} (question {index + 1})"
+    lines = (n for n, line in enumerate(path.read_bytes().splitlines(), start=1) if line.strip())
+    line_no = next((n for i, n in enumerate(lines) if i == index), None)
+    return f"{path}:{line_no}" if line_no is not None else str(path)
 
 
 def _with_ids(spec: DatasetSpec, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,8 +1,14 @@
-"""Named prompt families and the Jinja rendering of task templates.
+"""Named prompt families and the sandboxed Jinja rendering of task and rubric templates.
 
 A family decides how an instruction, the few-shot examples and the query are
 laid out; a task supplies the instruction and how a document becomes input
 text. The same task can so be run under several families and compared.
+
+Task files and rubrics are shared like data, so their templates are untrusted:
+they render in Jinja's immutable sandbox, which refuses Python internals
+(``__class__``, ``__globals__``…) and calls that change objects, with none of
+the helper globals (``cycler``, ``joiner``, ``lipsum``) that template-injection
+payloads start from.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 
 class PromptError(ValueError):
@@ -80,7 +87,33 @@ def get_family(name: str) -> PromptFamily:
         ) from None
 
 
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+MAX_REPEAT = 1_000_000  # items a template's ``*`` may build ("a" * 10**9 would take gigabytes)
+MAX_EXPONENT = 1_000  # a template's ``**`` (9 ** 99999999 would compute for minutes)
+
+
+class _PromptSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, with ``*`` and ``**`` held to sizes a prompt can use."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"exponent {right} is above {MAX_EXPONENT}")
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and len(seq) * count > MAX_REPEAT:
+                    raise SecurityError(f"repeating {len(seq)} items {count} times is above {MAX_REPEAT}")
+        return super().call_binop(context, operator, left, right)
+
+
+def _sandbox() -> ImmutableSandboxedEnvironment:
+    env = _PromptSandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    for name in ("cycler", "joiner", "lipsum"):  # not needed in prompts; common first steps of injection payloads
+        env.globals.pop(name, None)
+    return env
+
+
+_ENV = _sandbox()
 
 
 @lru_cache(maxsize=512)
@@ -95,7 +128,11 @@ Renderer = Callable[[Mapping[str, Any]], str]
 
 
 def render(source: str, doc: Mapping[str, Any]) -> str:
-    """Render a Jinja template against a document, naming the missing field on error."""
+    """Render a template against a document in the sandbox; any failure is a :class:`PromptError`.
+
+    The one entry point for task and rubric templates (callers add which file, field
+    and document the template belongs to).
+    """
     return _renderer(source)(doc)
 
 
@@ -139,10 +176,21 @@ def _renderer(source: str) -> Renderer:
 def _render_jinja(source: str, doc: Mapping[str, Any]) -> str:
     try:
         return _compile(source).render(**doc)
+    except SecurityError as exc:
+        raise PromptError(
+            f"template {_short(source)} was refused by the sandbox ({exc}); "
+            "templates may read the document's fields, not Python internals"
+        ) from None
     except jinja2.UndefinedError as exc:
         raise PromptError(
-            f"template {source!r} uses a field the document lacks ({exc.message}); "
+            f"template {_short(source)} uses a name the document lacks ({exc.message}); "
             f"document fields: {', '.join(k for k in doc if not k.startswith('_'))}"
-        ) from exc
-    except jinja2.TemplateError as exc:
-        raise PromptError(f"template {source!r} failed: {exc}") from exc
+        ) from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise PromptError(f"template {_short(source)} is not valid Jinja (line {exc.lineno}: {exc.message})") from None
+    except Exception as exc:
+        raise PromptError(f"template {_short(source)} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _short(source: str, limit: int = 120) -> str:
+    return repr(source if len(source) <= limit else source[:limit] + "…")

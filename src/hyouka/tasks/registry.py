@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -61,11 +61,19 @@ def _known() -> str:
     )
 
 
+@cache
+def _builtin_task(name: str) -> TaskSpec:
+    return load_task_file(BUILTIN_DIR / f"{name}.yaml")
+
+
 def load_task(name_or_path: str) -> TaskSpec:
-    """A built-in task by name, or a task file by path."""
-    builtin = BUILTIN_DIR / f"{name_or_path}.yaml"
-    if builtin.is_file():
-        return load_task_file(builtin)
+    """A built-in task by name, or a task file by path.
+
+    A built-in task is read once per process (a leaderboard of a thousand runs asks a thousand
+    times); each caller gets its own copy.
+    """
+    if (BUILTIN_DIR / f"{name_or_path}.yaml").is_file():
+        return _builtin_task(name_or_path).model_copy(deep=True)
     path = Path(name_or_path)
     if path.suffix in {".yaml", ".yml"} and path.is_file():
         return load_task_file(path)

@@ -35,6 +35,7 @@ class DatasetSpec(BaseModel):
         None, description="folder under the JGLUE datasets/ directory, e.g. jcommonsenseqa-v1.3"
     )
     files: dict[str, str] = Field(default_factory=dict, description="split name -> file name")
+    encoding: str = Field("utf-8", description="text encoding of the data files, e.g. cp932 for Shift-JIS")
     eval_split: str = "valid"
     fewshot_split: str | None = None
     id_field: str | None = None
@@ -106,7 +107,9 @@ class TaskSpec(BaseModel):
 
     def content_hash(self) -> str:
         """Hash of the validated content: any change to the task changes it."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        # a field added later stays out of the hash at its default, so existing tasks keep theirs
+        later = {"dataset": {"encoding"}} if self.dataset.encoding == "utf-8" else None
+        blob = json.dumps(self.model_dump(mode="json", exclude=later), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
@@ -117,6 +120,9 @@ def load_task_file(path: str | Path) -> TaskSpec:
         data = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise TaskFileError(f"cannot read task file {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise TaskFileError(f"task file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                            "save it as UTF-8 (data files may use another encoding: dataset.encoding)") from None
     except yaml.YAMLError as exc:
         raise TaskFileError(f"task file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

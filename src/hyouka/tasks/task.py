@@ -11,8 +11,8 @@ from typing import Any
 
 from hyouka.models.base import GenerateRequest, GenerationParams, LoglikelihoodRequest, Response
 from hyouka.tasks.extract import extract_choice, extract_number, extract_text
-from hyouka.tasks.loaders import DataError, load_split
-from hyouka.tasks.prompts import PromptFamily, get_family, render
+from hyouka.tasks.loaders import DataError, DataPathError, load_split, locate
+from hyouka.tasks.prompts import PromptError, PromptFamily, get_family, render
 from hyouka.tasks.spec import Mode, TaskSpec
 
 
@@ -38,6 +38,16 @@ class Scored:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def check_fewshot(num_fewshot: int | None) -> None:
+    """Refuse a negative number of few-shot examples (it would silently run zero-shot)."""
+    if num_fewshot is not None and num_fewshot < 0:
+        raise ValueError(f"--num-fewshot must be 0 or more, got {num_fewshot}")
+
+
+class LabelError(DataError):
+    """A document's gold label is outside the task's label set."""
+
+
 class Task:
     """A :class:`TaskSpec` with its documents loaded and a prompt family chosen."""
 
@@ -55,6 +65,7 @@ class Task:
         self.spec = spec
         self.source = source or spec.task  # how load_task finds it again: a built-in name or a file path
         self.family: PromptFamily = get_family(family)
+        check_fewshot(num_fewshot)
         self.num_fewshot = spec.num_fewshot if num_fewshot is None else num_fewshot
         self.seed = seed
         self._data_dir = data_dir
@@ -71,12 +82,14 @@ class Task:
 
     # -- data ---------------------------------------------------------------
     def docs(self) -> list[dict[str, Any]]:
+        """The evaluation split's documents, refused at load if a gold label is outside the task's labels."""
         if self._docs is None:
-            self._docs = load_split(
-                self.spec.dataset, self.spec.dataset.eval_split, data_dir=self._data_dir, data_file=self._data_file
-            )
-            if not self._docs:
-                raise DataError(f"task {self.name}: the {self.spec.dataset.eval_split} split has no documents")
+            split = self.spec.dataset.eval_split
+            docs = self._load(split, self._data_file)
+            if not docs:
+                raise DataError(f"task {self.name}: the {split} split has no documents")
+            self._check_labels(docs, split, self._data_file)
+            self._docs = docs
         return self._docs
 
     def _pool(self) -> list[dict[str, Any]]:
@@ -85,8 +98,28 @@ class Task:
             if split is None or split == self.spec.dataset.eval_split:
                 self._fewshot_pool = self.docs()
             else:
-                self._fewshot_pool = load_split(self.spec.dataset, split, data_dir=self._data_dir)
+                pool = self._load(split, None)
+                self._check_labels(pool, split, None)
+                self._fewshot_pool = pool
         return self._fewshot_pool
+
+    def _load(self, split: str, data_file: Path | None) -> list[dict[str, Any]]:
+        try:
+            return load_split(self.spec.dataset, split, data_dir=self._data_dir, data_file=data_file)
+        except DataPathError as exc:
+            raise DataPathError(f"task {self.source}: {exc}") from None
+
+    def _check_labels(self, docs: list[dict[str, Any]], split: str, data_file: Path | None) -> None:
+        """Refuse a gold label outside the task's label set (a choice index, a value, a number in range),
+        naming its file and line, before any model is called."""
+        if self.spec.output_type != "multiple_choice" and self.spec.generation.answer_format != "number":
+            return  # free-text answers: any text is a reference
+        for index, doc in enumerate(docs):
+            try:
+                self.gold(doc)
+            except LabelError as exc:
+                where = locate(self.spec.dataset, split, index, data_dir=self._data_dir, data_file=data_file)
+                raise LabelError(f"{where}: {exc} (task {self.name}, document {doc['_id']})") from None
 
     def fewshot_for(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
         """The seed-fixed few-shot examples, never the document being scored.
@@ -106,21 +139,46 @@ class Task:
         return chosen[:k]
 
     # -- prompts ------------------------------------------------------------
+    def _render(self, field_name: str, template: str, doc: dict[str, Any]) -> str:
+        """``render`` for one of the task file's template fields, naming the file, field and document on error."""
+        try:
+            return render(template, doc)
+        except PromptError as exc:
+            raise PromptError(f"{self.source}: {field_name} for document {doc.get('_id', '?')}: {exc}") from None
+
     def choices(self, doc: dict[str, Any]) -> list[str]:
-        return [render(template, doc) for template in self.spec.doc_to_choice or []]
+        templates = self.spec.doc_to_choice or []
+        return [self._render(f"doc_to_choice[{i}]", template, doc) for i, template in enumerate(templates)]
 
     def gold(self, doc: dict[str, Any]) -> Any:
-        """The gold answer: a choice index, a number, or a list of acceptable texts."""
-        raw = render(self.spec.doc_to_target, doc)
+        """The gold answer: a choice index, a number, or a list of acceptable texts (:class:`LabelError` if
+        the label is outside the task's label set)."""
+        raw = self._render("doc_to_target", self.spec.doc_to_target, doc)
         if self.spec.output_type == "multiple_choice":
             if self.spec.choice_values is not None:
                 values = [str(v) for v in self.spec.choice_values]
                 if raw not in values:
-                    raise DataError(f"task {self.name}, doc {doc['_id']}: label {raw!r} not in {values}")
+                    raise LabelError(f"label {raw!r} is not one of {values}")
                 return values.index(raw)
-            return int(raw)
+            n = len(self.spec.doc_to_choice or [])
+            try:
+                index = int(raw)
+            except ValueError:
+                index = -1
+            if not 0 <= index < n:
+                raise LabelError(f"label {raw!r} is not a choice index from 0 to {n - 1}")
+            return index
         if self.spec.generation.answer_format == "number":
-            return float(raw)
+            try:
+                value = float(raw)
+            except ValueError:
+                raise LabelError(f"label {raw!r} is not a number") from None
+            if not math.isfinite(value):
+                raise LabelError(f"label {raw!r} is not a finite number")
+            bounds = self.spec.generation.number_range
+            if bounds is not None and not bounds[0] <= value <= bounds[1]:
+                raise LabelError(f"label {raw!r} is outside the task's range {bounds[0]:g} to {bounds[1]:g}")
+            return value
         refs = doc.get(self.spec.references_field) if self.spec.references_field else None
         return list(refs) if refs else [raw]
 
@@ -128,19 +186,20 @@ class Task:
         """The answer as written in a few-shot example."""
         if self.spec.output_type == "multiple_choice":
             return self.choices(doc)[self.gold(doc)]
-        return render(self.spec.doc_to_target, doc)
+        return self._render("doc_to_target", self.spec.doc_to_target, doc)
 
     def _shot(self, doc: dict[str, Any]) -> tuple[str, str]:
         """A few-shot example's input and answer text (the same examples recur in every prompt)."""
         cached = self._shot_cache.get(doc["_id"])
         if cached is None:
-            cached = self._shot_cache[doc["_id"]] = (render(self.spec.doc_to_text, doc), self.target_text(doc))
+            text = self._render("doc_to_text", self.spec.doc_to_text, doc)
+            cached = self._shot_cache[doc["_id"]] = (text, self.target_text(doc))
         return cached
 
     def prompt(self, doc: dict[str, Any]) -> str:
         shots = tuple(self._shot(d) for d in self.fewshot_for(doc))
-        instruction = render(self.spec.instruction, doc)
-        return self.family.render(instruction, shots, render(self.spec.doc_to_text, doc))
+        instruction = self._render("instruction", self.spec.instruction, doc)
+        return self.family.render(instruction, shots, self._render("doc_to_text", self.spec.doc_to_text, doc))
 
     def generation_params(self, max_tokens: int | None = None, seed: int | None = None) -> GenerationParams:
         return GenerationParams(
@@ -188,7 +247,8 @@ class Task:
             extracted: str | None = None
             if any(math.isfinite(lp) for lp in logprobs):
                 prediction = max(range(len(logprobs)), key=logprobs.__getitem__)
-                extracted = render((self.spec.doc_to_choice or [])[prediction], doc)
+                template = (self.spec.doc_to_choice or [])[prediction]
+                extracted = self._render(f"doc_to_choice[{prediction}]", template, doc)
             else:
                 error = "no choice has a finite log-likelihood (all NaN or missing)"
         else:

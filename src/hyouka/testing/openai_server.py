@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response as PlainResponse
 from starlette.concurrency import run_in_threadpool
 
 from hyouka.models.base import (
@@ -62,12 +63,38 @@ class RequestInfo:
 @dataclass(frozen=True)
 class Fault:
     """How to answer instead of normally: wait ``delay_s``, then an error (or, with ``status=None``, the
-    normal answer)."""
+    normal answer). With ``body``, answer that raw body instead, as ``content_type``, with ``status``
+    (``None`` meaning 200): the garbage that proxies and broken servers send with a 200."""
 
     status: int | None = 500
     retry_after: float | None = None
     delay_s: float = 0.0
     message: str = "injected failure"
+    body: str | None = None
+    content_type: str = "application/json"
+
+
+# 200 bodies that are not what the route promises, as seen behind proxies and crashing servers
+GARBAGE_BODIES: dict[str, tuple[str, str]] = {
+    "truncated_json": ('{"id": "cmpl-1", "object": "text_completion", "created": 0, "choices": [{"index": 0, '
+                       '"text": "unterminated', "application/json"),
+    "html": ("<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
+             "<body><h1>Bad Gateway</h1></body></html>", "text/html; charset=utf-8"),
+    "no_choices": ('{"id": "cmpl-1", "object": "text_completion", "created": 0, "model": "echo", "choices": []}',
+                   "application/json"),
+    "truncated_stream": ('data: {"id": "cmpl-1", "object": "text_completion", "created": 0, "choices": [{"ind\n\n',
+                         "text/event-stream"),
+}
+
+
+def garbage(kind: str, *, when: Callable[[RequestInfo], bool] = lambda info: True) -> FaultRule:
+    """Answer requests for which ``when`` holds with the 200 garbage body :data:`GARBAGE_BODIES` ``[kind]``."""
+    body, content_type = GARBAGE_BODIES[kind]
+
+    def rule(info: RequestInfo) -> Fault | None:
+        return Fault(status=None, body=body, content_type=content_type) if when(info) else None
+
+    return rule
 
 
 FaultRule = Callable[[RequestInfo], Fault | None]
@@ -484,7 +511,7 @@ def create_app(
         finally:
             counts.leave(200)
 
-    async def serve(path: str, request: Request) -> JSONResponse | StreamingResponse:
+    async def serve(path: str, request: Request) -> JSONResponse | StreamingResponse | PlainResponse:
         try:
             body = await request.json()
         except ValueError:
@@ -503,6 +530,9 @@ def create_app(
             fault = fail(info) if fail is not None else None
             if delay_s or (fault and fault.delay_s):
                 await asyncio.sleep(delay_s + (fault.delay_s if fault else 0.0))
+            if fault is not None and fault.body is not None:
+                status = fault.status or 200
+                return PlainResponse(fault.body, status_code=status, media_type=fault.content_type)
             if fault is not None and fault.status is not None:
                 raise _ApiError(fault.status, fault.message, fault.retry_after)
             if max_model_len is not None:

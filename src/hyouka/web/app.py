@@ -8,7 +8,8 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import PackageLoader, select_autoescape
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from hyouka.store.queries import results_signature, run_choices, runs_page
 from hyouka.store.store import RunNotFoundError, Store
@@ -23,7 +24,8 @@ PAIRED_AUTO_MAX = 10_000  # samples per run up to which side by side computes th
 
 
 def _templates() -> Jinja2Templates:
-    env = Environment(loader=PackageLoader("hyouka.web", "templates"),
+    """The package's templates, autoescaped, in Jinja's sandbox as the report's are."""
+    env = ImmutableSandboxedEnvironment(loader=PackageLoader("hyouka.web", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.filters["num"] = lambda v, d=3: "—" if v is None else f"{v:.{d}f}"
     return Jinja2Templates(env=env)

@@ -17,7 +17,9 @@ REDACTED = "[redacted]"
 
 def is_secret_key(key: str) -> bool:
     """``api_key``, ``OPENAI_API_KEY``, ``hf_token``, ``password``… but not ``max_tokens`` or ``api_key_env``."""
-    return not key.lower().endswith("_env") and bool(_SECRET_KEY.search(key))
+    lowered = key.lower()
+    # a plural "tokens" is a count (max_tokens, prompt_tokens), never a credential
+    return not lowered.endswith(("_env", "tokens")) and bool(_SECRET_KEY.search(key))
 
 
 def clean_url(url: str) -> str:

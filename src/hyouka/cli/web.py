@@ -1,0 +1,41 @@
+"""The dashboard command (FastAPI and uvicorn are imported only when it runs)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from hyouka.cli._app import StoreOpt, app, console, fail
+
+
+@app.command()
+def serve(
+    store: StoreOpt = None,
+    host: Annotated[str, typer.Option(help="address to bind; anything but loopback needs --token")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="port to listen on")] = 8765,
+    token: Annotated[str | None, typer.Option(help="require this token on every request (or HYOUKA_TOKEN)",
+                                              show_default=False)] = None,
+    prices: Annotated[str | None, typer.Option(help="price table YAML for the cost columns")] = None,
+) -> None:
+    """The web dashboard: leaderboard, runs and each run's samples, read live from the store."""
+    from hyouka.web.security import check_bind
+
+    token = token or os.environ.get("HYOUKA_TOKEN") or None
+    try:
+        check_bind(host, token)
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    try:
+        import uvicorn
+
+        from hyouka.web.app import create_app
+    except ImportError as exc:
+        fail(f"the dashboard needs the server extra: pip install 'hyouka[server]' ({exc})")
+        return
+    application = create_app(store, token=token, prices=prices)
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"hyouka dashboard on http://{shown}:{port}/" + (" (token required)" if token else ""))
+    uvicorn.run(application, host=host, port=port, log_level="warning")

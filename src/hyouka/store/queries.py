@@ -1,0 +1,148 @@
+"""Filtered, paginated reads of the store for the views (dashboard, API): filtering and paging in SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Float, and_, cast, func, or_, select
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from hyouka.store.schema import AggregateRow, RunRow, SampleRow
+from hyouka.store.store import Store, _as_dict
+
+__all__ = ["Page", "aligned_page", "results_signature", "run_choices", "runs_page", "samples_page"]
+
+MAX_PAGE = 500
+
+
+@dataclass
+class Page:
+    """One page of rows and how many rows match in all."""
+
+    items: list[dict[str, Any]]
+    total: int
+    offset: int
+    limit: int
+
+
+def _bounds(offset: int, limit: int) -> tuple[int, int]:
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+    return offset, limit
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def runs_page(store: Store, *, model: str | None = None, task: str | None = None, status: str | None = None,
+              kind: str | None = None, offset: int = 0, limit: int = 100) -> Page:
+    """Runs matching every filter given (exact values), newest first."""
+    offset, limit = _bounds(offset, limit)
+    where: list[ColumnElement[bool]] = []
+    for column, value in ((RunRow.model, model), (RunRow.task, task), (RunRow.status, status), (RunRow.kind, kind)):
+        if value:
+            where.append(column == value)
+    with store.session() as s:
+        total = s.scalar(select(func.count()).select_from(RunRow).where(*where)) or 0
+        query = select(RunRow).where(*where).order_by(RunRow.created_at.desc(), RunRow.id).offset(offset).limit(limit)
+        items = [_as_dict(r) for r in s.scalars(query)]
+    return Page(items, total, offset, limit)
+
+
+def run_choices(store: Store) -> dict[str, list[str]]:
+    """The distinct models, tasks, statuses and kinds of the stored runs (for filter menus)."""
+    out: dict[str, list[str]] = {}
+    with store.session() as s:
+        for name, column in (("model", RunRow.model), ("task", RunRow.task), ("status", RunRow.status),
+                             ("kind", RunRow.kind)):
+            out[name] = list(s.scalars(select(column).distinct().order_by(column)))
+    return out
+
+
+def results_signature(store: Store) -> tuple[Any, ...]:
+    """A cheap fingerprint of the runs and aggregates: it changes when a run starts, finishes or is rescored."""
+    with store.session() as s:
+        runs = s.execute(select(func.count(), func.max(RunRow.created_at), func.max(RunRow.finished_at),
+                                func.sum(RunRow.n_samples))).one()
+        aggs = s.execute(select(func.count(), func.sum(AggregateRow.value), func.max(AggregateRow.id))).one()
+    return (*runs, *aggs)
+
+
+def _metric_value(metric: str, table: Any = SampleRow) -> ColumnElement[Any]:
+    return cast(table.metrics[metric].as_float(), Float)
+
+
+def samples_page(store: Store, run_id: str, *, status: str | None = None, correct: bool | None = None,
+                 metric: str | None = None, search: str | None = None, offset: int = 0, limit: int = 50) -> Page:
+    """A run's samples in index order, filtered in SQL.
+
+    ``status``: the record status (ok, format_error, api_error…). ``correct``: with ``metric``, True
+    keeps samples whose metric is 1 or more (full credit), False those scored below 1 (a sample the
+    metric did not score is neither). ``search``: a case-insensitive substring of the prompt or the output.
+    """
+    offset, limit = _bounds(offset, limit)
+    where: list[ColumnElement[bool]] = [SampleRow.run_id == run_id]
+    if status:
+        where.append(SampleRow.status == status)
+    if correct is not None:
+        if not metric:
+            raise ValueError("filtering by correct/incorrect needs the metric that decides it")
+        value = _metric_value(metric)
+        where.append(value >= 1.0 if correct else and_(value.is_not(None), value < 1.0))
+    if search:
+        pattern = f"%{_escape_like(search.lower())}%"
+        where.append(or_(func.lower(SampleRow.prompt).like(pattern, escape="\\"),
+                         func.lower(func.coalesce(SampleRow.output, "")).like(pattern, escape="\\")))
+    with store.session() as s:
+        total = s.scalar(select(func.count()).select_from(SampleRow).where(*where)) or 0
+        query = select(SampleRow).where(*where).order_by(SampleRow.sample_index).offset(offset).limit(limit)
+        items = [_as_dict(r) for r in s.scalars(query)]
+    return Page(items, total, offset, limit)
+
+
+ALIGN_FILTERS = ("all", "disagree", "a_right_b_wrong")
+
+
+def aligned_page(store: Store, run_ids: list[str], *, only: str = "all", metric: str | None = None,
+                 offset: int = 0, limit: int = 20) -> Page:
+    """Documents of several runs side by side: each item is a ``doc_id`` and every run's sample of it.
+
+    ``only``: ``all``; ``disagree``, documents whose extracted answers (the output where none was
+    extracted) differ between the runs; ``a_right_b_wrong``, documents that the first run gets right
+    and the second wrong by ``metric`` (right: 1 or more). Items come in the first run's order.
+    """
+    offset, limit = _bounds(offset, limit)
+    if only not in ALIGN_FILTERS:
+        raise ValueError(f"only must be one of {', '.join(ALIGN_FILTERS)}, got {only!r}")
+    if not run_ids:
+        return Page([], 0, offset, limit)
+    if only == "a_right_b_wrong":
+        if len(run_ids) < 2 or not metric:
+            raise ValueError("'where A is right and B wrong' needs two runs and the metric that decides it")
+        a, b = aliased(SampleRow), aliased(SampleRow)
+        keys = (select(a.doc_id.label("doc_id"), a.sample_index.label("position"))
+                .join(b, and_(b.doc_id == a.doc_id, b.run_id == run_ids[1]))
+                .where(a.run_id == run_ids[0], _metric_value(metric, a) >= 1.0,
+                       _metric_value(metric, b) < 1.0))
+    else:
+        keys = (select(SampleRow.doc_id.label("doc_id"), func.min(SampleRow.sample_index).label("position"))
+                .where(SampleRow.run_id.in_(run_ids)).group_by(SampleRow.doc_id))
+        if only == "disagree":
+            answer = func.coalesce(SampleRow.extracted, SampleRow.output, "")
+            keys = keys.having(func.count(func.distinct(answer)) > 1)
+    keyed = keys.subquery()
+    with store.session() as s:
+        total = s.scalar(select(func.count()).select_from(keyed)) or 0
+        doc_ids = list(s.scalars(select(keyed.c.doc_id).order_by(keyed.c.position, keyed.c.doc_id)
+                                 .offset(offset).limit(limit)))
+        rows = s.scalars(select(SampleRow).where(SampleRow.run_id.in_(run_ids), SampleRow.doc_id.in_(doc_ids)))
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for row in rows:
+            found.setdefault(row.doc_id, {})[row.run_id] = _as_dict(row)
+    items = [{"doc_id": d, "samples": {r: found.get(d, {}).get(r) for r in run_ids}} for d in doc_ids]
+    return Page(items, total, offset, limit)

@@ -1,0 +1,1 @@
+"""The dashboard: FastAPI app, server-rendered templates, static assets served by the package."""

@@ -117,3 +117,15 @@ def test_run_passes_tokenizer_to_openai_models(hyouka_home: Path, jglue_dir: Pat
     result = runner.invoke(app, ["run", "--model", "recorded:none.jsonl", "--tasks", "jnli", "--tokenizer", "x",
                                  "--data-dir", str(jglue_dir)])
     assert result.exit_code != 0 and "tokenizer" in result.output, result.output
+
+
+def test_run_says_a_partial_suite_has_no_average(hyouka_home: Path, jglue_dir: Path) -> None:
+    from hyouka.testing.openai_server import EchoModel, serve_openai
+
+    with serve_openai(EchoModel()) as url:
+        result = runner.invoke(app, ["run", "--model", "openai:echo", "--base-url", url, "--tasks", "jglue",
+                                     "--mode", "generate", "--limit", "2", "--data-dir", str(jglue_dir)],
+                               env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("jglue:"))
+    assert line.startswith("jglue: no average (partial: ") and "missing" in line and "marc_ja" in line, line

@@ -211,7 +211,11 @@ def _print_result(result: Any) -> None:
                           r.run_id)
     table.print()
     for suite, info in result.suite_scores.items():
-        console.print(f"{suite}: {fmt(info['score'])} over {len(info['tasks'])}/{info['n_tasks']} tasks")
+        if info["complete"]:
+            console.print(f"{suite}: {fmt(info['score'])} over all {info['n_tasks']} tasks")
+        else:  # an average over some tasks is no suite score: say which are missing instead
+            console.print(f"{suite}: no average (partial: {len(info['tasks'])}/{info['n_tasks']} tasks; "
+                          f"missing {', '.join(info['missing'])})")
     for task, reason in result.skipped.items():
         err.print(f"[yellow]skipped {task}:[/] {escape(reason)}")
 

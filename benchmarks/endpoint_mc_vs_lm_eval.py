@@ -37,7 +37,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "src"))
 
-from mc_vs_lm_eval import QUIET_ENV, TASK_YAML, argmax, build_prompts, default_data_dir  # noqa: E402
+from mc_vs_lm_eval import QUIET_ENV, TASK_YAML, argmax, build_prompts, default_data_dir, time_scoring  # noqa: E402
 
 
 def score_hyouka(server: Any, model_dir: Path, rows: list[dict[str, Any]]) -> tuple[list[list[float]], float]:
@@ -77,17 +77,7 @@ def score_lm_eval(server: Any, model_dir: Path, data_file: Path) -> tuple[list[l
         add_bos_token=True,
         max_length=2048,
     )
-    timing: dict[str, float] = {}
-    scoring = lm.loglikelihood
-
-    def timed_loglikelihood(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return scoring(*args, **kwargs)
-        finally:
-            timing["scoring"] = timing.get("scoring", 0.0) + time.perf_counter() - start
-
-    lm.loglikelihood = timed_loglikelihood  # type: ignore[method-assign]
+    timing = time_scoring(lm)
     start = time.perf_counter()
     results = simple_evaluate(model=lm, tasks=[config], log_samples=True, verbosity="ERROR")
     harness = time.perf_counter() - start

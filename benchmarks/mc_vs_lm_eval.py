@@ -98,17 +98,7 @@ def worker_lm_eval(model_dir: str, data_file: str, batch_size: int) -> dict[str,
     config = yaml.safe_load(TASK_YAML.read_text(encoding="utf-8"))
     config["dataset_kwargs"]["data_files"]["validation"] = data_file
     lm = HFLM(pretrained=model_dir, batch_size=batch_size, device="cpu", dtype="float32")
-    timing: dict[str, float] = {}
-    scoring = lm.loglikelihood
-
-    def timed_loglikelihood(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return scoring(*args, **kwargs)
-        finally:
-            timing["scoring"] = timing.get("scoring", 0.0) + time.perf_counter() - start
-
-    lm.loglikelihood = timed_loglikelihood  # type: ignore[method-assign]
+    timing = time_scoring(lm)
     results, harness_wall, memory = measure(
         lambda: simple_evaluate(model=lm, tasks=[config], log_samples=True, verbosity="ERROR")
     )
@@ -172,6 +162,22 @@ def build_prompts(data_dir: Path, limit: int | None, num_fewshot: int, out: Path
             row["label"] = task.gold(doc)
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return len(docs)
+
+
+def time_scoring(lm: Any) -> dict[str, float]:
+    """Wrap an lm-eval model's ``loglikelihood`` so that its wall time adds up in the returned dict's "scoring"."""
+    timing: dict[str, float] = {}
+    scoring = lm.loglikelihood
+
+    def timed_loglikelihood(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return scoring(*args, **kwargs)
+        finally:
+            timing["scoring"] = timing.get("scoring", 0.0) + time.perf_counter() - start
+
+    lm.loglikelihood = timed_loglikelihood
+    return timing
 
 
 def argmax(values: list[float]) -> int:

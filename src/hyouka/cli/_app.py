@@ -1,8 +1,8 @@
-"""What every command shares: the Typer app, consoles, common options and output helpers.
+"""What every command shares: consoles, common options and output helpers.
 
-Importing this (every command does) stays cheap: Rich's console is built on first use, and the
-read-only commands print with :mod:`hyouka.cli.text_table`, so ``hyouka runs`` on a large store
-answers in a fraction of a second.
+Importing this (every command module does) stays cheap: Rich's console is built on first use,
+and the read-only commands print with :mod:`hyouka.cli.text_table`. The options' help texts are
+constants here so that the plain click commands (:mod:`hyouka.cli.browse`) say the same.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ import typer
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-app = typer.Typer(help="hyouka (評価): evaluate large language models, Japanese first.", no_args_is_help=True)
-
 
 class _LazyConsole:
     """A Rich console made on first use (importing Rich costs more than most commands' work)."""
@@ -47,11 +44,11 @@ err: Any = _LazyConsole(stderr=True)
 
 # --format: one JSON document (json) or one JSON value per line (jsonl) on every command
 OutputFormat = Literal["table", "json", "jsonl"]
-Format = Annotated[OutputFormat, typer.Option(
-    "--format", help="table, json (one document) or jsonl (one JSON value per line)")]
+FORMAT_HELP = "table, json (one document) or jsonl (one JSON value per line)"
+STORE_HELP = "SQLAlchemy URL of the results store (default: HYOUKA_STORE_URL or ~/.hyouka/results.sqlite)"
+Format = Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)]
 BoardFormat = Literal["table", "json", "jsonl", "markdown", "md", "csv", "html"]
-StoreOpt = Annotated[str | None, typer.Option(
-    "--store", help="SQLAlchemy URL of the results store (default: HYOUKA_STORE_URL or ~/.hyouka/results.sqlite)")]
+StoreOpt = Annotated[str | None, typer.Option("--store", help=STORE_HELP)]
 JudgeOpt = Annotated[str | None, typer.Option(
     "--judge", help="the judge model: openai:gpt-4o, recorded:<judgments.jsonl>…")]
 JudgeBaseUrlOpt = Annotated[str | None, typer.Option(
@@ -68,8 +65,13 @@ def escape(text: str) -> str:
     return rich_escape(text)
 
 
+def print_error(message: str) -> None:
+    """``error: <message>`` on stderr, unwrapped (paths stay whole to copy)."""
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
 def fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # unwrapped: paths stay whole to copy
+    print_error(message)
     raise typer.Exit(code=2)
 
 

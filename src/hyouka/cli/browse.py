@@ -49,11 +49,9 @@ def runs(store: str | None, format: str) -> None:
     from hyouka.store.ownership import display_status
     from hyouka.store.reader import open_store
 
-    rows = []
-    for row in open_store(store).list_runs():
-        row = {k: v for k, v in row.items() if k not in ("config", "model_identity", "versions")}
+    rows = open_store(store).list_runs(omit=("config", "model_identity", "versions"))
+    for row in rows:
         row["owner_gone"] = display_status(row) == "running (owner gone)"
-        rows.append(row)
     if format != "table":
         emit(rows, format)
         return

@@ -50,6 +50,7 @@ MT_BENCH_TASK = "ja_mt_bench"
 _NOT_SETTING = frozenset({"task", "task_source", "task_version", "task_hash", "data_dir", "data_file", "data",
                           "questions_sha256", "model", "subject_model", "subject_name"})
 _THROUGHPUT = frozenset({"batch_size", "concurrency"})
+_UNUSED_COLUMNS = ("model_identity", "versions", "stats")  # the board reads a run's config, not these
 
 
 @dataclass
@@ -257,14 +258,21 @@ class _Rows:
     def __init__(self, suite: Suite | None, aggregates: dict[str, dict[str, dict[str, Any]]]) -> None:
         self.suite, self.aggregates = suite, aggregates
         self.rows: list[Row] = []  # in order of creation
-        self._by_model: dict[str, list[tuple[str, Row]]] = {}  # model -> (base key without mode, row), in order
+        self._by_model: dict[str, list[Row]] = {}  # model -> its rows, in order of creation
         self._keys: dict[str, str] = {}  # run id -> digest of its setting
+        self._bases: dict[str, str] = {}  # a row's key -> digest of its setting without the mode
 
     def _key(self, run: dict[str, Any]) -> str:
         key = self._keys.get(run["id"])
         if key is None:
             key = self._keys[run["id"]] = _digest(run_setting(run))
         return key
+
+    def _base(self, row: Row) -> str:
+        base = self._bases.get(row.key)
+        if base is None:
+            base = self._bases[row.key] = _base_key(row.settings)
+        return base
 
     def _fits(self, row: Row, run: dict[str, Any]) -> bool:
         """The row lacks the run's task, or holds a run of the same task content and setting."""
@@ -282,13 +290,13 @@ class _Rows:
         settings = run_setting(run)
         row = Row(model, _label(settings), settings=settings, key=self._key(run))
         self.rows.append(row)
-        self._by_model.setdefault(model, []).append((_base_key(settings), row))
+        self._by_model.setdefault(model, []).append(row)
         return row
 
     def add(self, run: dict[str, Any]) -> None:
         """A benchmark run of a multi-mode task: the row of exactly its setting."""
         model, key = run["model"], self._key(run)
-        for _, row in self._by_model.get(model, ()):
+        for row in self._by_model.get(model, ()):
             if row.key == key and self._fits(row, run):
                 self._put(row, run)
                 return
@@ -301,10 +309,10 @@ class _Rows:
         rows = self._by_model.get(model, ())
         if run.get("kind", "benchmark") == "benchmark":
             base = _base_key(run_setting(run))
-            targets = [row for b, row in rows if b == base and self._fits(row, run)]
+            targets = [row for row in rows if self._base(row) == base and self._fits(row, run)]
         else:
             identity = (run.get("config") or {}).get("model_identity")
-            targets = [row for _, row in rows if self._fits(row, run)
+            targets = [row for row in rows if self._fits(row, run)
                        and (not identity or row.settings.get("model_identity") in (None, identity))]
         if not targets:
             targets = [self._new(model, run)]
@@ -369,7 +377,7 @@ def build_leaderboard(
 
 
 def _completed(store: Store | SQLiteReader, run_ids: Iterable[str] | None) -> list[dict[str, Any]]:
-    runs = store.list_runs(status="completed")
+    runs = store.list_runs(status="completed", omit=_UNUSED_COLUMNS)
     if run_ids is not None:
         ids = set(run_ids)
         runs = [r for r in runs if r["id"] in ids]

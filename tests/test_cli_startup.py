@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +46,17 @@ def test_a_plain_click_command_under_the_root_keeps_its_usage_help_and_exit_code
     assert no_id.exit_code == 2 and "Missing argument 'RUN_ID'" in no_id.output
     typo = runner.invoke(app, ["runz"])
     assert typo.exit_code == 2 and "'runs'" in typo.output  # the root still suggests the command meant
+
+
+def test_the_console_script_runs_a_plain_click_command_as_the_typer_root_does(tmp_path: Path) -> None:
+    """``hyouka show …`` from a shell skips Typer; under the Typer root it says and exits the same."""
+    store = f"sqlite:///{tmp_path / 'none.sqlite'}"
+    code = "import sys; from hyouka.cli import app; sys.argv = ['hyouka', *sys.argv[1:]]; app()"
+    for args in (["show", "nosuch", "--store", store], ["show", "x", "--limit", "0"], ["tasks", "--format", "xml"]):
+        shell = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+        typer_root = runner.invoke(app, args, prog_name="hyouka")
+        assert shell.returncode == typer_root.exit_code == 2, (args, shell.stderr, typer_root.output)
+        assert shell.stdout + shell.stderr == typer_root.output, args
 
 
 def test_commands_registered_on_the_root_app_are_refused() -> None:

@@ -8,14 +8,22 @@ Adding commands: write ``src/hyouka/cli/<group>.py`` with its own ``app = typer.
 ``@app.command()`` functions (or ``app.add_typer(sub, name=...)`` for a sub-group), keep its heavy
 imports inside the commands, and add one line per command name to :data:`COMMANDS`. Shared
 options and output helpers are in :mod:`hyouka.cli._app`. A read-only command that must answer
-fast (no pydantic) is plain click in an ``app = click.Group()`` instead, as :mod:`hyouka.cli.browse`.
+at once is plain click in an ``app = click.Group()`` instead, importing only
+:mod:`hyouka.cli._output` (as :mod:`hyouka.cli.browse`): it then runs without importing Typer,
+which with pydantic is most of a Typer command's start-up.
+
+:data:`app` is the ``hyouka`` console script. It is the Typer app (:mod:`hyouka.cli._lazy`: the
+root group finds each command by name) in all but one way: called from the command line with a
+plain click command, it runs that command straight away, before importing Typer.
 """
 
 from __future__ import annotations
 
-import typer
-
-from hyouka.cli._lazy import lazy_group
+import importlib
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 __all__ = ["COMMANDS", "app", "main"]
 
@@ -36,14 +44,51 @@ COMMANDS: dict[str, str] = {
     "export": "hyouka.cli.reports",
 }
 
+HELP = "hyouka (評価): evaluate large language models, Japanese first."
 
 
-def _root() -> None:  # the group's own callback: nothing to do (Typer makes a group only for an app with one)
-    pass
+@cache
+def typer_app() -> Any:
+    """The Typer app of every command in :data:`COMMANDS`."""
+    import typer
+
+    from hyouka.cli._lazy import lazy_group
+
+    def root() -> None:  # the group's own callback: nothing to do (Typer makes a group only for an app with one)
+        pass
+
+    return typer.Typer(cls=lazy_group(COMMANDS), callback=root, no_args_is_help=True, help=HELP)
 
 
-app = typer.Typer(cls=lazy_group(COMMANDS), callback=_root, no_args_is_help=True,
-                  help="hyouka (評価): evaluate large language models, Japanese first.")
+def click_command(name: str) -> Any | None:
+    """The command ``name`` when its module writes it in plain click, else None (a Typer command)."""
+    module = COMMANDS.get(name)
+    if module is None:
+        return None
+    commands = getattr(importlib.import_module(module).app, "commands", None)  # a click.Group's, not a Typer's
+    return commands.get(name) if isinstance(commands, dict) else None
+
+
+class _App:
+    """``hyouka``: :func:`typer_app`, except that ``hyouka <plain click command> …`` runs without Typer.
+
+    Anything but a call from the command line is the Typer app's (``typer.main.get_command(app)``,
+    ``typer.testing.CliRunner``), where a plain click command runs the same way, under the root.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs and len(sys.argv) > 1:
+            command = click_command(sys.argv[1])
+            if command is not None:
+                prog = Path(sys.argv[0]).name or "hyouka"
+                return command.main(args=sys.argv[2:], prog_name=f"{prog} {sys.argv[1]}")
+        return typer_app()(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(typer_app(), name)
+
+
+app: Any = _App()
 
 
 def main() -> None:  # pragma: no cover

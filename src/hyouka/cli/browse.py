@@ -15,7 +15,7 @@ from typing import Any, get_args
 
 import click
 
-from hyouka.cli._app import (
+from hyouka.cli._output import (
     FORMAT_HELP,
     STORE_HELP,
     BoardFormat,

@@ -407,8 +407,18 @@ class Index:
         """The ``k`` best chunks for each query (BM25 and vector searches run as one batch each)."""
         return self._search(queries, k)[0]
 
-    def _search(self, queries: Sequence[str], k: int) -> tuple[list[list[Hit]], list[Response | None]]:
-        """Hits per query, and each query's embedding response (``None`` for BM25)."""
+    @property
+    def embeds_queries(self) -> bool:
+        return self.retriever_kind in ("dense", "hybrid")
+
+    def embed_queries(self, queries: Sequence[str]) -> tuple[np.ndarray, list[Response]]:
+        """The query vectors (with the query prefix), embedded in batches through the executor."""
+        prefix = (self.config["embedder"] or {}).get("query_prefix") or ""
+        return self._embed([prefix + q for q in queries])
+
+    def _search(self, queries: Sequence[str], k: int, vectors: np.ndarray | None = None
+                ) -> tuple[list[list[Hit]], list[Response | None]]:
+        """Hits per query, and each query's embedding response (``None`` for BM25, or ``vectors`` given)."""
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         if not queries:
@@ -421,9 +431,9 @@ class Index:
             positions, scores = self._bm25_store().search(self.terms(queries), depth)
             ranked.append([(p.tolist(), s.tolist()) for p, s in zip(positions, scores, strict=True)])
         if kind in ("dense", "hybrid"):
-            prefix = (self.config["embedder"] or {}).get("query_prefix") or ""
-            vectors, responses = self._embed([prefix + q for q in queries])
-            embeds = list(responses)
+            if vectors is None:
+                vectors, responses = self.embed_queries(queries)
+                embeds = list(responses)
             positions, scores = self._vector_store().search(vectors, depth)
             ranked.append([([int(x) for x in p if x >= 0], s[: int((p >= 0).sum())].tolist())
                            for p, s in zip(positions, scores, strict=True)])

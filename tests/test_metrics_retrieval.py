@@ -20,7 +20,7 @@ def _cases(n: int = 300, seed: int = 0) -> list[tuple[list[str], list[str]]]:
         retrieved = [rng.choice(docs) for _ in range(rng.randint(0, 8))]  # duplicates: chunks of one document
         relevant = rng.sample(docs, rng.randint(0, 4))
         out.append((retrieved, relevant))
-    return out + [([], []), (["d1"], []), ([], ["d1"]), (["d1", "d1", "d1", "d3"], ["d1", "d2"])]
+    return [*out, ([], []), (["d1"], []), ([], ["d1"]), (["d1", "d1", "d1", "d3"], ["d1", "d2"])]
 
 
 @pytest.mark.parametrize("kind", ["precision", "recall", "ndcg"])

@@ -18,7 +18,8 @@ pytest.importorskip("bm25s")
 
 def _folder(root: Path) -> Path:
     root.mkdir()
-    (root / "net.md").write_text("# 冗長化\nネットワークの冗長化とは、経路や機器を二重化することです。\n", encoding="utf-8")
+    (root / "net.md").write_text("# 冗長化\nネットワークの冗長化とは、経路や機器を二重化することです。\n",
+                                 encoding="utf-8")
     (root / "cat.html").write_text("<html><head><title>猫について</title><style>p{}</style></head><body><p>猫は"
                                    "夜行性&amp;肉食です。</p><script>alert(1)</script></body></html>", encoding="utf-8")
     (root / "sub").mkdir()
@@ -92,7 +93,8 @@ def test_chunk_units_spans_overlap_and_ids() -> None:
     assert [(c.start, c.end) for c in by_chars] == [(0, 10), (7, 17), (14, 24), (21, 31), (28, 32)]
     assert all(doc.text[c.start:c.end] == c.text and c.doc_id == "d1" and c.title == "題" for c in by_chars)
     by_sentences = Chunker("sentences", size=18, overlap=5).chunks(doc)  # 三文目。 (4) is the overlap
-    assert [c.text for c in by_sentences] == ["一文目です。", "二文目はもう少し長い文です。三文目。", "三文目。四文目で終わり。"]
+    assert [c.text for c in by_sentences] == ["一文目です。", "二文目はもう少し長い文です。三文目。",
+                                              "三文目。四文目で終わり。"]
     by_tokens = Chunker("tokens", size=4, overlap=1).chunks(doc)  # MeCab morphemes
     assert by_tokens[0].text == "一文目です" or by_tokens[0].text.startswith("一")
     assert by_tokens[1].start < by_tokens[0].end  # one morpheme shared
@@ -118,7 +120,8 @@ def test_a_rebuild_redoes_only_changed_documents(tmp_path: Path, cache) -> None:
         assert first.last_build.added == 3 and first.last_build.chunks_embedded == first.n_chunks
         unchanged = build()
         assert unchanged.hash == first.hash and unchanged.last_build.chunks_embedded == 0
-        (root / "net.md").write_text("# 冗長化\nネットワークの冗長化とは、経路を二重化することです。\n", encoding="utf-8")
+        (root / "net.md").write_text("# 冗長化\nネットワークの冗長化とは、経路を二重化することです。\n",
+                                     encoding="utf-8")
         (root / "sub" / "db.txt").unlink()
         changed = build()
         report = changed.last_build

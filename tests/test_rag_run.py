@@ -63,7 +63,7 @@ def test_rag_evaluation_stores_chunks_answers_and_judgments(corpus, tiny_model_d
         def evaluate() -> hyouka.evaluation.EvaluationResult:
             return hyouka.evaluate(f"hf:{tiny_model_dir}", rows, index=index, k=4, judge="openai:judge",
                                    judge_options={"base_url": url}, max_tokens=8, store=store, cache=cache,
-                                   metrics=METRICS.split(",") + ["recall_at_k", "mrr"], dtype="float32",
+                                   metrics=[*METRICS.split(","), "recall_at_k", "mrr"], dtype="float32",
                                    device="cpu")
 
         result = evaluate()

@@ -41,6 +41,9 @@ def build_cmd(
     api_key_env: Annotated[str | None, typer.Option(help="openai: embedder: the variable holding the key")] = None,
     query_prefix: Annotated[str, typer.Option(help="put before each embedded query (E5: 'query: ')")] = "",
     passage_prefix: Annotated[str, typer.Option(help="put before each embedded chunk (E5: 'passage: ')")] = "",
+    reranker: Annotated[str | None, typer.Option(
+        help="re-order the first --rerank-depth candidates with a cross-encoder: hf:<model or folder>")] = None,
+    rerank_depth: Annotated[int, typer.Option("--rerank-depth", min=1, help="candidates the reranker scores")] = 20,
     text_column: Annotated[str | None, typer.Option(help="tables: the text column (default text, content…)")] = None,
     title_column: Annotated[str | None, typer.Option(help="tables: the title column (default title)")] = None,
     id_column: Annotated[str | None, typer.Option(help="tables: the document id column (default id, doc_id)")
@@ -58,7 +61,8 @@ def build_cmd(
             source, name or (source.stem if source.is_file() else source.resolve().name), root=root,
             chunk_size=chunk_size, chunk_overlap=chunk_overlap, unit=unit, tokenizer=tokenizer, retriever=retriever,
             analyzer=analyzer, embedder=embedder, embedder_options=options, query_prefix=query_prefix,
-            passage_prefix=passage_prefix, text_column=text_column, title_column=title_column, id_column=id_column,
+            passage_prefix=passage_prefix, reranker=reranker, rerank_depth=rerank_depth, text_column=text_column,
+            title_column=title_column, id_column=id_column,
             cache=not no_cache,
         )
     except _ERRORS as exc:

@@ -165,6 +165,7 @@ class Index:
         self._bm25: BM25Store | None = None
         self._vectors: VectorStore | None = None
         self._executor: Executor | None = None
+        self._reranker: Any = None
         self.last_build: BuildReport | None = None
 
     # -- what it is ------------------------------------------------------------------------------
@@ -257,6 +258,8 @@ class Index:
         id_column: str | None = None,
         query_prefix: str = "",
         passage_prefix: str = "",
+        reranker: str | None = None,
+        rerank_depth: int = 20,
         bm25: dict[str, Any] | None = None,
         cache: ResponseCache | str | Path | bool | None = True,
     ) -> Index:
@@ -268,7 +271,8 @@ class Index:
         object; ``embedder_options`` go to it; ``query_prefix`` / ``passage_prefix`` are put before what
         is embedded, e.g. ``"query: "`` / ``"passage: "`` for E5 models). ``unit`` is ``tokens`` (of
         ``tokenizer``, a Hugging Face name or folder; default MeCab morphemes), ``characters`` or
-        ``sentences``. An existing
+        ``sentences``. ``reranker`` (``hf:<cross-encoder>``, the ``dense`` extra) re-orders the first
+        ``rerank_depth`` candidates by a cross-encoder's score of (question, chunk). An existing
         index of that name is updated: only changed documents are chunked and embedded again.
         The report of the build is ``index.last_build``.
         """
@@ -303,6 +307,10 @@ class Index:
             "embedder": _embedder_config(embedder, the_embedder, embedder_options, query_prefix, passage_prefix),
             "fusion": {"method": "rrf", "k": RRF_K, "depth": FUSION_DEPTH} if retriever == "hybrid" else None,
         }
+        if reranker is not None:  # only indexes with a reranker have the key: others keep their hash
+            from hyouka.rag.rerank import load_reranker
+
+            config["reranker"] = {**load_reranker(reranker).identity(), "spec": reranker, "depth": rerank_depth}
         previous = _previous(folder)
         report = BuildReport(name=name, path=str(folder), hash="", n_documents=len(docs), n_chunks=0)
         chunks = _chunks(docs, chunker, config, previous, report)
@@ -424,7 +432,9 @@ class Index:
         if not queries:
             return [], []
         kind = self.retriever_kind
-        depth = k if kind != "hybrid" else max(k, self.config["fusion"]["depth"])
+        rerank = self.config.get("reranker")
+        wanted = max(k, rerank["depth"]) if rerank else k
+        depth = wanted if kind != "hybrid" else max(wanted, self.config["fusion"]["depth"])
         ranked: list[list[tuple[list[int], list[float]]]] = []
         embeds: list[Response | None] = [None] * len(queries)
         if kind in ("bm25", "hybrid"):
@@ -441,11 +451,22 @@ class Index:
         out = []
         for q in range(len(queries)):
             if kind == "hybrid":
-                pairs = rrf([ranked[0][q][0], ranked[1][q][0]], self.config["fusion"]["k"])[:k]
+                pairs = rrf([ranked[0][q][0], ranked[1][q][0]], self.config["fusion"]["k"])[:wanted]
             else:
-                pairs = list(zip(*ranked[0][q], strict=True))[:k]
+                pairs = list(zip(*ranked[0][q], strict=True))[:wanted]
+            if rerank:
+                pairs = self._reranked(queries[q], [p for p, _ in pairs])[:k]
             out.append([Hit(chunks[p], float(s), r) for r, (p, s) in enumerate(pairs, start=1)])
         return out, embeds
+
+    def _reranked(self, query: str, positions: Sequence[int]) -> list[tuple[int, float]]:
+        """``positions`` re-ordered by the cross-encoder's scores of (query, chunk), best first."""
+        if self._reranker is None:
+            from hyouka.rag.rerank import load_reranker
+
+            self._reranker = load_reranker(self.config["reranker"]["spec"])
+        scores = self._reranker.scores(query, [_passage(self.chunks[p]) for p in positions])
+        return sorted(zip(positions, scores, strict=True), key=lambda ps: -ps[1])
 
     def retriever(self) -> IndexRetriever:
         """This index as an engine backend answering :class:`~hyouka.rag.calls.RetrieveRequest`."""

@@ -18,8 +18,9 @@ __all__ = ["HEURISTIC_METRICS", "canonical_heuristic", "heuristic_aggregates", "
 
 _REGISTRY = (
     "exact_match", "char_f1", "rouge1", "rouge2", "rouge_l", "rouge_lsum", "bleu", "sentence_bleu", "chrf",
-    "ja_char_ratio",
+    "bleu_ja_mecab", "sentence_bleu_ja_mecab", "ja_char_ratio",
     "mae", "rmse", "r2",  # numeric predictions against numeric targets (MLflow's regressor metrics)
+    "precision_score", "recall_score", "f1_score",  # label columns (MLflow's classifier metrics)
     # llm-jp-eval v1.3.0's definitions (hyouka.metrics.llmjp), named as such
     "llmjp:exact_match", "llmjp:char_f1", "llmjp:set_f1", "llmjp:bleu_ja", "llmjp:pearson", "llmjp:spearman",
 )
@@ -37,6 +38,9 @@ _ALIASES = {
     "mean_absolute_error": "mae",
     "root_mean_squared_error": "rmse",
     "r2_score": "r2",
+    "precision": "precision_score",
+    "recall": "recall_score",
+    "f1": "f1_score",
 }
 _NO_TARGET = ("ja_char_ratio", *_LOCAL)
 

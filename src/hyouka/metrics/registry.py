@@ -83,6 +83,8 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("acc", "accuracy; a None prediction is wrong", "per_sample"),
         MetricInfo("macro_f1", "macro-averaged F1 over the label set; None is wrong", "classification"),
         MetricInfo("balanced_acc", "mean per-class recall; None is wrong", "classification"),
+        *(MetricInfo(name, f"MLflow's {name}: binary for the last of two sorted labels, else weighted; None is wrong",
+                     "classification") for name in classification.MLFLOW_SCORES),
         MetricInfo("pearson", "Pearson's r; None predictions left out", "correlation"),
         MetricInfo("spearman", "Spearman's rho; None predictions left out", "correlation"),
         MetricInfo("kendall", "Kendall's tau-b; None predictions left out", "correlation"),
@@ -307,11 +309,15 @@ def aggregate(
         return result(float(scores.mean()), run_boot(_mean_rows, scores), n_items)
 
     if info.kind == "classification":
+        if metric in classification.MLFLOW_SCORES and labels is None:
+            labels = classification.mlflow_labels(predictions, references)
         pred_codes, gold_codes, label_list = classification.encode_labels(predictions, references, labels)
         k = len(label_list)
         kernel = classification.macro_f1_codes if metric == "macro_f1" else classification.balanced_accuracy_codes
 
         def stat(p: np.ndarray, g: np.ndarray) -> np.ndarray:
+            if metric in classification.MLFLOW_SCORES:
+                return classification.mlflow_score_codes(p, g, k, metric)
             return kernel(p, g, k)
 
         return result(float(stat(pred_codes, gold_codes)), run_boot(stat, pred_codes, gold_codes), n_items)

@@ -2,7 +2,8 @@
 
 Exact match and character F1 after NFKC; ROUGE-1/2/L and BLEU on MeCab morphemes (the
 tokenizer is named in each aggregate's note); chrF on characters; the answer's length in
-morphemes; the model's latency; the share of Japanese characters in the answer.
+morphemes (``answer_tokens``) and in tiktoken cl100k_base tokens as MLflow counts (``token_count``);
+the model's latency; the share of Japanese characters in the answer.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from hyouka.judge.summary import summarize_scores
 from hyouka.metrics.registry import aggregate, metric_info, sample_score
 from hyouka.metrics.text import answer_length_tokens
+from hyouka.metrics.tokens import token_count
 
 __all__ = ["HEURISTIC_METRICS", "canonical_heuristic", "heuristic_aggregates", "needs_target", "row_scores"]
 
@@ -24,11 +26,11 @@ _REGISTRY = (
     # llm-jp-eval v1.3.0's definitions (hyouka.metrics.llmjp), named as such
     "llmjp:exact_match", "llmjp:char_f1", "llmjp:set_f1", "llmjp:bleu_ja", "llmjp:pearson", "llmjp:spearman",
 )
-_LOCAL = ("answer_tokens", "latency")
+_LOCAL = ("answer_tokens", "token_count", "latency")
 HEURISTIC_METRICS = (*_REGISTRY, *_LOCAL)
 _ALIASES = {
     "japanese_char_ratio": "ja_char_ratio",
-    "token_count": "answer_tokens",
+    "morpheme_count": "answer_tokens",
     "answer_length": "answer_tokens",
     "rougeL": "rouge_l",
     "rougeLsum": "rouge_lsum",
@@ -73,6 +75,9 @@ def row_scores(
         elif name == "answer_tokens":
             if prediction is not None:
                 out[name] = float(answer_length_tokens(prediction))
+        elif name == "token_count":
+            if prediction is not None:
+                out[name] = float(token_count(prediction))
         elif not needs_target(name) or ground_truth is not None:
             value = sample_score(name, prediction, ground_truth if ground_truth is not None else "")
             if value is not None:

@@ -104,6 +104,10 @@ def _split_metrics(
             raise ValueError("the latency metric needs a model to call (existing predictions have no latency)")
         if needs_target(name) and not has_targets:
             raise ArgumentError(f"metric {name} needs a ground truth column: give {{targets}}", targets="'<column>'")
+        if name == "token_count":  # its encoding loads (or says how to provide it) before any model call
+            from hyouka.metrics.tokens import cl100k_base
+
+            cl100k_base()
         heuristics.append(name)
     return list(dict.fromkeys(heuristics)), judged
 
@@ -181,7 +185,7 @@ def evaluate(
     """Evaluate ``model`` (or the ``predictions`` column) on ``data`` with ``metrics`` (+ ``extra_metrics``).
 
     ``metrics`` mixes heuristic names (``exact_match``, ``char_f1``, ``rouge1``, ``rouge2``,
-    ``rouge_l``, ``bleu``, ``chrf``, ``ja_char_ratio``, ``answer_tokens``, ``latency``) and judge
+    ``rouge_l``, ``bleu``, ``chrf``, ``ja_char_ratio``, ``answer_tokens``, ``token_count``, ``latency``) and judge
     metrics (``answer_correctness``… by name, a rubric file, or ``hyouka.judge.metrics.answer_correctness(judge)``);
     judge metrics use ``judge`` unless they carry their own. ``language`` picks the rubrics'
     language (``ja`` or ``en``). ``model_options`` go to the model's backend, ``judge_options``

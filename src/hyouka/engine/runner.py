@@ -162,13 +162,15 @@ def evaluate_task(
     suite: str | None = None,
     progress: ProgressCallback | None = None,
     prices: PriceTable | None = None,
+    reuse_completed: bool = False,
 ) -> RunResult:
     """Evaluate ``model`` on ``task`` and store every sample and aggregate.
 
     The run is owned while it executes (see :class:`hyouka.engine.recorder.RunRecorder`): the same
     configuration in another live process raises :class:`~hyouka.engine.recorder.RunBusyError`, and an
     explicit ``resume`` with settings other than the run's raises
-    :class:`~hyouka.engine.recorder.ResumeMismatchError` naming them.
+    :class:`~hyouka.engine.recorder.ResumeMismatchError` naming them. ``reuse_completed`` takes up the
+    completed run of this configuration, if there is one, instead of making a new one.
     """
     check_limit(limit)
     chosen = choose_mode(task, model, mode)
@@ -189,7 +191,7 @@ def evaluate_task(
         store, kind="benchmark", model=model_spec, task=task.name, mode=chosen, config=config, n_samples=len(docs),
         executors=[executor], resume=resume, task_version=task.spec.version, task_hash=task.spec.content_hash(),
         model_identity=config["model_identity"], prices=prices if prices is not None else default_prices(),
-        suite=suite, hashed_of=_hashed_part,
+        suite=suite, hashed_of=_hashed_part, reuse_completed=reuse_completed,
     )
     price = recorder.price  # accounting: each sample's cost at the price table's rates (hyouka.engine.accounting)
     with recorder:
@@ -212,7 +214,7 @@ def evaluate_task(
         model_calls=executor.stats.model_calls,
         cache_hits=executor.stats.cache_hits,
         suite=suite,
-        extra={"statuses": statuses, "accounting": accounting},
+        extra={"statuses": statuses, "accounting": accounting, "reused": recorder.reused},
     )
 
 

@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from hyouka.report.leaderboard import Leaderboard
-from hyouka.report.pareto import pareto_frontier
+from hyouka.metrics.pareto import pareto_frontier
 from hyouka.report.summary import RowStats
 from hyouka.report.tables import row_label
 

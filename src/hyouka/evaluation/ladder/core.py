@@ -198,7 +198,9 @@ def ladder(
             if goal.met_by(cell):
                 skip_reason = f"not run: the goal was met at {rung.name}"
                 met_before_own = met_before_own or not line.own
-            elif goal.budget is not None and (cell.cost_per_1k is None or cell.cost_per_1k > goal.budget):
+            elif goal.budget is not None and cell.cost_per_1k is None:
+                skip_reason = f"not run: {rung.name} has no price to hold to the budget"
+            elif goal.budget is not None and cell.cost_per_1k > goal.budget:  # type: ignore[operator]
                 skip_reason = f"not run: {rung.name} already costs more than the budget"
     analyse(cells, goal, seed=seed)
     return LadderResult(task=settings.task.label, metric=settings.metric, goal=goal, cells=cells,
@@ -267,10 +269,21 @@ def estimate_ladder(
             cell = CellResult(model=model_label(line.model), rung=rung.name, line=number, step=step,
                               metric=settings.metric, status="dry run", estimate=est.__dict__)
             cells.append(cell)
-    costs = [c.estimate["cost_usd"] for c in cells if c.estimate]
-    total = None if any(x is None for x in costs) else sum(costs)
-    notes = [f"upper estimate for the whole ladder: {sum(c.estimate['n_calls'] for c in cells if c.estimate)} "
-             f"model calls, " + (f"${total:.4f}" if total is not None else "cost unknown (a model has no price)")]
+    notes = [_estimate_note(cells)]
     rec = Recommendation(goal.situation, goal, None, "A dry run makes no call: no cell has a score yet.")
     return LadderResult(task=settings.task.label, metric=settings.metric, goal=goal, cells=cells, recommendation=rec,
                         dry_run=True, notes=notes)
+
+
+def _estimate_note(cells: Sequence[CellResult]) -> str:
+    """The whole ladder's upper estimate: the models' calls and cost, and the judge's apart."""
+    estimates = [c.estimate for c in cells if c.estimate]
+
+    def total(key: str) -> str:
+        values = [e.get(key) for e in estimates]
+        return "cost unknown (no price)" if any(v is None for v in values) else f"${sum(values):.4f}"
+
+    calls = sum(e["n_calls"] for e in estimates)
+    judged = sum(e.get("judge_calls", 0) for e in estimates)
+    note = f"upper estimate for the whole ladder: {calls} model calls, {total('cost_usd')}"
+    return note + (f"; {judged} judge calls, {total('judge_cost_usd')}" if judged else "")

@@ -72,15 +72,21 @@ def _print_cells(result: Any) -> None:
                   + "; calls: made by this command (0: from the store or the cache)")
 
 
+def _per_1k(estimate: dict[str, Any]) -> float | None:
+    """A dry run's upper cost per 1,000 questions (what --budget is compared with)."""
+    cost, n = estimate.get("cost_usd"), estimate.get("n_questions") or 0
+    return None if cost is None or not n else cost / n * 1000
+
+
 def _print_estimate(result: Any) -> None:
     columns = ("model", "rung", "questions", "calls", "cached", "prompt tokens", "max completion tokens", "cost ≤",
-               "judge calls", "judge cost ≤")
+               "≤ $/1k q", "judge calls", "judge cost ≤")
     table = TextTable(columns, title=f"dry run: ladder on {clean(result.task)}", right=columns[2:])
     for c in result.cells:
         e = c.estimate or {}
         table.add_row(clean(c.model), clean(c.rung), str(e.get("n_questions", "")), str(e.get("n_calls", "")),
                       str(e.get("n_cached", "")), f"{e.get('prompt_tokens', 0):,}",
-                      f"{e.get('max_completion_tokens', 0):,}", _cost(e.get("cost_usd")),
+                      f"{e.get('max_completion_tokens', 0):,}", _cost(e.get("cost_usd")), _cost(_per_1k(e)),
                       str(e.get("judge_calls", 0)), _cost(e.get("judge_cost_usd")))
     table.print()
 

@@ -195,7 +195,7 @@ def ladder(
                 setattr(cell, name, value)
             if not stop_at_goal:
                 continue
-            if goal.met_by(cell):
+            if goal.target is not None and goal.met_by(cell):  # a budget alone is met by every cheap rung: climb on
                 skip_reason = f"not run: the goal was met at {rung.name}"
                 met_before_own = met_before_own or not line.own
             elif goal.budget is not None and cell.cost_per_1k is None:

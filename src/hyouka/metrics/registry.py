@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from hyouka.metrics import classification, correlation, llmjp, qa, text
+from hyouka.metrics import classification, correlation, llmjp, qa, retrieval, text
 from hyouka.metrics.bootstrap import DEFAULT_N_RESAMPLES, BootstrapResult, bootstrap
 
 __all__ = [
@@ -126,7 +126,11 @@ def metric_info(metric: str) -> MetricInfo:
     try:
         return METRICS[metric]
     except KeyError:
-        raise ValueError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}") from None
+        described = retrieval.describe(str(metric))  # recall_at_5, ndcg_at_10, mrr... (hyouka.metrics.retrieval)
+        if described is not None:
+            return MetricInfo(str(metric), described, "per_sample")
+        raise ValueError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}, "
+                         "and retrieval metrics (hit_at_K, recall_at_K, precision_at_K, ndcg_at_K, mrr)") from None
 
 
 def _text_or_none(prediction: Any) -> str | None:
@@ -155,12 +159,16 @@ _SAMPLE_FUNCS: dict[str, Callable[[Any, Any], float]] = {
 }
 
 
+def _sample_func(metric: str) -> Callable[[Any, Any], float]:
+    return _SAMPLE_FUNCS.get(metric) or retrieval.score_function(metric)  # type: ignore[return-value]
+
+
 def sample_score(metric: str, prediction: Any, reference: Any) -> float | None:
     """Score of one record for a per-sample metric; ``None`` for corpus-level metrics."""
     info = metric_info(metric)
     if not info.per_sample:
         return None
-    return _SAMPLE_FUNCS[metric](prediction, reference)
+    return _sample_func(metric)(prediction, reference)
 
 
 def _mean_rows(scores: np.ndarray) -> np.ndarray:
@@ -297,7 +305,7 @@ def aggregate(
         return result(value, boot, n_items)
 
     if info.kind == "per_sample":
-        func = _SAMPLE_FUNCS[metric]
+        func = _sample_func(metric)
         scores = np.array([func(p, r) for p, r in zip(predictions, references, strict=True)], dtype=float)
         return result(float(scores.mean()), run_boot(_mean_rows, scores), n_items)
 

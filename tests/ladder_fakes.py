@@ -3,8 +3,10 @@
 Each question ``問{i}の答えは何か（難しさ{d}）`` has the answer ``語{i}`` and a difficulty ``d`` (0-4,
 ``i % 5``). A :class:`Student` of skill ``s`` answers it right exactly when ``d <= s + shots``,
 where ``shots`` is the number of solved examples in the prompt (JSQuAD's ``答え：`` blocks, or
-earlier assistant turns in a chat). It reports ``TOKENS_PER_PART * (1 + shots)`` prompt tokens and
-``ANSWER_TOKENS`` completion tokens, so a cell's cost follows from the price table by hand.
+earlier assistant turns in a chat), and always when a retrieved chunk in the prompt says the answer
+(``語{i}が問{i}の答え。``, the documents of :func:`rag_documents`). It reports
+``TOKENS_PER_PART * (1 + shots + chunks)`` prompt tokens and ``ANSWER_TOKENS`` completion tokens, so a
+cell's cost follows from the price table by hand.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ N_QUESTIONS = 20
 TOKENS_PER_PART = 100
 ANSWER_TOKENS = 10
 _QUESTION = re.compile(r"問(\d+)の答えは何か（難しさ(\d)）")
+_CHUNK = re.compile(r"語(\d+)が問(\d+)の答え")
 
 
 def question(i: int) -> str:
@@ -32,9 +35,9 @@ def expected_score(skill: int, shots: int, n: int = N_QUESTIONS) -> float:
     return sum(1 for i in range(n) if i % 5 <= skill + shots) / n
 
 
-def expected_cost_per_1k(price_in: float, price_out: float, shots: int) -> float:
+def expected_cost_per_1k(price_in: float, price_out: float, shots: int, chunks: int = 0) -> float:
     """USD per 1,000 questions at ``price_in``/``price_out`` USD per million tokens."""
-    per_question = (TOKENS_PER_PART * (1 + shots) * price_in + ANSWER_TOKENS * price_out) / 1e6
+    per_question = (TOKENS_PER_PART * (1 + shots + chunks) * price_in + ANSWER_TOKENS * price_out) / 1e6
     return per_question * 1000
 
 
@@ -60,8 +63,9 @@ class Student:
             return Response(text="？", prompt_tokens=TOKENS_PER_PART, completion_tokens=ANSWER_TOKENS)
         i, d = (int(x) for x in found[-1])
         self.asked.append((i, shots))
-        right = d <= self.skill + shots
-        return Response(text=f"語{i}" if right else "×", prompt_tokens=TOKENS_PER_PART * (1 + shots),
+        chunks = _CHUNK.findall(text)
+        right = d <= self.skill + shots or (str(i), str(i)) in chunks
+        return Response(text=f"語{i}" if right else "×", prompt_tokens=TOKENS_PER_PART * (1 + shots + len(chunks)),
                         completion_tokens=ANSWER_TOKENS, finish_reason="stop")
 
     def generate(self, requests: Sequence[GenerateRequest]) -> Iterator[tuple[int, Response]]:
@@ -94,6 +98,13 @@ def write_qa(path: Path, n: int = N_QUESTIONS) -> Path:
     rows = [{"id": f"q{i}", "inputs": question(i), "ground_truth": f"語{i}"} for i in range(n)]
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def rag_documents(n: int = N_QUESTIONS) -> list[Any]:
+    """One document per question, holding its answer: what a retrieval rung finds."""
+    from hyouka.rag.documents import Document
+
+    return [Document(id=f"d{i}", title=f"問{i}", text=f"語{i}が問{i}の答え。") for i in range(n)]
 
 
 def write_prices(path: Path, prices: dict[str, tuple[float, float]]) -> Path:

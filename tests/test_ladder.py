@@ -43,6 +43,7 @@ from tests.ladder_fakes import (
     correctness_judge,
     expected_cost_per_1k,
     expected_score,
+    rag_documents,
     write_jsquad,
     write_prices,
     write_qa,
@@ -305,15 +306,38 @@ def test_bad_ladders_are_refused_before_any_call(setup: Setup) -> None:
         hyouka.ladder(models, str(setup.qa), rungs=RUNGS, metric="answer_correctness", **setup.kwargs())
     with pytest.raises(LadderError, match="give the metric"):
         hyouka.ladder(models, str(setup.qa), rungs=RUNGS, **setup.kwargs())
-    from hyouka.evaluation.ladder.cells import rag_missing
-
-    if rag_missing():  # until the RAG room lands, retrieval rungs name what is missing
-        with pytest.raises(LadderError, match=r"hyouka.evaluate\(\.\.\., index=, k=\) from the RAG room"):
-            hyouka.ladder(models, f"rag:{setup.qa}", rungs="zero-shot,rag:4", metric="char_f1", index="blog",
-                          **setup.kwargs())
+    with pytest.raises(LadderError, match="rung rag:4 retrieves 4 chunks: give the index"):
+        hyouka.ladder(models, f"rag:{setup.qa}", rungs="zero-shot,rag:4", metric="char_f1", **setup.kwargs())
     with pytest.raises(ValueError, match="the budget is a cost per 1,000 questions"):
         Goal(budget=-1)
     assert setup.requests("small") == 0
+
+
+def test_retrieval_rungs_climb_on_a_rag_index(setup: Setup) -> None:
+    pytest.importorskip("bm25s")
+    from hyouka.rag import Index
+
+    index = Index.build(rag_documents(), "answers", root=setup.tmp / "indexes", cache=False)
+    models = setup.models("small")
+    rungs = "zero-shot,few-shot:1,rag:2,few-shot:1+rag:2"
+    plan = estimate_ladder(models, f"rag:{setup.qa}", rungs=rungs, metric="exact_match", index=index,
+                           **setup.kwargs())
+    assert [c.estimate is not None for c in plan.cells] == [True, True, False, False]
+    assert "not priced: rung rag:2: a dry run does not price retrieval rungs yet" in plan.cell("small", "rag:2").status
+
+    result = hyouka.ladder(models, f"rag:{setup.qa}", rungs=rungs, metric="exact_match", index=index, target=0.9,
+                           **setup.kwargs())
+    parts = {"zero-shot": (0, 0), "few-shot:1": (1, 0), "rag:2": (0, 2), "few-shot:1+rag:2": (1, 2)}
+    for cell in result.cells:
+        shots, chunks = parts[cell.rung]
+        # the retrieved chunk holding the answer makes every question right, whatever its difficulty
+        assert cell.score == pytest.approx(1.0 if chunks else expected_score(0, shots))
+        assert cell.cost_per_1k == pytest.approx(expected_cost_per_1k(*PRICES["small"], shots, chunks))
+    samples = hyouka.Store(setup.store).samples(result.cell("small", "rag:2").run_id)
+    assert all(len(s["details"]["retrieval"]["chunk_ids"]) == 2 for s in samples)
+    assert result.recommendation.cell is result.cell("small", "rag:2")
+    assert "few-shot:1+rag:2" not in result.recommendation.reason  # as good, dearer: no better cell to name
+    assert result.recommendation.reason.endswith("no cell scores higher.")
 
 
 def test_the_ladder_command(setup: Setup) -> None:

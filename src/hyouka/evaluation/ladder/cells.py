@@ -6,8 +6,9 @@ So a cell is cached, resumable, owned and costed like any run, and one that the 
 holds completed is taken up again, not made twice (``reuse_completed``).
 
 Read back from the store, a cell gives its score with the 95% interval, the cost per 1,000
-questions of the model's own calls (a judge's calls are priced apart: they are the evaluation's
-cost, not the answer's), per-call latency percentiles and per-sample scores for paired comparisons.
+questions of the model's own calls, with the retrieval's embedding calls (a judge's calls are priced
+apart: they are the evaluation's cost, not the answer's), per-call latency percentiles and
+per-sample scores for paired comparisons.
 """
 
 from __future__ import annotations
@@ -211,8 +212,8 @@ def estimate_cell(settings: CellSettings, line: Line, rung: Rung) -> CellEstimat
 
     kwargs = _data_kwargs(settings, rung)
     if rung.rag is not None:
-        raise LadderError(f"rung {rung.name}: a dry run cannot price retrieval rungs yet (the retrieved chunks "
-                          "are known only once the index is searched)")
+        raise LadderError(f"rung {rung.name}: a dry run does not price retrieval rungs yet (their prompts hold "
+                          "the chunks, known once the index is searched)")
     kwargs.pop("index", None)
     data = estimate_evaluate(line.model, settings.task.name, **kwargs, **line.options)
     return CellEstimate(data.n_rows, data.model.n_calls, data.model.n_cached, data.model.prompt_tokens,
@@ -275,12 +276,16 @@ def measure_cell(store: Store, run_id: str, metric: str, prices: PriceTable) -> 
                              price_for(prices, run["model"], run.get("model_identity")))
         judge_cost = None
     latency = own["latency_s"]
+    cost = own["cost_usd"]
+    retrieval = [((s.get("details") or {}).get("retrieval") or {}).get("cost_usd") for s in samples]
+    if cost is not None and any(c is not None for c in retrieval):  # embedding the questions is the answer's cost too
+        cost += math.fsum(c for c in retrieval if c is not None)
     value = agg.get("value")
     return Measure(
         score=value if isinstance(value, (int, float)) and math.isfinite(value) else None,
         ci_low=agg.get("ci_low"), ci_high=agg.get("ci_high"), n_scored=int(agg.get("n_scored") or 0),
         n_total=int(agg.get("n_total") or n), higher_is_better=bool(agg.get("higher_is_better", True)),
-        cost_per_1k=_per_1k(own["cost_usd"], n), judge_cost_per_1k=judge_cost,
+        cost_per_1k=_per_1k(cost, n), judge_cost_per_1k=judge_cost,
         latency_p50=latency["p50"], latency_p95=latency["p95"], per_sample=_per_sample(samples, metric),
     )
 

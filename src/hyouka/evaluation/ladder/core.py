@@ -265,11 +265,14 @@ def estimate_ladder(
     cells = []
     for number, line in enumerate(lines):
         for step, rung in enumerate(line.rungs):
-            est = estimate_cell(settings, line, rung)
             cell = CellResult(model=model_label(line.model), rung=rung.name, line=number, step=step,
-                              metric=settings.metric, status="dry run", estimate=est.__dict__)
+                              metric=settings.metric, status="dry run")
             cells.append(cell)
-    notes = [_estimate_note(cells)]
+            try:
+                cell.estimate = estimate_cell(settings, line, rung).__dict__
+            except LadderError as exc:  # a rung this dry run cannot price: said, the others priced
+                cell.status = f"not priced: {exc}"
+    notes = [_estimate_note(cells), *(f"{c.label}: {c.status}" for c in cells if c.estimate is None)]
     rec = Recommendation(goal.situation, goal, None, "A dry run makes no call: no cell has a score yet.")
     return LadderResult(task=settings.task.label, metric=settings.metric, goal=goal, cells=cells, recommendation=rec,
                         dry_run=True, notes=notes)
@@ -278,10 +281,13 @@ def estimate_ladder(
 def _estimate_note(cells: Sequence[CellResult]) -> str:
     """The whole ladder's upper estimate: the models' calls and cost, and the judge's apart."""
     estimates = [c.estimate for c in cells if c.estimate]
+    unpriced = len(cells) - len(estimates)
 
     def total(key: str) -> str:
         values = [e.get(key) for e in estimates]
-        return "cost unknown (no price)" if any(v is None for v in values) else f"${sum(values):.4f}"
+        if any(v is None for v in values):
+            return "cost unknown (no price)"
+        return f"${sum(values):.4f}" + (f" without {unpriced} cell(s) not priced" if unpriced else "")
 
     calls = sum(e["n_calls"] for e in estimates)
     judged = sum(e.get("judge_calls", 0) for e in estimates)

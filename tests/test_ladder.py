@@ -31,7 +31,6 @@ from hyouka.evaluation.ladder import (
     Goal,
     LadderError,
     RungError,
-    estimate_ladder,
     load_rungs,
     paired_difference,
     parse_rungs,
@@ -271,7 +270,7 @@ def test_a_judged_ladder_on_ones_own_data_with_few_shot_rows(setup: Setup) -> No
     kwargs = setup.kwargs(metric="answer_correctness", judge="openai:judge",
                           judge_options={"base_url": setup.urls["judge"]})
     models = setup.models("small", "large")
-    plan = estimate_ladder(models, str(setup.qa), rungs=RUNGS, **kwargs)
+    plan = hyouka.ladder(models, str(setup.qa), rungs=RUNGS, dry_run=True, **kwargs)
     assert setup.requests("small") == setup.requests("large") == setup.requests("judge") == 0
     assert [c.estimate["n_calls"] for c in plan.cells] == [20] * 6
     assert all(c.estimate["judge_calls"] == 20 and c.estimate["judge_cost_usd"] > 0 for c in plan.cells)
@@ -289,7 +288,7 @@ def test_a_judged_ladder_on_ones_own_data_with_few_shot_rows(setup: Setup) -> No
     asked = setup.students["small"].asked
     assert {shots for _, shots in asked} == {0, 1, 3}
     assert result.recommendation.cell is result.cell("large", "few-shot:3")  # 4.2 [3.4, 4.8] does not reach 4.0
-    again = estimate_ladder(models, str(setup.qa), rungs=RUNGS, **kwargs)
+    again = hyouka.ladder(models, str(setup.qa), rungs=RUNGS, dry_run=True, **kwargs)
     assert all(c.estimate["n_calls"] == 0 and c.estimate["judge_calls"] == 0 for c in again.cells)
 
 
@@ -320,8 +319,8 @@ def test_retrieval_rungs_climb_on_a_rag_index(setup: Setup) -> None:
     index = Index.build(rag_documents(), "answers", root=setup.tmp / "indexes", cache=False)
     models = setup.models("small")
     rungs = "zero-shot,few-shot:1,rag:2,few-shot:1+rag:2"
-    plan = estimate_ladder(models, f"rag:{setup.qa}", rungs=rungs, metric="exact_match", index=index,
-                           **setup.kwargs())
+    plan = hyouka.ladder(models, f"rag:{setup.qa}", rungs=rungs, metric="exact_match", index=index, dry_run=True,
+                         **setup.kwargs())
     assert [c.estimate is not None for c in plan.cells] == [True, True, False, False]
     assert "not priced: rung rag:2: a dry run does not price retrieval rungs yet" in plan.cell("small", "rag:2").status
 

@@ -25,19 +25,10 @@ from hyouka.cli._app import (
     judge_backend_options,
     progress_bars,
 )
+from hyouka.cli.benchmark import _parse_data_files
 from hyouka.cli.text_table import TextTable, clean
 
 _FLAGS = {"judge": "--judge", "model": "--model", "targets": "--targets-column", "inputs": "--inputs-column"}
-
-
-def _data_files(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        task, sep, path = item.partition("=")
-        if not sep:
-            fail(f"--data-file takes TASK=PATH, got {item!r}")
-        out[task] = path
-    return out
 
 
 def _cost(value: float | None) -> str:
@@ -145,7 +136,7 @@ def ladder_cmd(
     Every cell is a stored run: running the command again, or with one more rung, pays only for what is new.
     """
     from hyouka.engine.budget import BudgetExceededError
-    from hyouka.evaluation.ladder import estimate_ladder, ladder
+    from hyouka.evaluation.ladder import ladder
 
     options = {k: v for k, v in {"base_url": base_url, "api_key_env": api_key_env,
                                  "concurrency": concurrency}.items() if v is not None}
@@ -153,13 +144,13 @@ def ladder_cmd(
         "rungs": rungs, "metric": metric, "target": target, "budget": budget, "judge": judge,
         "judge_options": judge_backend_options(judge_base_url), "judge_max_tokens": judge_max_tokens,
         "index": index, "limit": limit, "seed": seed, "mode": mode, "max_tokens": max_tokens, "chat": chat,
-        "data_dir": data_dir, "data_files": _data_files(data_file), "language": language,
+        "data_dir": data_dir, "data_files": _parse_data_files(data_file), "language": language,
         "columns": {"inputs": inputs_column, "targets": targets_column}, "store": store, "cache": not no_cache,
         "prices": prices, **options,
     }
     try:
         if dry_run:
-            result = estimate_ladder(model or [], tasks, **kwargs)
+            result = ladder(model or [], tasks, dry_run=True, **kwargs)
         else:
             with progress_bars() as progress:
                 result = ladder(model or [], tasks, stop_at_goal=stop_at_goal, progress=progress, **kwargs)

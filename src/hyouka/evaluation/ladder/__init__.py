@@ -3,8 +3,8 @@ tracks quality against cost, and recommends the cell for the goal (good enough, 
 
 from hyouka.evaluation.ladder.analysis import CellResult, Goal, PairedDiff, Recommendation, paired_difference
 from hyouka.evaluation.ladder.cells import LadderError
-from hyouka.evaluation.ladder.core import LadderResult, estimate_ladder, ladder
+from hyouka.evaluation.ladder.core import LadderResult, ladder
 from hyouka.evaluation.ladder.rungs import Rung, RungError, load_rungs, parse_rungs
 
 __all__ = ["CellResult", "Goal", "LadderError", "LadderResult", "PairedDiff", "Recommendation", "Rung", "RungError",
-           "estimate_ladder", "ladder", "load_rungs", "paired_difference", "parse_rungs"]
+           "ladder", "load_rungs", "paired_difference", "parse_rungs"]

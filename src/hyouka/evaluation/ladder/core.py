@@ -33,7 +33,7 @@ from hyouka.evaluation.ladder.rungs import Line, Rung, ladder_lines, load_rungs
 from hyouka.pricing.table import PriceTable, load_prices
 from hyouka.store.store import Store
 
-__all__ = ["LadderResult", "estimate_ladder", "ladder"]
+__all__ = ["LadderResult", "ladder"]
 
 ModelsArg = Any  # a spec, a backend, (spec, options) pairs, or {spec: options}
 Progress = Callable[[str], Callable[[int, int], None]]
@@ -155,6 +155,7 @@ def ladder(
     cache: ResponseCache | str | Path | bool = True,
     prices: PriceTable | str | Path | None = None,
     progress: Progress | None = None,
+    dry_run: bool = False,
     **model_options: Any,
 ) -> LadderResult:
     """Climb ``rungs`` with each of ``models`` on one task and recommend the cell for the goal.
@@ -167,13 +168,17 @@ def ladder(
     task's headline metric). ``target`` (a score) and ``budget`` (USD per 1,000 questions) set the
     goal (see :mod:`hyouka.evaluation.ladder.analysis`); ``stop_at_goal`` stops each model's climb
     at the first rung that meets it (or, with a budget, once a rung costs more than it).
-    ``progress(label)`` gives a ``(done, total)`` callback per cell. The other arguments are
-    ``hyouka.run``'s and ``hyouka.evaluate``'s.
+    ``progress(label)`` gives a ``(done, total)`` callback per cell. ``dry_run`` prices every cell
+    instead (its ``estimate``: calls, tokens, upper cost, the judge's apart) and calls nothing. The
+    other arguments are ``hyouka.run``'s and ``hyouka.evaluate``'s.
     """
     goal = Goal(target, budget)
-    settings, lines = _prepare(models, tasks, rungs, metric, goal, stop_at_goal, store, cache, prices, model_options,
+    settings, lines = _prepare(models, tasks, rungs, metric, goal, stop_at_goal and not dry_run, store, cache,
+                               prices, model_options,
                                _shared(judge, judge_options, judge_max_tokens, index, limit, seed, mode, max_tokens,
                                        chat, data_dir, data_files, language, columns))
+    if dry_run:
+        return _estimate(settings, lines, goal)
     cells: list[CellResult] = []
     met_before_own = False
     for number, line in enumerate(lines):
@@ -228,40 +233,11 @@ def _notes(cells: Sequence[CellResult]) -> list[str]:
     return notes
 
 
-def estimate_ladder(
-    models: ModelsArg,
-    tasks: str,
-    *,
-    rungs: str | Path | Sequence[str | dict[str, Any] | Rung] = "zero-shot,few-shot:3",
-    metric: str | None = None,
-    target: float | None = None,
-    budget: float | None = None,
-    judge: Any = None,
-    judge_options: dict[str, Any] | None = None,
-    judge_max_tokens: int | None = None,
-    index: Any = None,
-    limit: int | None = None,
-    seed: int = 0,
-    mode: str = "auto",
-    max_tokens: int | None = None,
-    chat: bool = False,
-    data_dir: str | Path | None = None,
-    data_files: dict[str, str | Path] | None = None,
-    language: str = "ja",
-    columns: dict[str, str | None] | None = None,
-    store: Store | str | None = None,
-    cache: ResponseCache | str | Path | bool = True,
-    prices: PriceTable | str | Path | None = None,
-    **model_options: Any,
-) -> LadderResult:
-    """Price every cell of the ladder :func:`ladder` would climb (all of them: no goal is known yet); calls nothing.
+def _estimate(settings: CellSettings, lines: list[Line], goal: Goal) -> LadderResult:
+    """Every cell priced (all of them: no score is known to stop at); calls nothing.
 
     Each cell's ``estimate`` holds its calls, tokens and upper cost, the model's and the judge's apart.
     """
-    goal = Goal(target, budget)
-    settings, lines = _prepare(models, tasks, rungs, metric, goal, False, store, cache, prices, model_options,
-                               _shared(judge, judge_options, judge_max_tokens, index, limit, seed, mode, max_tokens,
-                                       chat, data_dir, data_files, language, columns))
     cells = []
     for number, line in enumerate(lines):
         for step, rung in enumerate(line.rungs):

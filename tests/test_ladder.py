@@ -290,6 +290,9 @@ def test_a_judged_ladder_on_ones_own_data_with_few_shot_rows(setup: Setup) -> No
     assert result.recommendation.cell is result.cell("large", "few-shot:3")  # 4.2 [3.4, 4.8] does not reach 4.0
     again = hyouka.ladder(models, str(setup.qa), rungs=RUNGS, dry_run=True, **kwargs)
     assert all(c.estimate["n_calls"] == 0 and c.estimate["judge_calls"] == 0 for c in again.cells)
+    rerun = hyouka.ladder(models, str(setup.qa), rungs=RUNGS, target=4.0, **kwargs)  # cells taken up, not remade
+    assert [c.run_id for c in rerun.cells] == [c.run_id for c in result.cells] and rerun.model_calls == 0
+    assert len(hyouka.Store(setup.store).list_runs()) == 6
 
 
 def test_bad_ladders_are_refused_before_any_call(setup: Setup) -> None:

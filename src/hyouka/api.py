@@ -147,6 +147,7 @@ def run(
     judge: str | Model | None = None,
     judge_options: dict[str, Any] | None = None,
     judge_max_tokens: int | None = None,
+    reuse_completed: bool = False,
     index: Any = None,
     k: int | None = None,
     metrics: str | Sequence[Any] | None = None,
@@ -174,6 +175,9 @@ def run(
     ``HYOUKA_MT_BENCH_DIR``. ``judge_max_tokens`` is each judgment's completion budget (default
     2048, FastChat's); a judge with a shorter context needs less (its refusal is reported with the
     prompt's length, the judge's context and this option).
+
+    ``reuse_completed`` returns a benchmark task's completed run with the same configuration, if the
+    store has one, instead of making a new one from the cache (the ladder's cells).
 
     ``rag:<data file>`` tasks answer the file's questions from ``index`` (an :class:`hyouka.rag.Index` or
     its name), ``k`` chunks each, scored by ``metrics`` (heuristic, judge and retrieval metrics; see
@@ -259,6 +263,7 @@ def run(
                 suite=suite,
                 resume=resume,
                 progress=progress(task_name) if progress else None,
+                reuse_completed=reuse_completed,
             )
         )
     return _after_model_work(result, started)

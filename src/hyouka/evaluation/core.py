@@ -22,6 +22,7 @@ from hyouka.engine.executor import Executor
 from hyouka.errors import ArgumentError
 from hyouka.evaluation.backends import open_cache, resolve_model, spec_name
 from hyouka.evaluation.data import EvalRow, EvalTable, load_table
+from hyouka.evaluation.fewshot import FewshotError, fewshot_messages, fewshot_prefix, pick_fewshot
 from hyouka.evaluation.heuristics import canonical_heuristic, heuristic_aggregates, needs_target, row_scores
 from hyouka.evaluation.records import row_record, table_from_samples
 from hyouka.judge.grading import Judgment, run_calls
@@ -34,7 +35,7 @@ from hyouka.models.registry import recordable_options
 from hyouka.pricing.table import PriceTable
 from hyouka.store.store import Store
 
-__all__ = ["EvaluationResult", "answer_request", "evaluate"]
+__all__ = ["EvaluationResult", "FewshotError", "answer_request", "evaluate"]
 
 Progress = Callable[[int, int], None]
 DEFAULT_METRICS_WITH_TARGETS = ("exact_match", "char_f1", "rouge_l", "ja_char_ratio", "answer_tokens")
@@ -55,6 +56,7 @@ class EvaluationResult:
     resumed: bool = False
     calls: dict[str, dict[str, int]] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
+    reused: bool = False  # a completed run taken up again (``reuse_completed``): nothing was run
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -112,12 +114,15 @@ def _split_metrics(
     return list(dict.fromkeys(heuristics)), judged
 
 
-def answer_request(row: EvalRow, model: Model, params: GenerationParams, system_prompt: str | None = None) -> Request:
-    """The request asking ``model`` to answer a row: a chat message when it chats, else a prompt."""
+def answer_request(row: EvalRow, model: Model, params: GenerationParams, system_prompt: str | None = None,
+                   shots: Sequence[EvalRow] = ()) -> Request:
+    """The request asking ``model`` to answer a row (after ``shots``, solved examples): a chat message when
+    it chats, else a prompt."""
     text = row.inputs or ""
     if model.capabilities.chat:
         messages = (Message("system", system_prompt),) if system_prompt else ()
-        return ChatRequest((*messages, Message("user", text)), params)
+        return ChatRequest((*messages, *fewshot_messages(shots), Message("user", text)), params)
+    text = fewshot_prefix(shots) + text
     return GenerateRequest(f"{system_prompt}\n\n{text}" if system_prompt else text, params)
 
 
@@ -176,6 +181,8 @@ def evaluate(
     seed: int = 0,
     prices: PriceTable | str | Path | None = None,
     encoding: str = "utf-8",
+    num_fewshot: int = 0,
+    reuse_completed: bool = False,
     index: Any = None,
     k: int | None = None,
     rag_prompt: str | Path | None = None,
@@ -192,7 +199,11 @@ def evaluate(
     to the judge's. ``model_type`` is accepted as in MLflow (``question-answering`` or ``text``).
     ``prices`` (a table, or a YAML file consulted before the default table) prices the recorded calls
     (the judge's in a judged run) in the run's accounting. ``encoding`` is the data file's text encoding
-    (e.g. ``cp932`` for Shift-JIS).
+    (e.g. ``cp932`` for Shift-JIS). ``num_fewshot`` asks each row after that many solved examples,
+    other rows of the data with their ground truth in a ``seed``-ed order (see
+    :mod:`hyouka.evaluation.fewshot`); the judge sees only the row. ``reuse_completed`` returns the
+    completed run of the same configuration, if the store has one, instead of making a new one (the
+    ladder's cells).
 
     RAG: with ``index`` (a :class:`hyouka.rag.Index` or the name of one), each row's inputs are the
     question: its ``k`` best chunks (default 4) are retrieved, put in the RAG prompt (``rag_prompt``: a
@@ -218,6 +229,9 @@ def evaluate(
         present = ", ".join(table.rows[0].fields) if table.rows else "none"
         raise ArgumentError(f"no inputs column to send to the model: give {{inputs}}; columns: {present}",
                             inputs="'<column>'")
+    if num_fewshot and model is None:
+        raise ValueError("num_fewshot needs a model to ask (existing predictions were made without examples)")
+    shots = pick_fewshot(table.rows, num_fewshot, seed) if num_fewshot else {}
     the_cache = open_cache(cache)
     rag, metrics, extra_metrics, retrieval_names = _rag_step(index, k, table, model, metrics, extra_metrics,
                                                              rag_prompt, language, the_cache, relevant, prices)
@@ -246,6 +260,8 @@ def evaluate(
         "tokenizer": tokenizer_info(),
         "seed": seed,
     }
+    if num_fewshot:  # only when asked: the runs made before few-shot existed keep their configuration's hash
+        config["num_fewshot"] = num_fewshot
     if rag is not None:  # only RAG runs have these keys: other runs keep their configuration hash
         config.update(rag=rag.describe(), retrieval_metrics=retrieval_names)
     kind = "judge" if judged else "benchmark"
@@ -254,11 +270,12 @@ def evaluate(
         the_store, kind=kind, model=judges.main if judged else subject, task=config["task"], mode="qa",
         config=config, n_samples=len(table.rows), executors=executors, resume=resume,
         model_identity=(judges.identities()[judges.main] if judged else config["model_identity"]) or {},
-        prices=prices,
+        prices=prices, reuse_completed=reuse_completed,
     )
     with recorder:
         _run_rows(table, recorder, backend, model_exec, judges, judged, heuristics, params, system_prompt,
-                  GenerationParams(max_tokens=judge_max_tokens, temperature=0.0), progress, rag, retrieval_names)
+                  GenerationParams(max_tokens=judge_max_tokens, temperature=0.0), progress, shots, rag,
+                  retrieval_names)
         samples = recorder.samples()
         aggregates = heuristic_aggregates(heuristics, samples, len(table.rows), seed)
         if rag is not None:
@@ -286,6 +303,7 @@ def evaluate(
         resumed=recorder.resumed,
         calls=calls,
         statuses=statuses,
+        reused=recorder.reused,
     )
 
 
@@ -334,6 +352,7 @@ def _run_rows(
     system_prompt: str | None,
     judge_params: GenerationParams,
     progress: Progress | None,
+    shots: dict[int, list[EvalRow]],
     rag: Any = None,
     retrieval_names: Sequence[str] = (),
 ) -> None:
@@ -369,7 +388,7 @@ def _run_rows(
     if model_exec is not None and backend is not None:
         asking = [row for row in todo if rag is None or retrieved[row.index].ok]  # a failed retrieval asks nothing
         requests = [answer_request(replace(row, inputs=retrieved[row.index].prompt) if rag is not None else row,
-                                   backend, params, system_prompt) for row in asking]
+                                   backend, params, system_prompt, shots.get(row.index, ())) for row in asking]
         for position, response in model_exec.execute(requests):
             answers[asking[position].index] = response
             if not judged:

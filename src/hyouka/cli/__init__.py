@@ -37,10 +37,12 @@ COMMANDS: dict[str, str] = {
     "eval": "hyouka.cli.judging",
     "pairwise": "hyouka.cli.judging",
     "agreement": "hyouka.cli.judging",
+    "ladder": "hyouka.cli.ladder",
     "report": "hyouka.cli.reports",
     "compare": "hyouka.cli.reports",
     "serve": "hyouka.cli.web",
     "human": "hyouka.cli.human",
+    "index": "hyouka.cli.rag",
     "export": "hyouka.cli.reports",
 }
 

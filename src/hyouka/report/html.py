@@ -82,6 +82,8 @@ def render_html(report: Report, *, max_examples: int = MAX_EXAMPLES) -> str:
     from hyouka import __version__
 
     charts = [{"key": c.key, "title": c.title, "caption": c.caption, "uri": c.data_uri("png")} for c in report.charts]
+    ladder_charts = [{"key": c.key, "title": c.title, "caption": c.caption, "uri": c.data_uri("png")}
+                     for c in report.ladder_charts]
     template = _env().get_template("report.html.j2")
     page = template.render(
         title=report.title,
@@ -93,6 +95,8 @@ def render_html(report: Report, *, max_examples: int = MAX_EXAMPLES) -> str:
         views=report.views,
         leaderboard_html=render_boards(report.boards or [report.board], "html", report.all_stats or [report.stats]),
         charts=charts,
+        ladder=report.ladder,
+        ladder_charts=ladder_charts,
         examples=_examples(report, max_examples),
         metadata=_metadata(report),
         isnan=math.isnan,

@@ -6,6 +6,7 @@ index of the built-in tasks that lets ``hyouka tasks`` and ``leaderboard`` skip 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,18 @@ def test_the_console_script_runs_a_plain_click_command_as_the_typer_root_does(tm
         typer_root = runner.invoke(app, args, prog_name="hyouka")
         assert shell.returncode == typer_root.exit_code == 2, (args, shell.stderr, typer_root.output)
         assert shell.stdout + shell.stderr == typer_root.output, args
+
+
+@pytest.mark.parametrize(("words", "expected"), [("hyouka runs --format ", {"table", "json", "jsonl"}),
+                                               ("hyouka show x --", {"--store", "--format", "--limit"}),
+                                               ("hyouka ru", {"run", "runs"})])
+def test_shell_completion_reaches_into_plain_click_commands(words: str, expected: set[str]) -> None:
+    code = "import sys; from hyouka.cli import app; sys.argv = ['hyouka']; app()"
+    cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+    env = {**os.environ, "_HYOUKA_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert set(proc.stdout.split()) >= expected, proc.stdout
 
 
 def test_commands_registered_on_the_root_app_are_refused() -> None:

@@ -47,6 +47,12 @@ class ClickCommand(TyperCommand):
     def invoke(self, ctx: Any) -> Any:
         return self.command.main(args=ctx.args, prog_name=ctx.command_path, standalone_mode=True)
 
+    def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
+        """What click completes after ``hyouka <this command> ARGS``: its options and their values."""
+        from click.shell_completion import ShellComplete
+
+        return ShellComplete(self.command, {}, ctx.command_path, "").get_completions(list(ctx.args), incomplete)
+
 
 class _Commands(Mapping[str, Any]):
     """Command name -> command, importing the command's module on first access."""

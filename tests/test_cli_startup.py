@@ -142,3 +142,17 @@ def test_a_damaged_index_is_read_again(fresh_catalog: Path) -> None:
     catalog.builtin_catalog.cache_clear()
     assert catalog.builtin_catalog() == built
     assert json.loads(index.read_text(encoding="utf-8"))["format"] == 1
+
+
+def test_without_a_home_for_the_index_the_files_are_read_each_time(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("", encoding="utf-8")
+    monkeypatch.setenv("HYOUKA_HOME", str(not_a_folder / "home"))
+    catalog.builtin_catalog.cache_clear()
+    try:
+        listed = runner.invoke(app, ["tasks", "--format", "json"])
+    finally:
+        catalog.builtin_catalog.cache_clear()
+    assert listed.exit_code == 0, listed.output
+    assert [t["task"] for t in json.loads(listed.stdout)["tasks"]] == registry.builtin_task_names()

@@ -7,7 +7,7 @@ modes, metrics and description; each suite's entries; each family's description)
 proper way once and kept as a small JSON index, ``<HYOUKA_HOME>/catalog/<digest>.json``. The
 digest covers every built-in file and the code that reads them (the modules of
 :mod:`hyouka.tasks`) and hyouka's version: an edited task file or another hyouka reads again.
-An index that cannot be written (a read-only home) only means the next call reads again.
+An index that cannot be written (a read-only home, or none) only means the next call reads again.
 
 Nothing here imports pydantic, PyYAML or Jinja unless the index must be made.
 """
@@ -96,14 +96,17 @@ def task_facts(name: str) -> TaskFacts:
 @cache
 def builtin_catalog() -> Catalog:
     """The built-in tasks, suites and families: from the index when it is current, else read and indexed."""
-    files = _source_files()
-    digest = _digest(files)
-    folder = _index_dir()
-    index = folder / f"{digest}.json"
-    data = _read_index(index)
+    digest = _digest(_source_files())
+    try:
+        folder: Path | None = _index_dir()
+    except OSError:  # no home to keep it in: read the files each time
+        folder = None
+    index = folder / f"{digest}.json" if folder is not None else None
+    data = _read_index(index) if index is not None else None
     if data is None:
         data = _read_builtin()
-        _write_index(folder, index, data)
+        if folder is not None and index is not None:
+            _write_index(folder, index, data)
     return _catalog(data)
 
 

@@ -7,7 +7,8 @@ commands) to list the commands with their own short help.
 A command module holds its commands in a module-level ``app``: a ``typer.Typer`` (commands and
 sub-groups registered on it as usual), or a ``click.Group`` for commands written in plain click
 (the read-only ones: Typer builds a pydantic adapter for each option it parses, which costs them
-more than their work). A click command runs under the Typer root through :class:`ClickCommand`.
+more than their work). A click command runs under the Typer root through :class:`ClickCommand`;
+from the console script it runs before Typer is even imported (see :mod:`hyouka.cli`).
 """
 
 from __future__ import annotations

@@ -143,8 +143,12 @@ def test_every_response_carries_the_security_headers(client: TestClient) -> None
 
 def test_with_a_token_every_request_without_it_gets_401(filled: dict[str, Any]) -> None:
     guarded = TestClient(create_app(filled["store"], token="s3cret"))
-    for url in ("/leaderboard", "/api/runs", "/static/app.js", f"/api/runs/{filled['runs']['entail']}/samples"):
+    for url in ("/leaderboard", "/api/runs", f"/api/runs/{filled['runs']['entail']}/samples", "/mt-bench",
+                "/api/mt-bench", "/studies", "/api/studies", "/charts"):
         assert guarded.get(url).status_code == 401, url
+    # the package's assets and the rater pages (which check a rater token of their own) need no dashboard token
+    assert guarded.get("/static/app.js").status_code == 200 and guarded.get("/fonts.css").status_code == 200
+    assert guarded.get("/rate/nosuchstudy", params={"token": "s3cret"}).status_code == 404
     assert guarded.get("/api/runs", headers={"X-Hyouka-Token": "wrong"}).status_code == 401
     assert guarded.get("/api/runs", headers={"X-Hyouka-Token": "s3cret"}).status_code == 200
     assert guarded.get("/api/runs", headers={"Authorization": "Bearer s3cret"}).status_code == 200

@@ -194,3 +194,28 @@ def test_panel_shows_the_python_apis_ratings_and_agreement(site: dict[str, Any],
     listed = client.get("/api/studies").json()["studies"]
     assert [s["study"] for s in listed] == ["panel"]
     assert client.get("/studies").status_code == 200 and client.get("/api/studies/nope").status_code == 404
+
+
+def test_side_by_side_of_eval_runs_names_the_judged_models_and_shows_the_judge(site: dict[str, Any]) -> None:
+    client, url = site["client"], site["url"]
+    graded = [evaluate(None, TABLE, predictions=c, targets="gold", inputs="question", id_column="question_id",
+                       metrics="answer_correctness", judge=ScriptedJudge(_grade), store=url, cache=False).run_id
+              for c in ("x", "y", "z")]
+    listed = client.get("/compare", params={"task": "eval:DataFrame"}).text
+    assert "predictions:DataFrame:x" in listed and listed.count('type="checkbox"') == 6  # 3 heuristic + 3 judged
+    data = client.get("/api/compare", params={"runs": graded, "limit": 10}).json()
+    assert [r["subject"] for r in data["runs"]] == [f"predictions:DataFrame:{c}" for c in "xyz"]
+    assert data["total"] == 4
+    first = data["items"][0]["answers"][0]
+    assert first["judgments"]["answer_correctness"] == {"score": 5.0, "justification": "採点", "status": "ok"}
+    # x right on q1 and q3, y on q2 and q4: x scores higher than y exactly where x is right
+    better = client.get("/api/compare", params={"runs": graded[:2], "only": "a_better",
+                                                "metric": "answer_correctness"}).json()
+    assert [i["doc_id"] for i in better["items"]] == ["q1", "q3"]
+    page = client.get("/compare", params={"runs": graded}).text
+    assert "A · predictions:DataFrame:x" in page and "採点" in page and "&lt;script&gt;window" in page
+    assert "<script>window" not in page
+    other = evaluate(None, TABLE.head(2), predictions="x", targets="gold", inputs="question", id_column="question_id",
+                     metrics="exact_match", store=url, cache=False).run_id
+    refused = client.get("/api/compare", params={"runs": [graded[0], other]})
+    assert refused.status_code == 422 and "same examples" in refused.json()["detail"]

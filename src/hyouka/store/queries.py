@@ -120,16 +120,13 @@ def samples_page(store: Store, run_id: str, *, status: str | None = None, correc
             where.append(value <= float(max_score))
     if search:
         where.append(or_(_contains(store, SampleRow.prompt, search), _contains(store, SampleRow.output, search)))
+    query = select(SampleRow).where(*where).order_by(SampleRow.sample_index).offset(offset).limit(limit)
     with store.session() as s:
-        if len(where) == 1:  # the run's samples: counted on the index, paged by offset
-            total = s.scalar(select(func.count()).select_from(SampleRow).where(*where)) or 0
-            query = select(SampleRow).where(*where).order_by(SampleRow.sample_index).offset(offset).limit(limit)
-        else:  # one pass over the run finds every match (a count and then a page would read it twice)
-            matches = list(s.scalars(select(SampleRow.sample_index).where(*where).order_by(SampleRow.sample_index)))
-            total, shown = len(matches), matches[offset:offset + limit]
-            query = select(SampleRow).where(SampleRow.run_id == run_id, SampleRow.sample_index.in_(shown))
-            query = query.order_by(SampleRow.sample_index)
         items = [_as_dict(r) for r in s.scalars(query)]
+        if 0 < len(items) < limit or (not items and not offset):
+            total = offset + len(items)  # the page query read every match: no second pass to count them
+        else:  # a full page (the query stopped early) or past the end: count
+            total = s.scalar(select(func.count()).select_from(SampleRow).where(*where)) or 0
     return Page(items, total, offset, limit)
 
 
@@ -143,7 +140,8 @@ def aligned_page(store: Store, run_ids: list[str], *, only: str = "all", metric:
     ``only``: ``all``; ``disagree``, documents whose extracted answers (the output where none was
     extracted) differ between the runs; ``a_right_b_wrong``, documents that the first run gets right
     and the second wrong by ``metric`` (right: 1 or more); ``a_better``, documents the first run
-    scores higher than the second by ``metric`` (for graded scores). Items come in the first run's order.
+    scores higher than the second by ``metric`` (for graded scores). Items come in the first run's order
+    (with ``all``, the documents only other runs have follow).
     """
     offset, limit = _bounds(offset, limit)
     if only not in ALIGN_FILTERS:
@@ -160,13 +158,18 @@ def aligned_page(store: Store, run_ids: list[str], *, only: str = "all", metric:
         keys = (select(a.doc_id.label("doc_id"), a.sample_index.label("position"))
                 .join(b, and_(b.doc_id == a.doc_id, b.run_id == run_ids[1]))
                 .where(a.run_id == run_ids[0], condition))
+        sizes = _sizes(store, run_ids[:2])
+        if sizes.get(run_ids[1], 0) < sizes.get(run_ids[0], 0):
+            # redundant with the join: lets the planner start from the smaller second run's documents
+            keys = keys.where(a.doc_id.in_(select(SampleRow.doc_id).where(SampleRow.run_id == run_ids[1])))
+    elif only == "all":
+        return _all_page(store, run_ids, offset, limit)
     else:
         keys = (select(SampleRow.doc_id.label("doc_id"), func.min(SampleRow.sample_index).label("position"))
                 .where(SampleRow.run_id.in_(run_ids)).group_by(SampleRow.doc_id))
         if only == "disagree":
             # a document two runs answer is in some run other than the largest: only those are grouped
-            with store.session() as s:
-                sizes = dict(s.execute(select(RunRow.id, RunRow.n_samples).where(RunRow.id.in_(run_ids))).all())
+            sizes = _sizes(store, run_ids)
             largest = max(run_ids, key=lambda r: sizes.get(r, 0))
             others = [r for r in run_ids if r != largest] or run_ids
             shared = select(SampleRow.doc_id).where(SampleRow.run_id.in_(others))
@@ -177,12 +180,40 @@ def aligned_page(store: Store, run_ids: list[str], *, only: str = "all", metric:
         total = s.scalar(select(func.count()).select_from(keyed)) or 0
         doc_ids = list(s.scalars(select(keyed.c.doc_id).order_by(keyed.c.position, keyed.c.doc_id)
                                  .offset(offset).limit(limit)))
-        rows = s.scalars(select(SampleRow).where(SampleRow.run_id.in_(run_ids), SampleRow.doc_id.in_(doc_ids)))
-        found: dict[str, dict[str, dict[str, Any]]] = {}
-        for row in rows:
-            found.setdefault(row.doc_id, {})[row.run_id] = _as_dict(row)
+    return _aligned(store, run_ids, doc_ids, total, offset, limit)
+
+
+def _sizes(store: Store, run_ids: list[str]) -> dict[str, int]:
+    """Each run's number of samples (from the runs table: no sample is read)."""
+    with store.session() as s:
+        return dict(s.execute(select(RunRow.id, RunRow.n_samples).where(RunRow.id.in_(run_ids))).all())
+
+
+def _aligned(store: Store, run_ids: list[str], doc_ids: list[str], total: int, offset: int, limit: int) -> Page:
+    found = documents(store, run_ids, doc_ids)
     items = [{"doc_id": d, "samples": {r: found.get(d, {}).get(r) for r in run_ids}} for d in doc_ids]
     return Page(items, total, offset, limit)
+
+
+def _all_page(store: Store, run_ids: list[str], offset: int, limit: int) -> Page:
+    """Every document: the first run's in its order (read on its index), then those only the others have."""
+    first, others = run_ids[0], run_ids[1:]
+    in_first = select(SampleRow.doc_id).where(SampleRow.run_id == first)
+    extra = (select(SampleRow.doc_id.label("doc_id"), func.min(SampleRow.sample_index).label("position"))
+             .where(SampleRow.run_id.in_(others), SampleRow.doc_id.not_in(in_first))
+             .group_by(SampleRow.doc_id).subquery())
+    with store.session() as s:
+        n_first = s.scalar(select(func.count()).select_from(SampleRow).where(SampleRow.run_id == first)) or 0
+        n_extra = (s.scalar(select(func.count()).select_from(extra)) or 0) if others else 0
+        doc_ids: list[str] = []
+        if offset < n_first:
+            doc_ids = list(s.scalars(select(SampleRow.doc_id).where(SampleRow.run_id == first)
+                                     .order_by(SampleRow.sample_index).offset(offset).limit(limit)))
+        if len(doc_ids) < limit and n_extra:
+            skip = max(0, offset - n_first)
+            doc_ids += s.scalars(select(extra.c.doc_id).order_by(extra.c.position, extra.c.doc_id)
+                                 .offset(skip).limit(limit - len(doc_ids)))
+    return _aligned(store, run_ids, list(dict.fromkeys(doc_ids)), n_first + n_extra, offset, limit)
 
 
 

@@ -75,8 +75,8 @@ def _mt_bench_run(store: Store, model: str, rng: random.Random) -> str:
                             "doc": {"question_id": str(81 + q), "category": MT_CATEGORIES[q // 10], "turn": turn,
                                     "turns": ["質問その一", "質問その二"]},
                             "prompt": "質問", "responses": [], "output": "回答です。" * 20, "metrics": {"score": score},
-                            "details": {"justification": "良い回答です。評価：[[%d]]" % score,
-                                        "judge": {"raw": "評価：[[%d]]" % score}}, "status": "ok"})
+                            "details": {"justification": f"良い回答です。評価：[[{score:.0f}]]",
+                                        "judge": {"raw": f"評価：[[{score:.0f}]]"}}, "status": "ok"})
     store.write_samples(run_id, samples, replace=False)
     aggregates = [{"metric": m, "value": 5.0, "n_scored": 80, "n_total": 80} for m in ("score", "turn_1", "turn_2")]
     store.set_aggregates(run_id, aggregates)

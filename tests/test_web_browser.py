@@ -239,8 +239,8 @@ def test_rater_votes_on_ten_pairs_by_keyboard_and_a_reload_keeps_them(site: dict
         vote = votes[item]
         left_model = vote["model_b"] if vote["flipped"] else vote["model_a"]
         assert left_model.endswith(_answer_model(left))  # the side shown is the side recorded
-        choice = KEYS[key]
-        expected = {"left": "b" if vote["flipped"] else "a", "right": "a" if vote["flipped"] else "b"}.get(choice, choice)
+        choice, flipped = KEYS[key], vote["flipped"]
+        expected = {"left": "b" if flipped else "a", "right": "a" if flipped else "b"}.get(choice, choice)
         assert vote["winner"] == expected
     for _ in range(30):  # the rest of the quota through the API: both sides occur (2 ** -39 to fail by chance)
         more = next_pair("jnli-ab", token, store=store)
@@ -257,6 +257,11 @@ def test_mt_bench_page_draws_the_published_judgments(site: dict[str, Any], brows
     page.locator("section.mt-question details").first.click()
     assert page.locator("section.mt-question pre.judge").count() == 2  # each model's judgment text
     assert "[[" in page.locator("section.mt-question pre.judge").first.inner_text()
+    from hyouka.report.fonts import japanese_font_path
+
+    if japanese_font_path() is not None:  # the report's Japanese font, served by the dashboard, draws the text
+        page.evaluate("document.fonts.ready")
+        assert page.evaluate("[...document.fonts].some(f => f.family.includes('hyouka-ja') && f.status === 'loaded')")
     watched.check(site["shots"] / "mt_bench.png")
 
 

@@ -21,8 +21,8 @@ PAGE_FAMILY = "hyouka-ja"  # the embedded subset's name in the page (not to be t
 # the report's and the dashboard's CSS font stacks: installed Japanese fonts first, the shipped
 # IPAexGothic (as PAGE_FAMILY: embedded in the report, served by the dashboard) last
 FONT_STACK = (f'system-ui, -apple-system, "Segoe UI", "Noto Sans CJK JP", "Noto Sans JP", "Hiragino Sans", '
-              f'"Yu Gothic", Meiryo, "IPAexGothic", "IPAGothic", "{PAGE_FAMILY}", sans-serif')
-MONO_STACK = f'ui-monospace, "Noto Sans Mono CJK JP", "DejaVu Sans Mono", "IPAGothic", "{PAGE_FAMILY}", monospace'
+              f'"Yu Gothic", Meiryo, "IPAexGothic", "{PAGE_FAMILY}", sans-serif')
+MONO_STACK = f'ui-monospace, "Noto Sans Mono CJK JP", "DejaVu Sans Mono", "{PAGE_FAMILY}", monospace'
 
 
 @lru_cache

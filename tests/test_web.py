@@ -308,3 +308,20 @@ def test_fonts_are_the_reports(client: TestClient) -> None:
     else:
         assert font.status_code == 200 and font.content == japanese_font_path().read_bytes()
         assert "url('/fonts/ipaexg.ttf')" in css.text
+
+
+def test_a_store_written_before_the_doc_index_gains_it(tmp_path: Path) -> None:
+    import sqlite3
+
+    from hyouka.store.store import Store
+
+    path = tmp_path / "old.sqlite"
+    Store(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP INDEX ix_samples_run_doc")
+    Store(f"sqlite:///{path}").close()  # opened again: the index that side by side reads is made
+    with sqlite3.connect(path) as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        plan = " ".join(str(r) for r in db.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM samples WHERE run_id = 'r' AND doc_id IN ('a', 'b')"))
+    assert "ix_samples_run_doc" in names and "ix_samples_run_doc" in plan

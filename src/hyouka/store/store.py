@@ -236,14 +236,16 @@ class Store:
             row = s.scalars(query.order_by(RunRow.created_at.desc())).first()
         return _as_dict(row) if row else None
 
-    def list_runs(self, *, status: str | None = None) -> list[dict[str, Any]]:
+    def list_runs(self, *, status: str | None = None, omit: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """Runs oldest first (of ``status``), without the columns named in ``omit``."""
         if self._reader is not None:
-            return self._reader.list_runs(status=status)
+            return self._reader.list_runs(status=status, omit=omit)
         with self.session() as s:
             query = select(RunRow).order_by(RunRow.created_at)
             if status:
                 query = query.where(RunRow.status == status)
-            return [_as_dict(r) for r in s.scalars(query)]
+            left_out = set(omit)
+            return [{k: v for k, v in _as_dict(r).items() if k not in left_out} for r in s.scalars(query)]
 
     def delete_run(self, run_id: str) -> None:
         with self.session() as s, s.begin():

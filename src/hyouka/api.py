@@ -146,6 +146,7 @@ def run(
     judge: str | Model | None = None,
     judge_options: dict[str, Any] | None = None,
     judge_max_tokens: int | None = None,
+    backend: Model | None = None,
     **model_options: Any,
 ) -> EvalResult:
     """Evaluate a model on tasks or suites (``"jglue"``, ``"jcommonsenseqa,jnli"``).
@@ -170,6 +171,9 @@ def run(
     ``HYOUKA_MT_BENCH_DIR``. ``judge_max_tokens`` is each judgment's completion budget (default
     2048, FastChat's); a judge with a shorter context needs less (its refusal is reported with the
     prompt's length, the judge's context and this option).
+
+    ``backend`` serves the calls of the ``model`` spec instead of loading it here (e.g. replicas of it
+    on Ray, :func:`hyouka.jobs.replicas.build_replicas`); the runs are recorded under the spec.
     """
     started = time.perf_counter()
     if resume and not (model and tasks):
@@ -192,7 +196,8 @@ def run(
     built = _build_tasks(planned, jglue_dir(data_dir), files, prompt_family, num_fewshot, seed, skipped)
     the_store = store if isinstance(store, Store) else Store(store)
     the_cache = _open_cache(cache)
-    backend = load_model(model, **model_options) if isinstance(model, str) else model
+    if backend is None:
+        backend = load_model(model, **model_options) if isinstance(model, str) else model
     check_ready(backend)
     spec_name = model if isinstance(model, str) else f"{type(model).__name__}:{backend.name}"
 

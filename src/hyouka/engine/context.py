@@ -28,12 +28,13 @@ class RunContext:
         return self.stop is not None and self.stop.is_set()
 
 
-_CURRENT: ContextVar[RunContext] = ContextVar("hyouka_run_context", default=RunContext())
+_NONE = RunContext()
+_CURRENT: ContextVar[RunContext | None] = ContextVar("hyouka_run_context", default=None)
 
 
 def current_context() -> RunContext:
     """The context the runs started now belong to."""
-    return _CURRENT.get()
+    return _CURRENT.get() or _NONE
 
 
 @contextmanager

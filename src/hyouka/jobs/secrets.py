@@ -47,7 +47,7 @@ def _words(name: str) -> list[str]:
 
 def _name_is_secret(name: str, value: Any) -> bool:
     words = _words(name)
-    if not words or not (_SECRET_WORDS & set(words)) and "apikey" not in name.lower().replace("_", ""):
+    if not words or (not (_SECRET_WORDS & set(words)) and "apikey" not in name.lower().replace("_", "")):
         return False
     # ``api_key_env: OPENAI_API_KEY`` names the variable that holds the key: that is what a spec should say
     return not (words[-1] == "env" and isinstance(value, str) and _ENV_NAME.match(value))

@@ -25,15 +25,31 @@ LOCAL_BACKENDS = ("hf", "vllm")
 _IN_FLIGHT = 2  # chunks a replica holds at once
 
 
+def _parallelism(model: Any) -> int:
+    """Requests a backend works on at once: an endpoint's ``concurrency``, a local model's batch size."""
+    for name in ("concurrency", "batch_size"):
+        value = getattr(model, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 1
+
+
 class _Replica:
     """One copy of the model; on Ray this class is the actor."""
 
     def __init__(self, spec: str, options: dict[str, Any]) -> None:
         self.model = load_model(spec, **options)
 
-    def describe(self) -> tuple[str, Capabilities, dict[str, Any]]:
+    def describe(self) -> tuple[str, Capabilities, dict[str, Any], int]:
+        """Name, capabilities, identity and requests served at once, once the copy is ready to answer:
+        weights loaded (``load()`` of hf:/vllm:), the client made (``client`` of openai:), so a run's time
+        is its calls'."""
         check_ready(self.model)
-        return self.model.name, self.model.capabilities, self.model.identity()
+        load = getattr(self.model, "load", None)
+        if callable(load):
+            load()
+        getattr(self.model, "client", None)
+        return self.model.name, self.model.capabilities, self.model.identity(), _parallelism(self.model)
 
     def serve(self, kind: RequestKind, requests: Sequence[Request]) -> list[tuple[int, Response]]:
         return list(dispatch(self.model, kind, requests))
@@ -44,10 +60,12 @@ class _LocalPool:
 
     def __init__(self, spec: str, options: dict[str, Any], n: int) -> None:
         self.replicas = [_Replica(spec, options) for _ in range(n)]
+        for replica in self.replicas:
+            replica.describe()
         self._threads = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hyouka-replica-{i}")
                          for i in range(n)]
 
-    def describe(self) -> tuple[str, Capabilities, dict[str, Any]]:
+    def describe(self) -> tuple[str, Capabilities, dict[str, Any], int]:
         return self.replicas[0].describe()
 
     def submit(self, i: int, kind: RequestKind, requests: Sequence[Request]) -> Future:
@@ -71,7 +89,7 @@ class _RayPool:
         self.replicas = [actor.remote(spec, options) for _ in range(n)]
         ray.get([r.describe.remote() for r in self.replicas])  # every copy loaded (and ready) before the run
 
-    def describe(self) -> tuple[str, Capabilities, dict[str, Any]]:
+    def describe(self) -> tuple[str, Capabilities, dict[str, Any], int]:
         return self._ray.get(self.replicas[0].describe.remote())
 
     def submit(self, i: int, kind: RequestKind, requests: Sequence[Request]) -> Any:
@@ -95,7 +113,7 @@ class ReplicaModel:
     def __init__(self, pool: Any, n: int) -> None:
         self.pool = pool
         self.n = n
-        self.name, self.capabilities, self._identity = pool.describe()
+        self.name, self.capabilities, self._identity, self.parallelism = pool.describe()
 
     def identity(self) -> dict[str, Any]:
         return dict(self._identity)  # the model's own: cache keys and records are those of one copy
@@ -110,7 +128,9 @@ class ReplicaModel:
         return self._serve("chat", requests)
 
     def _serve(self, kind: RequestKind, requests: Sequence[Request]) -> Iterator[tuple[int, Response]]:
-        size = max(1, min(64, math.ceil(len(requests) / (self.n * 4))))
+        # about four chunks per replica, each a whole number of the replica's parallel calls
+        per = self.parallelism
+        size = per * max(1, min(64 // per or 1, math.ceil(len(requests) / (self.n * 4 * per))))
         chunks = deque((start, requests[start:start + size]) for start in range(0, len(requests), size))
         load = [0] * self.n
         flying: dict[Any, tuple[int, int]] = {}  # ticket -> (replica, first request's position)

@@ -9,6 +9,8 @@ was interrupted (handed back) or found its run busy in another live process.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import traceback
 from collections.abc import Callable
@@ -62,12 +64,16 @@ def _phase_of(exc: BaseException, phase: str) -> str:
     return phase
 
 
+def _where() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _summary(result: Any) -> dict[str, Any]:
     runs = [{"run_id": r.run_id, "task": r.task, "n_samples": r.n_samples, "model_calls": r.model_calls,
              "cache_hits": r.cache_hits, "statuses": dict(r.extra.get("statuses") or {}),
              "metrics": {name: agg.get("value") for name, agg in r.aggregates.items()}} for r in result.runs]
     suites = {name: info.get("score") for name, info in result.suite_scores.items()}
-    return {"runs": runs, "suites": suites, "skipped": dict(result.skipped)}
+    return {"runs": runs, "suites": suites, "skipped": dict(result.skipped), "ran_on": _where()}
 
 
 def _failed_calls(result: Any, store: Store) -> str | None:

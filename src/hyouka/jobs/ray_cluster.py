@@ -44,13 +44,16 @@ def connect(address: str = "auto", *, num_cpus: int | None = None) -> Any:
 
     Already connected (e.g. a test's ``ray.init``): that connection is used as it is.
     """
-    ray = require_ray()
-    if ray.is_initialized():
-        return ray
-    mode = os.environ.setdefault("RAY_AUTH_MODE", "token")
+    mode = os.environ.setdefault("RAY_AUTH_MODE", "token")  # read when Ray is imported: set it first
     if mode != "token":
         raise RaySetupError(f"RAY_AUTH_MODE={mode}: hyouka joins Ray clusters with token authentication only "
                             "(RAY_AUTH_MODE=token on every node; `ray get-auth-token --generate` makes a token)")
+    ray = require_ray()
+    if ray.is_initialized():
+        return ray
+    if not _token_auth_on():
+        raise RaySetupError("Ray was imported before RAY_AUTH_MODE=token was set, so it would run without token "
+                            "authentication; set RAY_AUTH_MODE=token in the environment")
     if address in ("", "local"):
         return _start_local(ray, num_cpus)
     if address == "auto":
@@ -61,6 +64,14 @@ def connect(address: str = "auto", *, num_cpus: int | None = None) -> Any:
             return _start_local(ray, num_cpus)
     ray.init(address=address, log_to_driver=False)
     return ray
+
+
+def _token_auth_on() -> bool:
+    try:
+        from ray._private.authentication.authentication_utils import is_token_auth_enabled
+    except ImportError:  # a Ray that moved it: RAY_AUTH_MODE=token is set, which is what Ray reads
+        return True
+    return bool(is_token_auth_enabled())
 
 
 def _start_local(ray: Any, num_cpus: int | None) -> Any:

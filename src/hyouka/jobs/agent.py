@@ -234,11 +234,9 @@ class Agent:
         while len(self._slots) < self.max_jobs and not self._stopping.is_set():
             free = self._free()
             job = self.jobs.lease(self.queue, self.id, lease_seconds=self.lease_seconds, gpus=free.gpus,
-                                  cpus=free.cpus)
+                                  cpus=free.cpus, start=True)
             if job is None:
                 return
-            if not self.jobs.start(job["id"], self.id):
-                continue  # cancelled between lease and start
             self.say(f"job {job['id']}: {job['model']} on {job['tasks']} (attempt {job['attempts']}) started")
             handle = self.runner.start(job, self.store.url)
             with self._lock:

@@ -172,11 +172,13 @@ class JobQueue:
     # -- leasing --------------------------------------------------------------------------------
     def lease(
         self, queue: str, agent: str, *, lease_seconds: float, gpus: float = 0.0, cpus: float = float("inf"),
+        start: bool = False,
     ) -> dict[str, Any] | None:
         """Lease the next job of ``queue`` that fits ``gpus`` and ``cpus`` to ``agent``, or ``None``.
 
         A job whose lease expired (its agent stopped beating) is taken over; one that has used
-        all its attempts that way is failed instead (phase ``agent``).
+        all its attempts that way is failed instead (phase ``agent``). ``start`` also marks it
+        running, in the same transaction (an agent that starts what it leases at once).
         """
         while True:
             with self._write() as s:
@@ -210,6 +212,9 @@ class JobQueue:
                 row.lease_expires_at = now + timedelta(seconds=lease_seconds)
                 row.progress = None
                 self._event(s, row.id, "leased", f"attempt {row.attempts}, lease {lease_seconds:g} s", agent=agent)
+                if start:
+                    row.state, row.started_at = "running", row.started_at or now
+                    self._event(s, row.id, "running", None, agent)
                 s.flush()
                 return _as_dict(row)
 

@@ -12,13 +12,11 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from hyouka.jobs.spec import Placement, make_spec
 from hyouka.jobs.submit import submit_all
@@ -40,20 +38,11 @@ def pg_server() -> Iterator[str]:
         yield url
 
 
-def _new_database(server: str) -> str:
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return server.rsplit("/", 1)[0] + f"/{name}"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'results.sqlite'}"
-    return _new_database(request.getfixturevalue("pg_server"))
+    return postgres.new_database(request.getfixturevalue("pg_server"))
 
 
 def _env(home: Path, jglue_dir: Path) -> dict[str, str]:

@@ -21,9 +21,9 @@ from hyouka.jobs.agent import Agent
 from hyouka.jobs.replicas import build_replicas
 from hyouka.jobs.spec import Placement, make_spec
 from hyouka.jobs.submit import submit
+from hyouka.models.base import GenerationParams, Response
 from hyouka.store.queue import JobQueue
 from hyouka.store.store import Store
-from hyouka.models.base import GenerationParams, Response
 from hyouka.testing.openai_server import EchoModel, ServerStats, serve_openai
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]

@@ -19,6 +19,7 @@ from hyouka.cli._app import (
     fail,
     judge_backend_options,
 )
+from hyouka.cli.benchmark import _parse_data_files
 from hyouka.cli.text_table import TextTable, clean
 
 jobs_app = typer.Typer(help="Evaluation jobs in the queue: list them, cancel, retry, read their logs.",
@@ -38,16 +39,6 @@ def _options(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             fail(f"--option takes KEY=VALUE (a backend option), got {item!r}")
         out[key.strip()] = load_yaml(value) if value else value
-    return out
-
-
-def _data_files(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        task, sep, path = item.partition("=")
-        if not sep:
-            fail(f"--data-file takes TASK=PATH, got {item!r}")
-        out[task] = path
     return out
 
 
@@ -115,9 +106,10 @@ def submit(
                              **_options(option)}
             spec = make_spec(model=model, model_options=model_options, tasks=tasks, mode=mode, num_fewshot=num_fewshot,
                              prompt_family=prompt_family, seed=seed, limit=limit, data_dir=data_dir,
-                             data_files=_data_files(data_file), max_tokens=max_tokens, chat=chat, max_cost=max_cost,
-                             cache=not no_cache, judge=judge, judge_options=judge_backend_options(judge_base_url),
-                             judge_max_tokens=judge_max_tokens, prices=frozen_prices(prices))
+                             data_files=_parse_data_files(data_file), max_tokens=max_tokens, chat=chat,
+                             max_cost=max_cost, cache=not no_cache, judge=judge,
+                             judge_options=judge_backend_options(judge_base_url), judge_max_tokens=judge_max_tokens,
+                             prices=frozen_prices(prices))
             fields: dict[str, Any] = {"queue": queue, "priority": priority, "num_cpus": cpus}
             if gpus is not None:
                 fields["num_gpus"] = gpus
@@ -227,31 +219,29 @@ def jobs(
     table.print()
 
 
-@jobs_app.command("cancel")
-def cancel_cmd(job_id: JobIdArg, store: StoreOpt = None) -> None:
-    """Cancel a job; an agent running it stops at its next heartbeat, keeping the finished samples."""
+def _change(job_id: str, store: str | None, action: str) -> dict[str, Any]:
+    """``cancel`` or ``retry`` a job, or fail with the queue's reason."""
     from hyouka.store.queue import JobQueue
     from hyouka.store.store import Store
 
     try:
-        job = JobQueue(Store(store)).cancel(job_id)
+        return getattr(JobQueue(Store(store)), action)(job_id)
     except (LookupError, ValueError) as exc:
         fail(str(exc))
-        return
+        raise  # fail() exits; this line is never reached
+
+
+@jobs_app.command("cancel")
+def cancel_cmd(job_id: JobIdArg, store: StoreOpt = None) -> None:
+    """Cancel a job; an agent running it stops at its next heartbeat, keeping the finished samples."""
+    job = _change(job_id, store, "cancel")
     sys.stdout.write(f"job {job['id']} cancelled\n")
 
 
 @jobs_app.command("retry")
 def retry_cmd(job_id: JobIdArg, store: StoreOpt = None) -> None:
     """Queue a failed or cancelled job again; its run resumes, paying only for what is missing."""
-    from hyouka.store.queue import JobQueue
-    from hyouka.store.store import Store
-
-    try:
-        job = JobQueue(Store(store)).retry(job_id)
-    except (LookupError, ValueError) as exc:
-        fail(str(exc))
-        return
+    job = _change(job_id, store, "retry")
     sys.stdout.write(f"job {job['id']} queued again in {job['queue']}\n")
 
 

@@ -1,4 +1,5 @@
-"""Server time of each dashboard page on a large store: 200 runs, one of them with 100,000 samples.
+"""Server time of each dashboard page on a large store: 200 runs, one of them with 100,000 samples
+(ten of them MT-Bench judge runs), and a human study with 40 votes.
 
 Requests go through the ASGI app in process (FastAPI's TestClient), so the time is the server's:
 store queries, templates, JSON. Prints each page's median and p95, then
@@ -57,6 +58,44 @@ def _run(store: Store, model: str, task: str, n: int, rng: random.Random) -> str
     return run_id
 
 
+MT_CATEGORIES = ["writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities"]
+
+
+def _mt_bench_run(store: Store, model: str, rng: random.Random) -> str:
+    """A graded MT-Bench run as hyouka.judge.mt_bench.single stores it: 80 questions x 2 turns, scores 1-10."""
+    run_id = store.create_run(model="openai:judge", task="ja_mt_bench", kind="judge", mode="single",
+                              config={"task": "ja_mt_bench", "subject_model": model, "subject_name": model,
+                                      "judge": "openai:judge", "mode": "single"},
+                              config_hash=f"mt-{model}", versions={"hyouka": "bench"}, n_samples=160)
+    samples = []
+    for q in range(80):
+        for turn in (1, 2):
+            score = float(rng.randint(1, 10))
+            samples.append({"sample_index": 2 * q + turn - 1, "doc_id": f"{81 + q}:{turn}",
+                            "doc": {"question_id": str(81 + q), "category": MT_CATEGORIES[q // 10], "turn": turn,
+                                    "turns": ["質問その一", "質問その二"]},
+                            "prompt": "質問", "responses": [], "output": "回答です。" * 20, "metrics": {"score": score},
+                            "details": {"justification": f"良い回答です。評価：[[{score:.0f}]]",
+                                        "judge": {"raw": f"評価：[[{score:.0f}]]"}}, "status": "ok"})
+    store.write_samples(run_id, samples, replace=False)
+    aggregates = [{"metric": m, "value": 5.0, "n_scored": 80, "n_total": 80} for m in ("score", "turn_1", "turn_2")]
+    store.set_aggregates(run_id, aggregates)
+    store.finish_run(run_id, duration_s=1.0)
+    return run_id
+
+
+def _study(store: Store, runs: list[str], votes: int) -> str:
+    """A pairwise study over ``runs`` with ``votes`` votes of one rater; the rater's token."""
+    from hyouka import human
+
+    human.new_study("bench-ab", runs, per_rater=votes + 10, raters_per_item=1, store=store)
+    _, token = human.invite("bench-ab", store=store)
+    for i in range(votes):
+        shown = human.next_pair("bench-ab", token, store=store)
+        human.record_vote("bench-ab", token, shown.item_id, ("left", "right", "tie")[i % 3], store=store)
+    return token
+
+
 def _time(client: Any, url: str, repeat: int) -> list[float]:
     client.get(url)  # warm: templates compiled, connections open
     times = []
@@ -88,8 +127,12 @@ def main() -> None:
         started = time.perf_counter()
         big = _run(store, "openai:big-model", "jnli", args.samples, rng)
         other = _run(store, "openai:model-1", "jnli", args.small, rng)
-        for i in range(args.runs - 2):
+        third = _run(store, "openai:model-2", "jnli", args.small, rng)
+        for i in range(args.runs - 13):
             _run(store, f"openai:model-{i % 40}", TASKS[i % len(TASKS)], args.small, rng)
+        for i in range(10):
+            _mt_bench_run(store, f"openai:model-{i}", rng)
+        token = _study(store, [other, third], 40)
         built = time.perf_counter() - started
         print(f"store: {args.runs} runs, big run {args.samples} samples, built in {built:.1f} s")
         client = TestClient(create_app(store))
@@ -101,6 +144,12 @@ def main() -> None:
             "run_detail_search": f"/runs/{big}?q=仮説の文 9999",
             "api_samples_status": f"/api/runs/{big}/samples?status=format_error",
             "compare_disagree": f"/compare?runs={big}&runs={other}&only=disagree",
+            "compare_all": f"/compare?runs={big}&runs={other}",
+            "compare_a_right": f"/compare?runs={big}&runs={other}&only=a_right_b_wrong&metric=acc",
+            "run_detail_score_range": f"/runs/{big}?metric=acc&min=0.5&max=1",
+            "runs_by_date": "/runs?since=2000-01-01&until=2999-12-31",
+            "mt_bench": "/mt-bench", "api_mt_bench": "/api/mt-bench",
+            "rate": f"/rate/bench-ab?token={token}", "study": "/studies/bench-ab",
         }
         p95s = []
         for name, url in pages.items():
@@ -114,7 +163,7 @@ def main() -> None:
               "the paired bootstrap reads every sample of both runs")
         start = time.perf_counter()
         client.get("/leaderboard")
-        first = (time.perf_counter() - start) * 1000
+        first = (time.perf_counter() - start) * 1000  # cold: every run's calls read once
         board = _time(client, "/leaderboard", args.repeat)
         print(f"{'leaderboard (built)':24s} {first:7.1f} ms: once, and again whenever a run finishes or is rescored")
         print(f"{'leaderboard (unchanged)':24s} median {statistics.median(board):7.1f} ms  max {max(board):7.1f} ms")

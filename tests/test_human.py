@@ -259,6 +259,9 @@ def test_agreement_of_people_with_a_pairwise_judge_run_hand_computed(url: str, t
     assert (judge_people["n_without_ties"], judge_people["agree_without_ties"]) == (4, 3)
     # kappa: judge a2 b3 tie1, people a3 b1 tie2: chance (6 + 3 + 2) / 36; (24 - 11) / (36 - 11) = 13 / 25
     assert judge_people["kappa"] == pytest.approx(13 / 25)
+    # alpha (nominal): coincidences o_aa 4, o_bb 2, o_tt 2, o_ab = o_ba 1, o_bt = o_tb 1 over n = 12 (a 5, b 4,
+    # tie 3): D_o = 4 / 12, D_e = 2 (20 + 15 + 12) / 132; 1 - D_o / D_e = 25 / 47
+    assert judge_people["alpha"] == pytest.approx(25 / 47)
     assert judge_people["per_category"]["math"]["exact"] == pytest.approx(3 / 4)
     assert judge_people["per_category"]["writing"]["exact"] == pytest.approx(1 / 2)
     # people with each other: q1 (a,a) agrees, q2 (b,tie) does not; without ties only q1 remains
@@ -268,6 +271,7 @@ def test_agreement_of_people_with_a_pairwise_judge_run_hand_computed(url: str, t
     shown = runner.invoke(app, ["human", "agreement", "people", "--judge-run", judge_run, "--store", url])
     assert shown.exit_code == 0, shown.output
     assert "inconsistency rate: 0.250" in shown.stdout and "0.667" in shown.stdout
+    assert "Cohen's κ" in shown.stdout and "Krippendorff's α" in shown.stdout
 
 
 def _grade(messages: Sequence[Message]) -> str:

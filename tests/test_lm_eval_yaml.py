@@ -218,3 +218,34 @@ def test_lm_eval_data_files_must_lie_in_the_task_folder(tmp_path: Path) -> None:
         path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
         with pytest.raises(LmEvalImportError, match=r"outside the task file's folder.*--data-file"):
             load_task(str(path))
+
+
+LLM_JP_EVAL_INTRO = ("以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。"
+                     "要求を適切に満たす応答を書きなさい。")
+
+
+@pytest.mark.parametrize("shots", [0, 3])
+def test_llm_jp_eval_prompts_are_their_template_on_jglue(jglue_dir: Path, shots: int) -> None:
+    """llm-jp-eval's get_evaluation_prompt (as the Nejumi leaderboard vendors it): intro, ``### 指示:``,
+    each shot's ``### 入力:`` / ``### 応答:`` and the query; shots = the first k of its train split, which
+    its JGLUE processors make by shuffling JGLUE's train file with random.seed(42); inputs as they write them."""
+    def read(task: str, split: str) -> list[dict[str, Any]]:
+        path = jglue_dir / f"{task}-v1.3" / f"{split}-v1.3.json"
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+    inputs = {
+        "jcommonsenseqa": lambda d: f"質問：{d['question']}\n選択肢："
+        + ",".join(f"{i}.{d[f'choice{i}']}" for i in range(5)),
+        "jsts": lambda d: f"文1：{d['sentence1']}\n文2：{d['sentence2']}",
+    }
+    for name, make_input in inputs.items():
+        task = Task(load_task(name), family="llm-jp-eval", data_dir=jglue_dir, num_fewshot=shots)
+        train = read(name, "train")
+        random.seed(42)
+        random.shuffle(train)
+        expected_head = f"{LLM_JP_EVAL_INTRO}\n\n### 指示:\n{task.spec.instruction}"
+        for d in train[:shots]:
+            expected_head += f"\n\n### 入力:\n{make_input(d)}\n\n### 応答:\n{d['label']}"
+        for doc, raw in list(zip(task.docs(), read(name, "valid"), strict=False))[:5]:
+            assert task.prompt(doc) == f"{expected_head}\n\n### 入力:\n{make_input(raw)}\n\n### 応答:\n"
+            assert task.target_text(doc) == str(raw["label"])

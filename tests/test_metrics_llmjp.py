@@ -1,13 +1,18 @@
 """The llmjp: metrics against llm-jp-eval v1.3.0's definitions, computed here with the libraries it calls.
 
-llm-jp-eval (src/llm_jp_eval/utils.py, evaluator) reads an answer as
-``unicodedata.normalize("NFKC", output.split("\\n\\n")[0])`` (stripped) and the gold as its NFKC text,
-then: exact_match = equality (sklearn accuracy_score over the run); char_f1 =
-``fuzz.token_sort_ratio(pred, true) / 100``; set_f1 over the lines; pearson/spearman = scipy over
-``float(gold)`` and ``parse_float(pred)`` (``re.sub(r"[^0-9.]", "", s)``, -2.0 when that is no
-number; NaN -> 0); bleu_ja = ``BLEU(trg_lang="ja", effective_order=True).corpus_score([pred],
-[[true]]).score / 100`` (empty prediction 0). The expected values below come from thefuzz,
-sacrebleu and scipy directly, never from hyouka's code, on pairs built from JGLUE.
+llm-jp-eval's own repository could not be read from this project (no snapshot, not in the code
+index, not on PyPI); its definitions as the Nejumi leaderboard (wandb/llm-leaderboard) vendors them
+were read instead: ``scripts/evaluator/evaluate_utils/metrics.py`` (parse_float, exact_match,
+char_f1, set_f1, blue_ja) and the llm-jp-eval reading of an answer in ``scripts/jaster_evaluation.py``
+(``normalize(output.split("\n\n")[0])``, gold ``normalize(sample["output"])``). So: answer =
+``unicodedata.normalize("NFKC", output.split("\n\n")[0])`` (stripped), gold = its NFKC text;
+exact_match = equality (sklearn accuracy_score over the run); char_f1 =
+``fuzzywuzzy.fuzz.token_sort_ratio(pred, true) / 100`` with python-Levenshtein installed; set_f1
+over the lines; pearson/spearman = scipy over ``float(gold)`` and ``parse_float(pred)``
+(``re.sub(r"[^0-9.]", "", s)``, -2.0 when that is no number; NaN -> 0); bleu_ja =
+``BLEU(trg_lang="ja", effective_order=True).corpus_score([pred], [[true]]).score / 100`` on the
+stripped texts (empty prediction 0). The expected values below come from fuzzywuzzy, sacrebleu and
+scipy directly, never from hyouka's code, on pairs built from JGLUE.
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ from pathlib import Path
 from statistics import mean
 
 import pytest
+import yaml
 
 import hyouka
 from hyouka.metrics.registry import aggregate, sample_score
 from hyouka.store.store import Store
 from tests.fakes import ScriptedModel
 
-fuzz = pytest.importorskip("thefuzz.fuzz")
+pytest.importorskip("Levenshtein")  # fuzzywuzzy's fast matcher, as llm-jp-eval installs it
+fuzz = pytest.importorskip("fuzzywuzzy.fuzz")  # the library llm-jp-eval calls (a test dependency only)
+thefuzz = pytest.importorskip("thefuzz.fuzz")  # what hyouka calls
 sacrebleu = pytest.importorskip("sacrebleu.metrics")
 stats = pytest.importorskip("scipy.stats")
 
@@ -39,7 +47,7 @@ def _pred(output: str) -> str:
 
 
 def _true(gold: str) -> str:
-    return unicodedata.normalize("NFKC", gold).strip()
+    return unicodedata.normalize("NFKC", gold)
 
 
 def _parse_float(text: str) -> float:
@@ -53,7 +61,7 @@ def _variants(gold: str, other: str, context: str) -> list[str]:
     return [
         gold, gold.translate(FULL_WIDTH), gold.translate(HALF_WIDTH), f"{gold}。", f"「{gold}」です", f" {gold}\n",
         f"{gold}\n\n以上が答えです", f"\n\n{gold}", "", "The answer is " + gold, other, context[:12],
-        gold.upper(), f"{gold} {other}", f"回答：{gold}",
+        gold.upper(), f"{gold} {other}", f"回答：{gold}", f"{gold}_{other}", f"café {gold}", "。", f"{other} {gold}",
     ]
 
 
@@ -66,7 +74,8 @@ def qa_pairs(jglue_dir: Path) -> list[tuple[str, str]]:
     for i, (context, gold) in enumerate(items):
         other = items[(i + 1) % len(items)][1]
         pairs += [(output, gold) for output in _variants(gold, other, context)]
-    return pairs  # 360 pairs
+        pairs.append((gold, f"{gold} "))  # llm-jp-eval does not strip the gold
+    return pairs  # 480 pairs
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +88,12 @@ def sts_pairs(jglue_dir: Path) -> list[tuple[str, str]]:
 
 
 def test_llmjp_exact_match_and_char_f1_match_their_definition(qa_pairs: list[tuple[str, str]]) -> None:
+    assert fuzz.SequenceMatcher.__module__ == "fuzzywuzzy.StringMatcher"  # python-Levenshtein, not difflib
     outputs, golds = [p for p, _ in qa_pairs], [g for _, g in qa_pairs]
     em = [float(_pred(p) == _true(g)) for p, g in qa_pairs]
     cf = [fuzz.token_sort_ratio(_pred(p), _true(g)) / 100.0 for p, g in qa_pairs]
+    # thefuzz's own pre-processing also blanks "_": called naively it would differ here
+    assert [thefuzz.token_sort_ratio(_pred(p), _true(g)) / 100.0 for p, g in qa_pairs] != cf
     assert [sample_score("llmjp:exact_match", p, g) for p, g in qa_pairs] == em
     assert [sample_score("llmjp:char_f1", p, g) for p, g in qa_pairs] == cf
     assert aggregate("llmjp:exact_match", outputs, golds).value == pytest.approx(mean(em), abs=1e-12)
@@ -174,3 +186,40 @@ def test_jsts_run_with_llm_jp_eval_prompts_scores_as_llm_jp_eval(jglue_dir: Path
     again = rescore(store, run.run_id)
     assert again["llmjp:pearson"]["value"] == pytest.approx(run.aggregates["llmjp:pearson"]["value"])
     assert store.get_run(run.run_id)["stats"]["task_hash_matches"]
+
+
+def _nejumi_qa_formatter(text: str) -> str:
+    """Nejumi's ``text_formatter`` for jsquad / jemhopqa / niilc, as read in wandb/llm-leaderboard."""
+    for label in ("応答:", "回答:", "答え:"):
+        text = text.replace(label, "")
+    return text.strip().lower()
+
+
+def test_nejumi_label_stripping_feeds_the_llmjp_metrics(jglue_dir: Path, tmp_path: Path) -> None:
+    data = json.loads((jglue_dir / "jsquad-v1.3" / "valid-v1.3.json").read_text(encoding="utf-8"))
+    rows = [{"question": q["question"], "gold": q["answers"][0]["text"]}
+            for a in data["data"][:4] for p in a["paragraphs"] for q in p["qas"]][:40]
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    frames = ["回答: {g}", "答え:{g}\n\n理由", "回答：{g}", " 応答: {G}です", "{g}", "The answer: {g}"]
+    answers = {r["question"]: frames[i % len(frames)].format(g=r["gold"], G=r["gold"].upper())
+               for i, r in enumerate(rows)}
+    spec = {"task": "nejumi_qa", "version": "1", "dataset": {"files": {"valid": "qa.jsonl"}, "eval_split": "valid"},
+            "output_type": "generate_until", "modes": ["generate"], "doc_to_text": "{{ question }}",
+            "doc_to_target": "{{ gold }}", "generation": {"preprocess": ["strip_answer_label", "lowercase"]},
+            "metric_list": [{"metric": "llmjp:char_f1"}, {"metric": "llmjp:exact_match"}]}
+    path = tmp_path / "nejumi_qa.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+
+    def answer(prompt: str) -> str:
+        return answers[max((q for q in answers if q in prompt), key=len)]
+
+    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    run = hyouka.run(ScriptedModel(answer=answer), str(path), data_dir=tmp_path, store=url, cache=False,
+                     mode="generate")["nejumi_qa"]
+    golds = [_true(r["gold"]) for r in rows]
+    preds = [_pred(_nejumi_qa_formatter(answers[r["question"]])) for r in rows]
+    assert run.aggregates["llmjp:char_f1"]["value"] == pytest.approx(
+        mean(fuzz.token_sort_ratio(p, g) / 100 for p, g in zip(preds, golds, strict=True)))
+    assert run.aggregates["llmjp:exact_match"]["value"] == pytest.approx(
+        mean(float(p == g) for p, g in zip(preds, golds, strict=True)))
+    assert 0 < run.aggregates["llmjp:exact_match"]["value"] < 1  # the full-width colon label stays, as in Nejumi

@@ -57,7 +57,7 @@ def test_tokenizer_name_is_exposed() -> None:
 
 
 def test_empty_tokenization_of_real_text_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(text, "_tagger", lambda: lambda s: [])
+    monkeypatch.setattr(text, "_tagger", lambda dictionary="unidic-lite": lambda s: [])
     with pytest.raises(ValueError, match=TOKENIZER_NAME):
         tokenize_ja("東京")
 
@@ -175,3 +175,29 @@ def test_bleu_and_chrf_match_sacrebleu() -> None:
 )
 def test_japanese_char_ratio(value: str | None, expected: float) -> None:
     assert japanese_char_ratio(value) == pytest.approx(expected)
+
+
+def test_ipadic_bleu_equals_sacrebleu_ja_mecab(jglue_dir) -> None:
+    """bleu_ja_mecab / sentence_bleu_ja_mecab against sacreBLEU's own ja-mecab tokenizer (MeCab + IPADIC)."""
+    import json
+
+    from hyouka.metrics.registry import aggregate, sample_score
+
+    sacrebleu = pytest.importorskip("sacrebleu")
+    ja_mecab = pytest.importorskip("sacrebleu.tokenizers.tokenizer_ja_mecab").TokenizerJaMecab()
+    lines = (jglue_dir / "jsts-v1.3" / "valid-v1.3.json").read_text(encoding="utf-8").splitlines()[:200]
+    rows = [json.loads(line) for line in lines]
+    hyps = [r["sentence2"] for r in rows] + [*HYPS, "Ｆｕｌｌ－ｗｉｄｔｈ　ＡＢＣ と 半角 abc。", "猫"]
+    refs = [r["sentence1"] for r in rows] + [*REFS, "Full-width ABC と半角ABC。", "猫"]
+    for line in hyps + refs:
+        assert tokenize_ja(line, "ipadic") == ja_mecab(line).split()
+    assert any(tokenize_ja(line, "ipadic") != tokenize_ja(line) for line in refs)  # the dictionaries differ
+    expected = sacrebleu.corpus_bleu(hyps, [refs], tokenize="ja-mecab").score / 100
+    assert aggregate("bleu_ja_mecab", hyps, refs, n_resamples=0).value == pytest.approx(expected, abs=1e-12)
+    assert bleu(hyps, refs, dictionary="ipadic") == pytest.approx(expected, abs=1e-12)
+    sentence = sacrebleu.metrics.BLEU(tokenize="ja-mecab", effective_order=True)
+    for h, r in zip(hyps, refs, strict=True):
+        assert sample_score("sentence_bleu_ja_mecab", h, r) == pytest.approx(
+            sentence.sentence_score(h, [r]).score / 100, abs=1e-12)
+    with pytest.raises(ValueError, match="unknown dictionary"):
+        tokenize_ja("猫", "juman")

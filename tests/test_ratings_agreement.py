@@ -20,6 +20,14 @@ def test_label_agreement_with_and_without_ties_and_kappa() -> None:
     assert report.exact_without_ties == pytest.approx(3 / 5)
     # kappa: observed 4/6; both sides have a 3, b 2, tie 1 -> chance (9 + 4 + 1) / 36; (24 - 14) / (36 - 14)
     assert report.kappa == pytest.approx(10 / 22)
+    # Krippendorff's alpha (nominal), the two sides as coders: coincidences o_aa 4, o_ab = o_ba 2, o_bb 2,
+    # o_tt 2 over n = 12 values (a 6, b 4, tie 2); D_o = 4 / 12, D_e = 2 (24 + 12 + 8) / 132; 1 - D_o / D_e
+    assert report.alpha == pytest.approx(1 / 2)
+    import krippendorff
+
+    codes = {"a": 0, "b": 1, "tie": 2, "bothbad": 2}
+    matrix = np.array([[codes[v] for v in JUDGE], [codes[v] for v in PERSON]], dtype=float)
+    assert report.alpha == pytest.approx(krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal"))
     assert report.per_category["x"].exact == pytest.approx(2 / 3)
     assert report.per_category["y"].n_without_ties == 2 and report.per_category["y"].agree_without_ties == 1
 

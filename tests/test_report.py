@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 import hyouka
 from hyouka.cli import app
+from hyouka.metrics.pareto import pareto_frontier
 from hyouka.report.leaderboard import build_leaderboard, load_suite
-from hyouka.report.pareto import pareto_frontier
 from hyouka.report.summary import board_stats
 from hyouka.report.tables import render, to_csv, to_markdown
 from hyouka.report.views import load_views

@@ -143,8 +143,12 @@ def test_every_response_carries_the_security_headers(client: TestClient) -> None
 
 def test_with_a_token_every_request_without_it_gets_401(filled: dict[str, Any]) -> None:
     guarded = TestClient(create_app(filled["store"], token="s3cret"))
-    for url in ("/leaderboard", "/api/runs", "/static/app.js", f"/api/runs/{filled['runs']['entail']}/samples"):
+    for url in ("/leaderboard", "/api/runs", f"/api/runs/{filled['runs']['entail']}/samples", "/mt-bench",
+                "/api/mt-bench", "/studies", "/api/studies", "/charts"):
         assert guarded.get(url).status_code == 401, url
+    # the package's assets and the rater pages (which check a rater token of their own) need no dashboard token
+    assert guarded.get("/static/app.js").status_code == 200 and guarded.get("/fonts.css").status_code == 200
+    assert guarded.get("/rate/nosuchstudy", params={"token": "s3cret"}).status_code == 404
     assert guarded.get("/api/runs", headers={"X-Hyouka-Token": "wrong"}).status_code == 401
     assert guarded.get("/api/runs", headers={"X-Hyouka-Token": "s3cret"}).status_code == 200
     assert guarded.get("/api/runs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
@@ -244,3 +248,80 @@ def test_charts_are_served_as_png_by_the_app(client: TestClient) -> None:
     image = client.get(f"/charts/{keys[0]}.png")
     assert image.headers["content-type"] == "image/png" and image.content.startswith(b"\x89PNG")
     assert client.get("/charts/nope.png").status_code == 404
+
+
+def test_runs_filter_by_creation_date(filled: dict[str, Any], client: TestClient) -> None:
+    from datetime import date, timedelta
+
+    today = date.today()  # the runs were made just now (UTC; allow the day either side)
+    around = client.get("/api/runs", params={"since": str(today - timedelta(days=1)),
+                                             "until": str(today + timedelta(days=1))}).json()
+    assert around["total"] == 4
+    assert client.get("/api/runs", params={"since": str(today + timedelta(days=2))}).json()["total"] == 0
+    assert client.get("/api/runs", params={"until": str(today - timedelta(days=2))}).json()["total"] == 0
+    page = client.get("/runs", params={"since": str(today + timedelta(days=2))})
+    assert page.status_code == 200 and "0 runs" in page.text and 'type="date"' in page.text
+    assert client.get("/runs", params={"since": "yesterday"}).status_code == 422
+
+
+def test_run_detail_filters_by_score_range(filled: dict[str, Any], client: TestClient) -> None:
+    run_id, golds = filled["runs"]["entail"], filled["golds"]
+    url = f"/api/runs/{run_id}/samples"
+    ones = client.get(url, params={"metric": "acc", "min": 0.5}).json()
+    zeros = client.get(url, params={"metric": "acc", "max": 0.5}).json()
+    assert ones["total"] == golds.count("entailment") and zeros["total"] == LIMIT - ones["total"]
+    assert client.get(url, params={"metric": "acc", "min": 0, "max": 1}).json()["total"] == LIMIT
+    assert client.get(url, params={"metric": "acc", "min": 1, "max": 0}).status_code == 422
+    html = client.get(f"/runs/{run_id}", params={"metric": "acc", "min": "1"}).text
+    assert f"{golds.count('entailment')} samples match" in html and 'name="min" value="1"' in html
+    assert client.get(f"/runs/{run_id}", params={"min": "high"}).status_code == 422
+
+
+def test_the_leaderboards_cost_and_latency_are_its_runs_calls(filled: dict[str, Any], tmp_path: Path) -> None:
+    """Read from the calls alone (a fraction of each sample), priced at serve time; checked by hand from the samples."""
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("models:\n  ScriptedModel:entail-model: {input: 2.0, output: 10.0}\n", encoding="utf-8")
+    tables = TestClient(create_app(filled["store"], prices=str(prices))).get("/api/leaderboard").json()["tables"]
+    row = next(r for r in tables[0]["rows"] if r["model"] == "ScriptedModel:entail-model")
+    calls = [c for s in filled["store"].samples(filled["runs"]["entail"]) for c in s["responses"]]
+    assert row["n_calls"] == len(calls) == LIMIT
+    assert row["total_tokens"] == sum(c["prompt_tokens"] + c["completion_tokens"] for c in calls)
+    assert row["cost_usd"] == pytest.approx(sum(c["prompt_tokens"] * 2 + c["completion_tokens"] * 10
+                                                for c in calls) / 1e6)
+    latencies = sorted(c["latency_s"] for c in calls)
+    assert row["latency_p50"] == pytest.approx((latencies[14] + latencies[15]) / 2)
+    other = next(r for r in tables[0]["rows"] if r["model"] == "ScriptedModel:evil-model")
+    assert other["cost_usd"] is None  # unpriced
+
+
+def test_fonts_are_the_reports(client: TestClient) -> None:
+    from hyouka.report.fonts import FONT_STACK, japanese_font_path
+
+    css = client.get("/fonts.css")
+    assert css.headers["content-type"].startswith("text/css") and FONT_STACK in css.text
+    report_template = (Path(create_app.__code__.co_filename).parents[1] / "report" / "templates"
+                       / "report.html.j2").read_text(encoding="utf-8")
+    assert "font-family: {{ font_stack }}" in report_template  # one stack for both
+    font = client.get("/fonts/ipaexg.ttf")
+    if japanese_font_path() is None:
+        assert font.status_code == 404 and "@font-face" not in css.text
+    else:
+        assert font.status_code == 200 and font.content == japanese_font_path().read_bytes()
+        assert "url('/fonts/ipaexg.ttf')" in css.text
+
+
+def test_a_store_written_before_the_doc_index_gains_it(tmp_path: Path) -> None:
+    import sqlite3
+
+    from hyouka.store.store import Store
+
+    path = tmp_path / "old.sqlite"
+    Store(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as db:
+        db.execute("DROP INDEX ix_samples_run_doc")
+    Store(f"sqlite:///{path}").close()  # opened again: the index that side by side reads is made
+    with sqlite3.connect(path) as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        plan = " ".join(str(r) for r in db.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM samples WHERE run_id = 'r' AND doc_id IN ('a', 'b')"))
+    assert "ix_samples_run_doc" in names and "ix_samples_run_doc" in plan

@@ -47,3 +47,38 @@ def test_filters_and_side_by_side_on_postgres(pg_filled: dict[str, Any]) -> None
     tables = client.get("/api/leaderboard").json()["tables"]
     assert len(tables[0]["rows"]) == 3
     assert client.get("/leaderboard").status_code == 200 and client.get(f"/runs/{runs['cut']}").status_code == 200
+
+
+def test_new_queries_on_postgres(pg_filled: dict[str, Any], mt_bench_dir: Path) -> None:
+    """Date and score filters, the leaderboard's calls read alone, MT-Bench means in SQL, a rater's vote."""
+    from datetime import date, timedelta
+
+    from fastapi.testclient import TestClient
+
+    import hyouka
+    from hyouka.evaluation.human import invite, new_study
+    from hyouka.report.views import load_views
+    from hyouka.web.app import create_app
+
+    store, runs, golds = pg_filled["store"], pg_filled["runs"], pg_filled["golds"]
+    client = TestClient(create_app(store))
+    today = date.today()
+    assert client.get("/api/runs", params={"since": str(today - timedelta(days=1))}).json()["total"] == 4
+    assert client.get("/api/runs", params={"until": str(today - timedelta(days=2))}).json()["total"] == 0
+    ones = client.get(f"/api/runs/{runs['entail']}/samples", params={"metric": "acc", "min": 0.5}).json()
+    assert ones["total"] == golds.count("entailment")
+    light = {v.id: v for v in load_views(store, [runs["entail"]], calls_only=True)}
+    full = {v.id: v for v in load_views(store, [runs["entail"]])}
+    assert light[runs["entail"]].accounting == full[runs["entail"]].accounting
+    hyouka.run(f"recorded:{mt_bench_dir / 'model_answer' / 'jslma-7b-ja-orca-6k-3ep.jsonl'}", "ja_mt_bench",
+               judge=f"recorded:{mt_bench_dir / 'model_judgment' / 'gpt-4_single.jsonl'}", data_dir=mt_bench_dir,
+               limit=4, store=store, cache=False)
+    (model,) = client.get("/api/mt-bench").json()["models"]
+    first = model["categories"][0]
+    assert first["turn_1"]["n_scored"] == 4 and first["turn_1"]["mean"] == pytest.approx(model["turn_1"]["value"])
+    new_study("pg-ab", [runs["entail"], runs["cut"]], per_rater=2, store=store)
+    _, token = invite("pg-ab", store=store)
+    shown = client.get("/api/rate/pg-ab", params={"token": token}).json()["assignment"]
+    after = client.post("/api/rate/pg-ab", json={"token": token, "item_id": shown["item_id"], "choice": "left"})
+    assert after.json()["progress"]["done"] == 1
+    assert client.get("/api/studies/pg-ab").json()["study"]["n_votes"] == 1

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["EvalResult", "Store", "__version__", "evaluate", "load_model", "pairwise", "resume_run", "run"]
+__all__ = ["EvalResult", "Store", "__version__", "evaluate", "ladder", "load_model", "pairwise", "resume_run", "run"]
 
 if TYPE_CHECKING:
     from hyouka.api import EvalResult, resume_run, run
     from hyouka.evaluation import evaluate, pairwise
+    from hyouka.evaluation.ladder import ladder
     from hyouka.models.registry import load_model
     from hyouka.store.store import Store
 
@@ -22,6 +23,8 @@ _LAZY = {
     # -- judge evaluations (hyouka.evaluation) --
     "evaluate": "hyouka.evaluation",
     "pairwise": "hyouka.evaluation",
+    # -- the prompting ladder (hyouka.evaluation.ladder) --
+    "ladder": "hyouka.evaluation.ladder",
 }
 
 

@@ -16,6 +16,7 @@ from hyouka.engine.estimate import RunEstimate, check_ceiling, estimate_tasks
 from hyouka.engine.executor import Executor
 from hyouka.engine.recorder import ResumeMismatchError
 from hyouka.engine.runner import RunResult, check_limit, check_mode, evaluate_task, require_task_run
+from hyouka.evaluation.rag_tasks import run_rag_task, split_rag_tasks
 from hyouka.judge.runs import JudgeRunResult
 from hyouka.judge.tasks import (
     JUDGE_TASKS,
@@ -146,6 +147,10 @@ def run(
     judge: str | Model | None = None,
     judge_options: dict[str, Any] | None = None,
     judge_max_tokens: int | None = None,
+    reuse_completed: bool = False,
+    index: Any = None,
+    k: int | None = None,
+    metrics: str | Sequence[Any] | None = None,
     backend: Model | None = None,
     **model_options: Any,
 ) -> EvalResult:
@@ -172,6 +177,13 @@ def run(
     2048, FastChat's); a judge with a shorter context needs less (its refusal is reported with the
     prompt's length, the judge's context and this option).
 
+    ``reuse_completed`` returns a benchmark task's completed run with the same configuration, if the
+    store has one, instead of making a new one from the cache (the ladder's cells).
+
+    ``rag:<data file>`` tasks answer the file's questions from ``index`` (an :class:`hyouka.rag.Index` or
+    its name), ``k`` chunks each, scored by ``metrics`` (heuristic, judge and retrieval metrics; see
+    :func:`hyouka.evaluate`, which runs each of them).
+
     ``backend`` serves the calls of the ``model`` spec instead of loading it here (e.g. replicas of it
     on Ray, :func:`hyouka.jobs.replicas.build_replicas`); the runs are recorded under the spec.
     """
@@ -180,6 +192,7 @@ def run(
         return resume_run(resume, store=store, cache=cache, progress=progress, max_cost=max_cost, prices=prices)
     check_mode(mode)  # before a model is loaded
     check_limit(limit)
+    tasks, rag_tasks = split_rag_tasks(tasks, index)
     tasks, judge_tasks = split_judge_tasks(tasks)
     if judge_tasks and judge is None:
         raise JudgeTaskError(f"{', '.join(judge_tasks)} is graded by a judge: give one, e.g. {{judge}}",
@@ -229,6 +242,14 @@ def run(
             progress=progress(name) if progress else None, prices=table, judge_max_tokens=judge_max_tokens,
         )
         result.runs.append(_judge_run_result(judged))
+    for name in rag_tasks:  # hyouka.evaluate with the index: its own recorder and executors, the same engine
+        result.runs.append(run_rag_task(
+            name, model, index=index, k=k, metrics=metrics, judge=judge, judge_options=judge_options,
+            store=the_store, cache=the_cache if the_cache is not None else False, limit=limit, seed=seed,
+            prices=table, progress=progress(name) if progress else None,
+            **({"max_tokens": max_tokens} if max_tokens else {}), **({"judge_max_tokens": judge_max_tokens}
+                                                                     if judge_max_tokens else {}),
+            **model_options))
     for task, suite in built:
         task_name = task.name
         result.runs.append(
@@ -247,6 +268,7 @@ def run(
                 suite=suite,
                 resume=resume,
                 progress=progress(task_name) if progress else None,
+                reuse_completed=reuse_completed,
             )
         )
     return _after_model_work(result, started)

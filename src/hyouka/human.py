@@ -8,19 +8,28 @@
     human.study_ratings("support-ab")                     # Bradley-Terry and Elo with 95% intervals
 """
 
-from hyouka.evaluation.human import Assignment, invite, new_study, next_pair, open_studies, record_vote
+from hyouka.evaluation.human import Assignment, invite, new_study, next_pair, open_studies, progress, record_vote
 from hyouka.evaluation.human_import import import_arena
-from hyouka.evaluation.human_results import study_agreement, study_ratings, study_votes
+from hyouka.evaluation.human_results import (
+    list_studies,
+    study_agreement,
+    study_overview,
+    study_ratings,
+    study_votes,
+)
 
 __all__ = [
     "Assignment",
     "import_arena",
     "invite",
+    "list_studies",
     "new_study",
     "next_pair",
     "open_studies",
+    "progress",
     "record_vote",
     "study_agreement",
+    "study_overview",
     "study_ratings",
     "study_votes",
 ]

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from hyouka.cli import benchmark, human, jobs, judging, reports, web  # noqa: F401  (importing registers the commands)
+from hyouka.cli import (  # noqa: F401  (importing registers the commands)
+    benchmark,
+    human,
+    jobs,
+    judging,
+    ladder,
+    rag,
+    reports,
+    web,
+)
 from hyouka.cli._app import app
 
 __all__ = ["app", "main"]

@@ -52,7 +52,8 @@ def run(
     mode: Annotated[str, typer.Option(
         help="how multiple-choice tasks are scored: auto, loglikelihood or generate")] = "auto",
     num_fewshot: Annotated[int | None, typer.Option(
-        "--num-fewshot", "-k", min=0, help="solved examples put before each question (default: the task's own)"
+        "--num-fewshot", "-k", min=0, help="solved examples put before each question (default: the task's own); "
+        "with --index, the chunks retrieved per question of rag: tasks (default 4)"
     )] = None,
     prompt_family: Annotated[str | None, typer.Option(
         "--prompt-family", help="prompt layout: plain (答え：), alpaca (### 指示 / 入力 / 応答), raw (lm-eval's: "
@@ -97,6 +98,11 @@ def run(
     ] = None,
     judge_base_url: JudgeBaseUrlOpt = None,
     judge_max_tokens: JudgeMaxTokensOpt = None,
+    index: Annotated[str | None, typer.Option(
+        "--index", help="the index that rag:<data file> tasks answer from (`hyouka index list`)")] = None,
+    metrics: Annotated[str | None, typer.Option(
+        "--metrics", help="rag: tasks: comma-separated heuristic, judge and retrieval metrics, e.g. "
+        "answer_correctness,faithfulness,rouge_l,context_recall,recall_at_k")] = None,
     ray: Annotated[str | None, typer.Option(
         "--ray", help="serve the model's calls from replicas on a Ray cluster: auto (RAY_ADDRESS, one running "
                       "here, else a new local one) or ray://head:10001; token authentication on")] = None,
@@ -128,6 +134,11 @@ def run(
         "gpu_memory_utilization": gpu_memory_utilization,
         "max_model_len": max_model_len,
     }
+    rag: dict[str, Any] = {}
+    if index is not None:  # rag: tasks take no solved examples: -k counts the chunks retrieved instead
+        rag, num_fewshot = {"index": index, "k": num_fewshot, "metrics": metrics}, None
+    elif metrics is not None:
+        fail("--metrics scores rag:<data file> tasks, which need --index (see `hyouka index list`)")
     if dry_run:  # accounting: estimate only (see _dry_run below)
         _dry_run(model, resume, output, tasks=tasks, mode=mode, num_fewshot=num_fewshot, prompt_family=prompt_family,
                  seed=seed, limit=limit, data_dir=data_dir, data_files=_parse_data_files(data_file),
@@ -158,6 +169,7 @@ def run(
                 judge=judge,
                 judge_options=judge_backend_options(judge_base_url),
                 judge_max_tokens=judge_max_tokens,
+                **rag,
                 backend=replicas,
                 **{k: v for k, v in options.items() if v is not None},
             )

@@ -30,6 +30,8 @@ def new_cmd(
     raters_per_item: Annotated[int, typer.Option("--raters-per-item", help="raters shown each item (k)")] = 3,
     gold: Annotated[Path | None, typer.Option("--gold", help="gold items (.jsonl) that flag careless raters")] = None,
     gold_every: Annotated[int, typer.Option("--gold-every", help="a gold item every N votes")] = 10,
+    rubric: Annotated[Path | None, typer.Option(
+        "--rubric", help="a text or markdown file shown to raters next to the 1-5 scale (rating studies)")] = None,
     store: StoreOpt = None,
     format: Format = "table",
 ) -> None:
@@ -37,8 +39,9 @@ def new_cmd(
     from hyouka.evaluation.human import new_study
 
     try:
+        text = rubric.read_text(encoding="utf-8") if rubric is not None else None
         study = new_study(name, _split(runs), kind=kind, per_rater=per_rater, raters_per_item=raters_per_item,
-                          gold=gold, gold_every=gold_every, store=store)
+                          gold=gold, gold_every=gold_every, rubric=text, store=store)
     except _ERRORS as exc:
         fail(str(exc))
         return
@@ -176,7 +179,7 @@ def agreement_cmd(
         return
     if result["kind"] == "rating":
         r = result["judge_vs_people"]
-        columns = ("items", "n", "spearman", "exact", "within 1", "kappa", "alpha")
+        columns = ("items", "n", "spearman", "exact", "within 1", "Cohen's κ", "Krippendorff's α")
         table = TextTable(columns, title=f"judge vs people on {clean(study)}", right=columns)
         for label, row in [("all", r), *r["per_category"].items()]:
             table.add_row(label, str(row["n"]), fmt(row["spearman"], 3), fmt(row["exact"], 3),
@@ -184,13 +187,15 @@ def agreement_cmd(
         table.print()
         console.print(f"people with each other: Krippendorff's alpha {fmt(result['people_alpha'], 3)}")
         return
-    columns = ("who", "items", "pairs", "with ties", "pairs w/o ties", "without ties", "kappa")
+    columns = ("who", "items", "pairs", "with ties", "pairs w/o ties", "without ties", "Cohen's κ",
+               "Krippendorff's α")
     table = TextTable(columns, title=f"agreement on {clean(study)}", right=columns[2:])
     for who in ("judge_vs_people", "people_vs_people"):
         r = result[who]
         for label, row in [("all", r), *r["per_category"].items()]:
             table.add_row(who.replace("_", " "), label, str(row["n"]), fmt(row["exact"], 3),
-                          str(row["n_without_ties"]), fmt(row["exact_without_ties"], 3), fmt(row["kappa"], 3))
+                          str(row["n_without_ties"]), fmt(row["exact_without_ties"], 3), fmt(row["kappa"], 3),
+                          fmt(row.get("alpha"), 3))
     table.print()
     console.print(f"people with each other: Krippendorff's alpha {fmt(result['people_alpha'], 3)}")
     if "judge_inconsistency_rate" in result:

@@ -19,7 +19,7 @@ def serve(
                                               show_default=False)] = None,
     prices: Annotated[str | None, typer.Option(help="price table YAML for the cost columns")] = None,
 ) -> None:
-    """The web dashboard: leaderboard, runs and each run's samples, read live from the store."""
+    """The web dashboard (leaderboard, runs, samples, side by side, MT-Bench, human studies) and the rater pages."""
     from hyouka.web.security import check_bind
 
     token = token or os.environ.get("HYOUKA_TOKEN") or None

@@ -72,19 +72,35 @@ class Executor:
         for kind, kind_keys in by_kind.items():
             batch = [requests[first[key]] for key in kind_keys]
             self.stats.model_calls += len(batch)
-            for local_index, response in dispatch(self.model, kind, batch):  # type: ignore[arg-type]
-                key = kind_keys[local_index]
-                if response.ok:
-                    if self.cache is not None:
-                        self.cache.put(key, response)
-                else:
-                    self.stats.failures += 1
-                yield first[key], response
-                again = repeats.get(key, ())
-                if again:
-                    shared = replace(response, cached=True) if response.ok else response
-                    for index in again:
-                        yield index, shared
+            stream = dispatch(self.model, kind, batch)  # type: ignore[arg-type]
+            try:
+                for local_index, response in stream:
+                    key = kind_keys[local_index]
+                    if response.ok:
+                        if self.cache is not None:
+                            self.cache.put(key, response)
+                    else:
+                        self.stats.failures += 1
+                    yield first[key], response
+                    again = repeats.get(key, ())
+                    if again:
+                        shared = replace(response, cached=True) if response.ok else response
+                        for index in again:
+                            yield index, shared
+            finally:
+                close = getattr(stream, "close", None)
+                if callable(close):
+                    close()  # a backend with calls in flight waits for them ...
+                self._keep_abandoned()  # ... and their answers are cached: they were paid for
+
+    def _keep_abandoned(self) -> None:
+        """Cache the answers a backend got after its caller stopped reading (see ``OpenAIModel.take_abandoned``)."""
+        take = getattr(self.model, "take_abandoned", None)
+        if self.cache is None or not callable(take):
+            return
+        for request, response in take():
+            if response.ok:
+                self.cache.put(self.key(request), response)
 
     def flush(self) -> None:
         if self.cache is not None:

@@ -83,6 +83,9 @@ class RunRecorder:
 
     ``hashed`` is the part of ``config`` that identifies the run (default: all of it) and
     ``hashed_of`` takes it from a stored run's config, to check an explicit ``resume``.
+    ``reuse_completed``: when no run of this configuration is open, the latest *completed* one is
+    taken up again instead of a new one (its samples are all done, so nothing is called and its
+    stats are kept); the ladder's cells use it, so a ladder run again makes no second copy of a cell.
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class RunRecorder:
         prices: PriceTable | str | Path | None = None,
         suite: str | None = None,
         hashed_of: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        reuse_completed: bool = False,
     ) -> None:
         self.store = store
         # the price of the calls this run records (the judge's, in a judge run)
@@ -116,6 +120,11 @@ class RunRecorder:
         existing = store.get_run(resume) if resume else store.find_run(self.digest, unfinished=True)
         if existing is not None and resume:
             self._check_same_configuration(existing)
+        if existing is None and reuse_completed:
+            existing = store.find_run(self.digest, unfinished=False)
+        #: a completed run taken up again (``reuse_completed``): ``finish`` keeps its stats
+        self.reused = existing is not None and existing.get("status") == "completed"
+        self._previous_stats: dict[str, Any] = dict(existing.get("stats") or {}) if self.reused else {}
         if existing is None:
             try:
                 self.run_id: str = store.create_run(
@@ -135,6 +144,7 @@ class RunRecorder:
         self._previous_s = float(existing.get("duration_s") or 0.0) if existing else 0.0
         self.done: set[int] = store.finished_indices(self.run_id) if existing is not None else set()
         self._buffer: list[dict[str, Any]] = []
+        self._added = 0
         self._last_flush = self._last_beat = time.monotonic()
         self._started = time.perf_counter()
         self._lost = threading.Event()
@@ -203,6 +213,7 @@ class RunRecorder:
 
             record["cost_usd"] = sample_cost(self.price.price if self.price else None, record.get("responses") or [])
         self._buffer.append(record)
+        self._added += 1
         if self.context.stopping:
             raise Interrupted(signal.SIGTERM)
         if len(self._buffer) >= FLUSH_EVERY_N or time.monotonic() - self._last_flush > FLUSH_EVERY_S:
@@ -241,7 +252,9 @@ class RunRecorder:
         with samples whose calls failed stays open: the same command retries them in this run.
         """
         self.flush()
-        duration = self.duration_s
+        if self.reused and not self._added:
+            stats = self._previous_stats or stats  # nothing new was run: the run's own numbers stand
+        duration = self.duration_s if not (self.reused and not self._added) else self._previous_s
         if samples is None:
             samples = self.store.samples(self.run_id)
         if "accounting" not in stats:

@@ -7,6 +7,7 @@ continues it without calling the model for them again.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,13 +163,15 @@ def evaluate_task(
     suite: str | None = None,
     progress: ProgressCallback | None = None,
     prices: PriceTable | None = None,
+    reuse_completed: bool = False,
 ) -> RunResult:
     """Evaluate ``model`` on ``task`` and store every sample and aggregate.
 
     The run is owned while it executes (see :class:`hyouka.engine.recorder.RunRecorder`): the same
     configuration in another live process raises :class:`~hyouka.engine.recorder.RunBusyError`, and an
     explicit ``resume`` with settings other than the run's raises
-    :class:`~hyouka.engine.recorder.ResumeMismatchError` naming them.
+    :class:`~hyouka.engine.recorder.ResumeMismatchError` naming them. ``reuse_completed`` takes up the
+    completed run of this configuration, if there is one, instead of making a new one.
     """
     check_limit(limit)
     chosen = choose_mode(task, model, mode)
@@ -189,7 +192,7 @@ def evaluate_task(
         store, kind="benchmark", model=model_spec, task=task.name, mode=chosen, config=config, n_samples=len(docs),
         executors=[executor], resume=resume, task_version=task.spec.version, task_hash=task.spec.content_hash(),
         model_identity=config["model_identity"], prices=prices if prices is not None else default_prices(),
-        suite=suite, hashed_of=_hashed_part,
+        suite=suite, hashed_of=_hashed_part, reuse_completed=reuse_completed,
     )
     price = recorder.price  # accounting: each sample's cost at the price table's rates (hyouka.engine.accounting)
     with recorder:
@@ -212,7 +215,7 @@ def evaluate_task(
         model_calls=executor.stats.model_calls,
         cache_hits=executor.stats.cache_hits,
         suite=suite,
-        extra={"statuses": statuses, "accounting": accounting},
+        extra={"statuses": statuses, "accounting": accounting, "reused": recorder.reused},
     )
 
 
@@ -257,22 +260,24 @@ def _execute(
         progress(completed, len(docs))
     # llmjp: metrics compare the output with the gold text, which the document gives
     kept = _KEPT_FOR_SUMMARY + (("output", "extracted", "doc") if task.scores_texts(mode) else ())
-    for position, response in executor.execute(requests):
-        index, slot = plan[position]
-        answers[index][slot] = response
-        pending[index] -= 1
-        if pending[index]:
-            continue
-        responses = [r for r in answers.pop(index) if r is not None]
-        scored = task.score(docs[index], mode, responses)
-        record = sample_record(index, docs[index], prompts[index], per_sample[index], responses, scored)
-        record["cost_usd"] = sample_cost(price, responses)
-        recorder.add(record)
-        # what aggregates and accounting read; the rest of the record is freed once written
-        written.append({key: record[key] for key in kept})
-        completed += 1
-        if progress:
-            progress(completed, len(docs))
+    # closed at once, on an interruption too: the calls in flight are cached before the run stops
+    with contextlib.closing(executor.execute(requests)) as answered:
+        for position, response in answered:
+            index, slot = plan[position]
+            answers[index][slot] = response
+            pending[index] -= 1
+            if pending[index]:
+                continue
+            responses = [r for r in answers.pop(index) if r is not None]
+            scored = task.score(docs[index], mode, responses)
+            record = sample_record(index, docs[index], prompts[index], per_sample[index], responses, scored)
+            record["cost_usd"] = sample_cost(price, responses)
+            recorder.add(record)
+            # what aggregates and accounting read; the rest of the record is freed once written
+            written.append({key: record[key] for key in kept})
+            completed += 1
+            if progress:
+                progress(completed, len(docs))
     recorder.flush()
     # a fresh run scores what it just wrote; a resumed one reads back the earlier samples too
     samples = recorder.store.samples(recorder.run_id) if done else sorted(written, key=lambda r: r["sample_index"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from hyouka.engine.executor import Executor
 from hyouka.errors import ArgumentError
 from hyouka.evaluation.backends import open_cache, resolve_model, spec_name
 from hyouka.evaluation.data import EvalRow, EvalTable, load_table
+from hyouka.evaluation.fewshot import FewshotError, fewshot_messages, fewshot_prefix, pick_fewshot
 from hyouka.evaluation.heuristics import canonical_heuristic, heuristic_aggregates, needs_target, row_scores
 from hyouka.evaluation.records import row_record, table_from_samples
 from hyouka.judge.grading import Judgment, run_calls
@@ -34,7 +35,7 @@ from hyouka.models.registry import recordable_options
 from hyouka.pricing.table import PriceTable
 from hyouka.store.store import Store
 
-__all__ = ["EvaluationResult", "answer_request", "evaluate"]
+__all__ = ["EvaluationResult", "FewshotError", "answer_request", "evaluate"]
 
 Progress = Callable[[int, int], None]
 DEFAULT_METRICS_WITH_TARGETS = ("exact_match", "char_f1", "rouge_l", "ja_char_ratio", "answer_tokens")
@@ -55,6 +56,7 @@ class EvaluationResult:
     resumed: bool = False
     calls: dict[str, dict[str, int]] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
+    reused: bool = False  # a completed run taken up again (``reuse_completed``): nothing was run
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -104,16 +106,23 @@ def _split_metrics(
             raise ValueError("the latency metric needs a model to call (existing predictions have no latency)")
         if needs_target(name) and not has_targets:
             raise ArgumentError(f"metric {name} needs a ground truth column: give {{targets}}", targets="'<column>'")
+        if name == "token_count":  # its encoding loads (or says how to provide it) before any model call
+            from hyouka.metrics.tokens import cl100k_base
+
+            cl100k_base()
         heuristics.append(name)
     return list(dict.fromkeys(heuristics)), judged
 
 
-def answer_request(row: EvalRow, model: Model, params: GenerationParams, system_prompt: str | None = None) -> Request:
-    """The request asking ``model`` to answer a row: a chat message when it chats, else a prompt."""
+def answer_request(row: EvalRow, model: Model, params: GenerationParams, system_prompt: str | None = None,
+                   shots: Sequence[EvalRow] = ()) -> Request:
+    """The request asking ``model`` to answer a row (after ``shots``, solved examples): a chat message when
+    it chats, else a prompt."""
     text = row.inputs or ""
     if model.capabilities.chat:
         messages = (Message("system", system_prompt),) if system_prompt else ()
-        return ChatRequest((*messages, Message("user", text)), params)
+        return ChatRequest((*messages, *fewshot_messages(shots), Message("user", text)), params)
+    text = fewshot_prefix(shots) + text
     return GenerateRequest(f"{system_prompt}\n\n{text}" if system_prompt else text, params)
 
 
@@ -172,19 +181,38 @@ def evaluate(
     seed: int = 0,
     prices: PriceTable | str | Path | None = None,
     encoding: str = "utf-8",
+    num_fewshot: int = 0,
+    reuse_completed: bool = False,
+    index: Any = None,
+    k: int | None = None,
+    rag_prompt: str | Path | None = None,
+    relevant: str | None = None,
     **model_options: Any,
 ) -> EvaluationResult:
     """Evaluate ``model`` (or the ``predictions`` column) on ``data`` with ``metrics`` (+ ``extra_metrics``).
 
     ``metrics`` mixes heuristic names (``exact_match``, ``char_f1``, ``rouge1``, ``rouge2``,
-    ``rouge_l``, ``bleu``, ``chrf``, ``ja_char_ratio``, ``answer_tokens``, ``latency``) and judge
+    ``rouge_l``, ``bleu``, ``chrf``, ``ja_char_ratio``, ``answer_tokens``, ``token_count``, ``latency``) and judge
     metrics (``answer_correctness``… by name, a rubric file, or ``hyouka.judge.metrics.answer_correctness(judge)``);
     judge metrics use ``judge`` unless they carry their own. ``language`` picks the rubrics'
     language (``ja`` or ``en``). ``model_options`` go to the model's backend, ``judge_options``
     to the judge's. ``model_type`` is accepted as in MLflow (``question-answering`` or ``text``).
     ``prices`` (a table, or a YAML file consulted before the default table) prices the recorded calls
     (the judge's in a judged run) in the run's accounting. ``encoding`` is the data file's text encoding
-    (e.g. ``cp932`` for Shift-JIS).
+    (e.g. ``cp932`` for Shift-JIS). ``num_fewshot`` asks each row after that many solved examples,
+    other rows of the data with their ground truth in a ``seed``-ed order (see
+    :mod:`hyouka.evaluation.fewshot`); the judge sees only the row. ``reuse_completed`` returns the
+    completed run of the same configuration, if the store has one, instead of making a new one (the
+    ladder's cells).
+
+    RAG: with ``index`` (a :class:`hyouka.rag.Index` or the name of one), each row's inputs are the
+    question: its ``k`` best chunks (default 4) are retrieved, put in the RAG prompt (``rag_prompt``: a
+    template file, default the built-in ``rag_qa`` in ``language``) that the model answers, and they are
+    the context that judge metrics (``faithfulness``, ``relevance``, ``context_relevance``,
+    ``context_recall``) read. Where the ``relevant`` column (default: ``relevant_doc_ids``,
+    ``gold_doc_ids``… if present) names each question's documents, retrieval metrics are scored:
+    ``hit_at_K``, ``recall_at_K``, ``precision_at_K``, ``ndcg_at_K``, ``mrr`` (``recall@5``; MLflow's
+    ``recall_at_k`` takes ``k``). Each sample keeps its chunks and ids in ``details["retrieval"]``.
     """
     if data is None:
         raise ValueError("give data: a DataFrame, a list of records, or a .csv/.jsonl/.json/.parquet path")
@@ -201,9 +229,14 @@ def evaluate(
         present = ", ".join(table.rows[0].fields) if table.rows else "none"
         raise ArgumentError(f"no inputs column to send to the model: give {{inputs}}; columns: {present}",
                             inputs="'<column>'")
+    if num_fewshot and model is None:
+        raise ValueError("num_fewshot needs a model to ask (existing predictions were made without examples)")
+    shots = pick_fewshot(table.rows, num_fewshot, seed) if num_fewshot else {}
+    the_cache = open_cache(cache)
+    rag, metrics, extra_metrics, retrieval_names = _rag_step(index, k, table, model, metrics, extra_metrics,
+                                                             rag_prompt, language, the_cache, relevant, prices)
     heuristics, judged = _split_metrics(metrics, extra_metrics, language, table.columns["targets"] is not None,
                                         model is not None)
-    the_cache = open_cache(cache)
     the_store = store if isinstance(store, Store) else Store(store)
     backend = resolve_model(model, model_options) if model is not None else None
     subject = spec_name(model) if model is not None else f"predictions:{table.source}:{table.columns['predictions']}"
@@ -227,27 +260,38 @@ def evaluate(
         "tokenizer": tokenizer_info(),
         "seed": seed,
     }
+    if num_fewshot:  # only when asked: the runs made before few-shot existed keep their configuration's hash
+        config["num_fewshot"] = num_fewshot
+    if rag is not None:  # only RAG runs have these keys: other runs keep their configuration hash
+        config.update(rag=rag.describe(), retrieval_metrics=retrieval_names)
     kind = "judge" if judged else "benchmark"
-    executors = [e for e in (model_exec, *judges.executors.values()) if e is not None]
+    executors = [e for e in (model_exec, *judges.executors.values(), rag.executor if rag else None) if e is not None]
     recorder = RunRecorder(
         the_store, kind=kind, model=judges.main if judged else subject, task=config["task"], mode="qa",
         config=config, n_samples=len(table.rows), executors=executors, resume=resume,
         model_identity=(judges.identities()[judges.main] if judged else config["model_identity"]) or {},
-        prices=prices,
+        prices=prices, reuse_completed=reuse_completed,
     )
     with recorder:
         _run_rows(table, recorder, backend, model_exec, judges, judged, heuristics, params, system_prompt,
-                  GenerationParams(max_tokens=judge_max_tokens, temperature=0.0), progress)
+                  GenerationParams(max_tokens=judge_max_tokens, temperature=0.0), progress, shots, rag,
+                  retrieval_names)
         samples = recorder.samples()
         aggregates = heuristic_aggregates(heuristics, samples, len(table.rows), seed)
+        if rag is not None:
+            aggregates += rag.aggregates(retrieval_names, samples, len(table.rows), seed)
         for m in judged:
             details = [((s.get("details") or {}).get("judge") or {}).get(m.name) or {} for s in samples]
             scores = [d.get("score") for d in details]
             statuses = [d.get("status", s["status"]) for d, s in zip(details, samples, strict=True)]
             aggregates.append(summarize_scores(m.name, scores, statuses, n_total=len(table.rows), seed=seed).to_row())
         statuses = dict(Counter(s["status"] for s in samples))
-        calls = call_stats(model=model_exec, **{f"judge:{k}": e for k, e in judges.executors.items()})
-        recorder.finish(aggregates, {"statuses": statuses, "calls": calls, "tokenizer": tokenizer_info()})
+        calls = call_stats(model=model_exec, **{f"judge:{k}": e for k, e in judges.executors.items()},
+                           retrieval=rag.executor if rag else None)
+        stats = {"statuses": statuses, "calls": calls, "tokenizer": tokenizer_info()}
+        if rag is not None:
+            stats["retrieval"] = rag.accounting(samples, recorder.duration_s)
+        recorder.finish(aggregates, stats)
     by_name = {a["metric"]: a for a in aggregates}
     return EvaluationResult(
         run_id=recorder.run_id,
@@ -255,11 +299,45 @@ def evaluate(
         judge=judges.main,
         metrics={name: a["value"] for name, a in by_name.items()},
         aggregates=by_name,
-        table=table_from_samples(samples, heuristics, [m.name for m in judged]),
+        table=table_from_samples(samples, [*heuristics, *retrieval_names], [m.name for m in judged]),
         resumed=recorder.resumed,
         calls=calls,
         statuses=statuses,
+        reused=recorder.reused,
     )
+
+
+def _rag_step(
+    index: Any, k: int | None, table: EvalTable, model: Any, metrics: Any, extra_metrics: Any,
+    rag_prompt: str | Path | None, language: str, cache: ResponseCache | None, relevant: str | None, prices: Any,
+) -> tuple[Any, Any, Any, list[str]]:
+    """The retrieval step of a RAG evaluation (``None`` without ``index``), the metrics left to the rest of the
+    evaluation, and the retrieval metrics."""
+    from hyouka.rag.run import RagStep, split_retrieval_metrics
+
+    if index is None:
+        if k is not None:
+            raise ArgumentError("k is the number of chunks retrieved per question: give {index} too",
+                                index="'<name>'")
+        _, found = split_retrieval_metrics(metrics, 1)
+        _, extra = split_retrieval_metrics(extra_metrics, 1)
+        if found or extra:
+            raise ArgumentError(f"retrieval metric {(found or extra)[0]} needs an index to retrieve from: give "
+                                "{index}", index="'<name>'")
+        return None, metrics, extra_metrics, []
+    if model is None:
+        raise ArgumentError("a RAG evaluation needs a model to answer the questions: give {model}", model="…")
+    columns = list(table.rows[0].fields) if table.rows else []
+    rag = RagStep(index, k, prompt=rag_prompt, language=language, cache=cache, relevant=relevant, columns=columns,
+                  prices=prices)
+    rest, names = split_retrieval_metrics(metrics, rag.k)
+    extra_rest, extra_names = split_retrieval_metrics(extra_metrics, rag.k)
+    names = list(dict.fromkeys(names + extra_names)) if metrics is not None else \
+        list(dict.fromkeys(rag.default_metrics() + extra_names))
+    if names and rag.relevant_column is None:
+        raise ArgumentError(f"retrieval metric {names[0]} needs each question's relevant document ids: give "
+                            "{relevant} (a column of ids)", relevant="'<column>'")
+    return rag, rest, extra_rest, names
 
 
 def _run_rows(
@@ -274,9 +352,19 @@ def _run_rows(
     system_prompt: str | None,
     judge_params: GenerationParams,
     progress: Progress | None,
+    shots: dict[int, list[EvalRow]],
+    rag: Any = None,
+    retrieval_names: Sequence[str] = (),
 ) -> None:
-    """Answer, score and judge the rows not yet recorded, writing each row's record when it is complete."""
+    """Answer, score and judge the rows not yet recorded, writing each row's record when it is complete.
+
+    With ``rag`` (a :class:`hyouka.rag.run.RagStep`), each row's chunks are retrieved first: they become
+    the row's context, and the model answers the RAG prompt built from them.
+    """
     todo = [row for row in table.rows if row.index not in recorder.done]
+    retrieved = rag.retrieve(todo) if rag is not None else {}
+    if rag is not None:
+        todo = [replace(row, context=retrieved[row.index].context or None) for row in todo]
     done = len(table.rows) - len(todo)
     answers: dict[int, Response | None] = {row.index: None for row in todo}
     results: dict[int, dict[str, Judgment | str]] = defaultdict(dict)
@@ -286,8 +374,11 @@ def _run_rows(
         answer = answers[row.index]
         prediction = row.prediction if backend is None else (answer.text if answer and answer.ok else None)
         scores = row_scores(heuristics, prediction, row.ground_truth, answer.latency_s if answer else None)
-        recorder.add(row_record(row, answer, prediction, scores, results.get(row.index, {}), judges.by_metric,
-                                kind="judge" if judged else "benchmark"))
+        record = row_record(row, answer, prediction, scores, results.get(row.index, {}), judges.by_metric,
+                            kind="judge" if judged else "benchmark")
+        if rag is not None:
+            record = rag.annotate(record, retrieved[row.index], retrieval_names)
+        recorder.add(record)
         done += 1
         if progress:
             progress(done, len(table.rows))
@@ -295,12 +386,18 @@ def _run_rows(
     if progress:
         progress(done, len(table.rows))
     if model_exec is not None and backend is not None:
-        requests = [answer_request(row, backend, params, system_prompt) for row in todo]
+        asking = [row for row in todo if rag is None or retrieved[row.index].ok]  # a failed retrieval asks nothing
+        requests = [answer_request(replace(row, inputs=retrieved[row.index].prompt) if rag is not None else row,
+                                   backend, params, system_prompt, shots.get(row.index, ())) for row in asking]
         for position, response in model_exec.execute(requests):
-            answers[todo[position].index] = response
+            answers[asking[position].index] = response
             if not judged:
-                finish(todo[position])
+                finish(asking[position])
         if not judged:
+            asked = {row.index for row in asking}
+            for row in todo:
+                if row.index not in asked:
+                    finish(row)
             return
     calls_by_judge: dict[str, list[tuple[EvalRow, str, Any]]] = defaultdict(list)
     pending: dict[int, int] = {}

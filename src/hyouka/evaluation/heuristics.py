@@ -2,7 +2,8 @@
 
 Exact match and character F1 after NFKC; ROUGE-1/2/L and BLEU on MeCab morphemes (the
 tokenizer is named in each aggregate's note); chrF on characters; the answer's length in
-morphemes; the model's latency; the share of Japanese characters in the answer.
+morphemes (``answer_tokens``) and in tiktoken cl100k_base tokens as MLflow counts (``token_count``);
+the model's latency; the share of Japanese characters in the answer.
 """
 
 from __future__ import annotations
@@ -13,21 +14,23 @@ from typing import Any
 from hyouka.judge.summary import summarize_scores
 from hyouka.metrics.registry import aggregate, metric_info, sample_score
 from hyouka.metrics.text import answer_length_tokens
+from hyouka.metrics.tokens import token_count
 
 __all__ = ["HEURISTIC_METRICS", "canonical_heuristic", "heuristic_aggregates", "needs_target", "row_scores"]
 
 _REGISTRY = (
     "exact_match", "char_f1", "rouge1", "rouge2", "rouge_l", "rouge_lsum", "bleu", "sentence_bleu", "chrf",
-    "ja_char_ratio",
+    "bleu_ja_mecab", "sentence_bleu_ja_mecab", "ja_char_ratio",
     "mae", "rmse", "r2",  # numeric predictions against numeric targets (MLflow's regressor metrics)
+    "precision_score", "recall_score", "f1_score",  # label columns (MLflow's classifier metrics)
     # llm-jp-eval v1.3.0's definitions (hyouka.metrics.llmjp), named as such
     "llmjp:exact_match", "llmjp:char_f1", "llmjp:set_f1", "llmjp:bleu_ja", "llmjp:pearson", "llmjp:spearman",
 )
-_LOCAL = ("answer_tokens", "latency")
+_LOCAL = ("answer_tokens", "token_count", "latency")
 HEURISTIC_METRICS = (*_REGISTRY, *_LOCAL)
 _ALIASES = {
     "japanese_char_ratio": "ja_char_ratio",
-    "token_count": "answer_tokens",
+    "morpheme_count": "answer_tokens",
     "answer_length": "answer_tokens",
     "rougeL": "rouge_l",
     "rougeLsum": "rouge_lsum",
@@ -37,6 +40,9 @@ _ALIASES = {
     "mean_absolute_error": "mae",
     "root_mean_squared_error": "rmse",
     "r2_score": "r2",
+    "precision": "precision_score",
+    "recall": "recall_score",
+    "f1": "f1_score",
 }
 _NO_TARGET = ("ja_char_ratio", *_LOCAL)
 
@@ -69,6 +75,9 @@ def row_scores(
         elif name == "answer_tokens":
             if prediction is not None:
                 out[name] = float(answer_length_tokens(prediction))
+        elif name == "token_count":
+            if prediction is not None:
+                out[name] = float(token_count(prediction))
         elif not needs_target(name) or ground_truth is not None:
             value = sample_score(name, prediction, ground_truth if ground_truth is not None else "")
             if value is not None:

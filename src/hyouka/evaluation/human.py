@@ -25,7 +25,7 @@ from hyouka.ratings.votes import normalize_winner
 from hyouka.store.store import Store
 from hyouka.store.studies import StudyStore
 
-__all__ = ["Assignment", "invite", "new_study", "next_pair", "open_studies", "record_vote"]
+__all__ = ["Assignment", "invite", "new_study", "next_pair", "open_studies", "progress", "record_vote"]
 
 DEFAULTS = {"per_rater": 50, "raters_per_item": 3, "gold_every": 10, "gold_accuracy": 0.7, "gold_minimum": 3}
 CHOICES = ("left", "right", "tie", "bothbad")
@@ -51,9 +51,16 @@ class Assignment:
     flipped: bool  # model A's answer is on the right
     done: int  # the rater's votes so far
     quota: int
+    rubric: str | None = None  # what the scores mean (rating studies given one)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def for_rater(self) -> dict[str, Any]:
+        """What a rater's page may know: no side mapping (the page is blind; the vote records the sides)."""
+        out = self.to_dict()
+        del out["flipped"]
+        return out
 
 
 def _answer_text(sample: dict[str, Any]) -> str:
@@ -122,9 +129,11 @@ def _run_names(runs: Sequence[dict[str, Any]]) -> list[str]:
 def new_study(
     name: str, runs: Sequence[str], *, kind: str = "pairwise", per_rater: int = DEFAULTS["per_rater"],
     raters_per_item: int = DEFAULTS["raters_per_item"], gold: str | Path | None = None,
-    gold_every: int = DEFAULTS["gold_every"], store: Store | StudyStore | str | None = None,
+    gold_every: int = DEFAULTS["gold_every"], rubric: str | None = None,
+    store: Store | StudyStore | str | None = None,
 ) -> dict[str, Any]:
-    """A study over ``runs`` of one task (two or more for pairwise, one or more for rating)."""
+    """A study over ``runs`` of one task (two or more for pairwise, one or more for rating); ``rubric``: the
+    text raters see next to the 1-5 scale (what each score means)."""
     studies = open_studies(store)
     if kind not in ("pairwise", "rating"):
         raise ValueError(f"--kind {kind!r}: use pairwise or rating")
@@ -165,7 +174,7 @@ def new_study(
     if gold is not None:
         items += _load_gold(Path(gold), kind)
     config = {**DEFAULTS, "per_rater": per_rater, "raters_per_item": raters_per_item, "gold_every": gold_every,
-              "task": tasks.pop(), "gold_file": str(gold) if gold else None}
+              "task": tasks.pop(), "gold_file": str(gold) if gold else None, "rubric": rubric or None}
     study = studies.create_study(name, kind=kind, source="runs", runs=[r["id"] for r in found], models=names,
                                  config=config, items=items)
     return {**study, "n_items": sum(1 for i in items if not i.get("gold")),
@@ -234,10 +243,23 @@ def _assignment(studies: StudyStore, study: dict[str, Any], rater: dict[str, Any
         if item["run_b"]:
             b = _answer_text(studies.store.samples(item["run_b"], indices=[item["sample_b"]])[0])
     if study["kind"] == "rating":
-        return Assignment(study["name"], "rating", item["id"], question, a, None, False, done, quota)
+        return Assignment(study["name"], "rating", item["id"], question, a, None, False, done, quota,
+                          rubric=study["config"].get("rubric"))
     flipped = _flipped(study["id"], rater["id"], item["id"])
     left, right = (b, a) if flipped else (a, b)
     return Assignment(study["name"], "pairwise", item["id"], question, left or "", right or "", flipped, done, quota)
+
+
+def progress(name: str, token: str, *, store: Store | StudyStore | str | None = None) -> dict[str, Any]:
+    """The rater's votes so far (gold items not counted) against their quota, and the study's kind and rubric.
+    Raises PermissionError for an unknown token."""
+    studies = open_studies(store)
+    study = studies.get_study(name)
+    rater = studies.rater_by_token(study["id"], token)
+    config = {**DEFAULTS, **study["config"]}
+    done = sum(1 for v in studies.votes(study["id"], rater_id=rater["id"]) if not v["gold"])
+    return {"study": study["name"], "kind": study["kind"], "done": done, "quota": config["per_rater"],
+            "rubric": config.get("rubric")}
 
 
 def record_vote(

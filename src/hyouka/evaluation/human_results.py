@@ -26,7 +26,7 @@ from hyouka.ratings import (
 from hyouka.store.store import Store
 from hyouka.store.studies import StudyStore
 
-__all__ = ["study_agreement", "study_ratings", "study_votes"]
+__all__ = ["list_studies", "study_agreement", "study_overview", "study_ratings", "study_votes"]
 
 
 def study_votes(name: str, *, include_flagged: bool = False,
@@ -37,6 +37,35 @@ def study_votes(name: str, *, include_flagged: bool = False,
     votes = [v for v in studies.votes(study["id"]) if not v["gold"]]
     kept = [v for v in votes if include_flagged or not v["flagged"]]
     return study, kept, len(votes) - len(kept)
+
+
+def study_overview(name: str, *, store: Store | StudyStore | str | None = None) -> dict[str, Any]:
+    """A study at a glance: its kind, models and runs, items, votes, and each rater's votes and flag."""
+    studies = open_studies(store)
+    study = studies.get_study(name)
+    items = studies.items(study["id"])
+    votes = studies.votes(study["id"])
+    per_rater: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for v in votes:
+        per_rater[v["rater_id"]].append(v)
+    raters = []
+    for r in studies.raters(study["id"]):
+        mine = per_rater.get(r["id"], [])
+        raters.append({"name": r["name"], "votes": sum(1 for v in mine if not v["gold"]),
+                       "gold_votes": sum(1 for v in mine if v["gold"]), "imported": r["token_hash"] is None,
+                       "flagged": bool(r["flagged"]), "flag_reason": r["flag_reason"]})
+    config = study["config"] or {}
+    return {"study": study["name"], "kind": study["kind"], "source": study["source"], "models": study["models"],
+            "runs": study["runs"], "task": config.get("task"), "created_at": study["created_at"],
+            "n_items": sum(1 for i in items if not i["gold"]), "n_gold": sum(1 for i in items if i["gold"]),
+            "n_votes": sum(1 for v in votes if not v["gold"]), "per_rater": config.get("per_rater"),
+            "raters_per_item": config.get("raters_per_item"), "raters": raters}
+
+
+def list_studies(store: Store | StudyStore | str | None = None) -> list[dict[str, Any]]:
+    """Every study in the store, oldest first: name, kind, models and when it was made."""
+    return [{"study": s["name"], "kind": s["kind"], "source": s["source"], "models": s["models"],
+             "created_at": s["created_at"]} for s in open_studies(store).list_studies()]
 
 
 def _score_rows(votes: list[dict[str, Any]], rounds: int, seed: int) -> list[dict[str, Any]]:

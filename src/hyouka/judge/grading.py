@@ -131,19 +131,28 @@ def _merge(first: Judgment, call: JudgeCall, response: Response) -> Judgment:
     )
 
 
+def call_params(model: Any, call: JudgeCall, params: GenerationParams = DEFAULT_JUDGE_PARAMS) -> GenerationParams:
+    """The generation parameters of ``call``: with its JSON schema for judges that honour one."""
+    if model.capabilities.structured_output and call.response_format is not None:
+        return replace(params, response_format=call.response_format)
+    return params
+
+
+def call_request(model: Any, call: JudgeCall, params: GenerationParams = DEFAULT_JUDGE_PARAMS) -> Any:
+    """The first request ``call`` sends to the judge ``model`` (what dry runs price and the cache keys)."""
+    return tag_request(model, ChatRequest(call.messages, call_params(model, call, params)), call.tags)
+
+
 def run_calls(
     executor: Executor, calls: Sequence[JudgeCall], params: GenerationParams = DEFAULT_JUDGE_PARAMS
 ) -> Iterator[tuple[int, Judgment]]:
     """Yield ``(index, Judgment)`` for every call as it completes; repairs come after the first round."""
     model = executor.model
-    structured = model.capabilities.structured_output
 
     def params_for(call: JudgeCall) -> GenerationParams:
-        if structured and call.response_format is not None:
-            return replace(params, response_format=call.response_format)
-        return params
+        return call_params(model, call, params)
 
-    requests = [tag_request(model, ChatRequest(c.messages, params_for(c)), c.tags) for c in calls]
+    requests = [call_request(model, c, params) for c in calls]
     waiting: list[tuple[int, Judgment]] = []
     for index, response in executor.execute(requests):
         judgment = _read(calls[index], response)

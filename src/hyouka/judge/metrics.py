@@ -2,7 +2,9 @@
 
 Built in (each in Japanese and English): ``answer_correctness`` (question, answer, ground
 truth), ``answer_similarity`` (answer, ground truth), ``answer_relevance`` (question,
-answer), ``relevance`` (question, context, answer) and ``faithfulness`` (context, answer).
+answer), ``relevance`` (question, context, answer) and ``faithfulness`` (context, answer); for
+retrieval, ``context_relevance`` (question, context: how much of the context bears on the
+question) and ``context_recall`` (context, ground truth: how much of the ground truth it states).
 A rubric file of one's own makes a custom metric. As in MLflow, a metric may carry its own
 judge (``answer_correctness(judge="openai:gpt-4o")``); otherwise the evaluation's judge grades it.
 """
@@ -34,7 +36,8 @@ __all__ = [
     "relevance",
 ]
 
-BUILTIN_JUDGE_METRICS = ("answer_correctness", "answer_similarity", "answer_relevance", "relevance", "faithfulness")
+BUILTIN_JUDGE_METRICS = ("answer_correctness", "answer_similarity", "answer_relevance", "relevance", "faithfulness",
+                         "context_relevance", "context_recall")
 
 
 class MissingInputError(ValueError):

@@ -38,7 +38,8 @@ class Rubric(BaseModel):
     language: str = "ja"
     title: str
     description: str = ""
-    inputs: list[RubricInput] = Field(description="fields shown to the judge; 'answer' is always one")
+    inputs: list[RubricInput] = Field(description="fields shown to the judge; 'answer' is one unless the rubric "
+                                                  "has its own template")
     scale: tuple[int, int] = (1, 5)
     criteria: str
     levels: dict[int, str] = Field(description="score -> what an answer at that score looks like")
@@ -56,8 +57,10 @@ class Rubric(BaseModel):
         lo, hi = self.scale
         if lo >= hi:
             raise ValueError(f"scale {self.scale} must go from low to high")
-        if "answer" not in self.inputs:
-            raise ValueError("a rubric grades an answer: 'answer' must be among its inputs")
+        if "answer" not in self.inputs and self.template is None:
+            # a rubric grading something else (the retrieved context) says so in a template of its own
+            raise ValueError("a rubric grades an answer: 'answer' must be among its inputs (or the rubric gives "
+                             "its own template, as context_relevance does)")
         outside = [s for s in self.levels if not lo <= s <= hi]
         if outside:
             raise ValueError(f"levels {outside} are outside the scale {lo}-{hi}")

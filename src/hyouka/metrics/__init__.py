@@ -1,8 +1,10 @@
 """Metrics: pure functions of predictions and references (numpy, scipy, fugashi only).
 
 Modules: ``normalize`` (NFKC, answer normalisation), ``qa`` (exact match, char F1),
-``classification``, ``correlation``, ``bootstrap``, ``text`` (Japanese ROUGE/BLEU/chrF) and
-``registry`` (metric names in task files, ``sample_score`` and ``aggregate``).
+``classification``, ``correlation``, ``bootstrap``, ``text`` (Japanese ROUGE/BLEU/chrF),
+``llmjp`` (llm-jp-eval's definitions, with thefuzz and sacreBLEU), ``tokens`` (tiktoken's
+cl100k_base count, as MLflow's ``token_count``) and ``registry`` (metric names in task files,
+``sample_score`` and ``aggregate``).
 The bootstrap lives in ``hyouka.metrics.bootstrap`` (not re-exported: the name is the module's).
 The names below are imported on first use, so importing one small module of the package
 (``hyouka.metrics.suite`` for the leaderboard) does not load the tokenizer and every metric.

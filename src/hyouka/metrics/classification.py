@@ -1,4 +1,4 @@
-"""Classification statistics: accuracy, macro-F1 and balanced accuracy.
+"""Classification statistics: accuracy, macro-F1, balanced accuracy, and MLflow's precision/recall/F1.
 
 A prediction of ``None`` (a format error: the model's answer fell outside the label set) is
 scored as wrong. So is any other prediction outside ``labels``: it adds a false negative to
@@ -6,6 +6,13 @@ the gold class and a false positive to no class.
 
 The ``*_codes`` kernels work on integer-coded arrays along the last axis, so the bootstrap can
 evaluate a thousand resamples in one call.
+
+``precision_score``, ``recall_score`` and ``f1_score`` are MLflow's classifier-evaluator metrics
+(scikit-learn's functions as MLflow calls them): the labels are the distinct gold labels and
+predictions, sorted, unless the task gives its label set; with two labels they are the binary
+scores of the positive label, the last one sorted (MLflow's default ``pos_label``); with more,
+``average="weighted"`` (per-label scores weighted by gold counts). A label never predicted has
+precision 0, as scikit-learn's ``zero_division`` default gives.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import numpy as np
 
 __all__ = [
     "INVALID_CODE",
+    "MLFLOW_SCORES",
     "accuracy",
     "accuracy_codes",
     "balanced_accuracy",
@@ -24,6 +32,8 @@ __all__ = [
     "encode_labels",
     "macro_f1",
     "macro_f1_codes",
+    "mlflow_labels",
+    "mlflow_score_codes",
 ]
 
 INVALID_CODE = -1
@@ -148,3 +158,36 @@ def balanced_accuracy(preds: Sequence[Any], golds: Sequence[Any], labels: Sequen
     if len(golds) == 0:
         return float("nan")
     return float(balanced_accuracy_codes(pred_codes, gold_codes, len(label_list)))
+
+
+MLFLOW_SCORES = ("precision_score", "recall_score", "f1_score")
+
+
+def mlflow_labels(preds: Sequence[Any], golds: Sequence[Any]) -> list[Hashable]:
+    """MLflow's inferred label list: the distinct golds and predictions (``None`` left out), sorted."""
+    found: set[Hashable] = set()
+    for value in (*golds, *preds):
+        if value is None:
+            continue
+        try:
+            found.add(value)
+        except TypeError:  # an unhashable prediction is no label (it scores as wrong)
+            continue
+    try:
+        return sorted(found)  # type: ignore[type-var]
+    except TypeError:
+        listed = sorted(map(repr, found))
+        raise ValueError(f"labels of mixed types cannot be ordered as MLflow orders them: {listed}") from None
+
+
+def mlflow_score_codes(pred_codes: np.ndarray, gold_codes: np.ndarray, n_classes: int, score: str) -> np.ndarray:
+    """MLflow's ``precision_score`` / ``recall_score`` / ``f1_score`` along the last axis (labels coded in order)."""
+    true_pos, pred_count, gold_count = _class_counts(pred_codes, gold_codes, n_classes)
+    denom = {"precision_score": pred_count, "recall_score": gold_count, "f1_score": pred_count + gold_count}[score]
+    numerator = 2.0 * true_pos if score == "f1_score" else true_pos.astype(float)
+    per_label = np.divide(numerator, denom, out=np.zeros(denom.shape), where=denom > 0)
+    if n_classes == 2:
+        return per_label[..., 1]
+    support = gold_count.sum(axis=-1, keepdims=True)
+    weights = np.divide(gold_count, support, out=np.zeros(gold_count.shape), where=support > 0)
+    return (per_label * weights).sum(axis=-1)

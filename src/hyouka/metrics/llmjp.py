@@ -2,20 +2,24 @@
 
 They compare the model's raw output with the gold answer text, read as llm-jp-eval reads them:
 
-- the answer is the output's text before the first blank line, NFKC-normalised and stripped;
-  the gold is the first gold answer, NFKC-normalised and stripped;
+- the answer is the output's text before the first blank line, NFKC-normalised, then stripped;
+  the gold is the first gold answer, NFKC-normalised (not stripped);
 - ``exact_match``: the two strings are equal (no other normalisation);
-- ``char_f1``: ``thefuzz.fuzz.token_sort_ratio(answer, gold) / 100`` (an integer percentage:
-  with its default ``force_ascii`` it drops the characters U+0080-U+00FF, replaces every
-  non-alphanumeric character, Japanese punctuation included, with a space, lower-cases and
-  sorts the space-separated tokens before a Levenshtein ratio);
+- ``char_f1``: fuzzywuzzy 0.18's ``fuzz.token_sort_ratio(answer, gold) / 100`` with
+  python-Levenshtein, as llm-jp-eval and Nejumi call it: an integer percentage. Its default
+  ``force_ascii`` drops U+0080-U+00FF; every other character that is not a letter, a digit or
+  ``_`` (Japanese punctuation included) becomes a space; the text is lower-cased and its
+  space-separated tokens sorted before an Indel (Levenshtein) ratio; two texts that are both empty
+  after that score 1, one empty text 0. fuzzywuzzy is GPL and unmaintained: the same steps run
+  here on thefuzz (rapidfuzz), whose own pre-processing differs (it also blanks ``_``);
 - ``set_f1``: F1 of the sets of lines (gold lines counted as a list);
 - ``pearson`` / ``spearman``: over the whole run, ``scipy.stats`` on the gold numbers and
   ``parse_float`` of the answers (every character but digits and dots dropped; ``-2.0`` when
   what is left is no number); NaN becomes 0.0;
-- ``bleu_ja``: per answer, ``sacrebleu.BLEU(trg_lang="ja", effective_order=True)`` corpus score
-  of the one sentence, divided by 100 (so 0-1); ``trg_lang="ja"`` selects sacreBLEU's ``ja-mecab``
-  tokenizer (MeCab with IPADIC); an empty answer scores 0.0 and an empty gold is refused.
+- ``bleu_ja``: the Nejumi leaderboard's ``blue_ja``: answer and gold stripped, an empty gold
+  refused, an empty answer 0.0, else ``sacrebleu.BLEU(trg_lang="ja", effective_order=True)``
+  corpus score of the one sentence / 100 (0-1); ``trg_lang="ja"`` selects sacreBLEU's
+  ``ja-mecab`` tokenizer (MeCab with IPADIC).
 
 thefuzz and sacreBLEU's Japanese tokenizer come with ``pip install 'hyouka[llmjp]'``.
 """
@@ -33,6 +37,8 @@ PER_SAMPLE = ("exact_match", "char_f1", "set_f1", "bleu_ja")
 CORPUS = ("pearson", "spearman")
 PARSE_FLOAT_FALLBACK = -2.0
 _NOT_NUMBER = re.compile(r"[^0-9.]")
+_NOT_WORD = re.compile(r"(?ui)\W")  # fuzzywuzzy's StringProcessor: letters, digits and "_" stay
+_LATIN1 = dict.fromkeys(range(0x80, 0x100))  # what fuzzywuzzy's force_ascii drops
 
 
 def is_llmjp(metric: str) -> bool:
@@ -61,7 +67,13 @@ def read_answer(output: str | None) -> str:
 
 
 def read_gold(reference: Any) -> str:
-    return unicodedata.normalize("NFKC", first_gold(reference)).strip()
+    """The gold as llm-jp-eval reads it: the first gold answer, NFKC."""
+    return unicodedata.normalize("NFKC", first_gold(reference))
+
+
+def fuzz_process(text: str) -> str:
+    """fuzzywuzzy 0.18's ``full_process(text, force_ascii=True)``."""
+    return _NOT_WORD.sub(" ", text.translate(_LATIN1)).lower().strip()
 
 
 def parse_float(text: str) -> float:
@@ -78,7 +90,8 @@ def exact_match(output: str | None, reference: Any) -> float:
 
 def char_f1(output: str | None, reference: Any) -> float:
     fuzz = _need("thefuzz.fuzz")
-    return fuzz.token_sort_ratio(read_answer(output), read_gold(reference)) / 100.0
+    answer, gold = fuzz_process(read_answer(output)), fuzz_process(read_gold(reference))
+    return fuzz.token_sort_ratio(answer, gold, full_process=False) / 100.0
 
 
 def set_f1(output: str | None, reference: Any) -> float:
@@ -90,7 +103,7 @@ def set_f1(output: str | None, reference: Any) -> float:
 
 
 def bleu_ja(output: str | None, reference: Any) -> float:
-    answer, gold = read_answer(output), read_gold(reference)
+    answer, gold = read_answer(output), read_gold(reference).strip()
     if not gold:
         raise ValueError("llmjp:bleu_ja: the gold answer is empty")
     if not answer:

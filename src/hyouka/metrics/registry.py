@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from hyouka.metrics import classification, correlation, llmjp, qa, text
+from hyouka.metrics import classification, correlation, llmjp, qa, retrieval, text
 from hyouka.metrics.bootstrap import DEFAULT_N_RESAMPLES, BootstrapResult, bootstrap
 
 __all__ = [
@@ -83,6 +83,8 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("acc", "accuracy; a None prediction is wrong", "per_sample"),
         MetricInfo("macro_f1", "macro-averaged F1 over the label set; None is wrong", "classification"),
         MetricInfo("balanced_acc", "mean per-class recall; None is wrong", "classification"),
+        *(MetricInfo(name, f"MLflow's {name}: binary for the last of two sorted labels, else weighted; None is wrong",
+                     "classification") for name in classification.MLFLOW_SCORES),
         MetricInfo("pearson", "Pearson's r; None predictions left out", "correlation"),
         MetricInfo("spearman", "Spearman's rho; None predictions left out", "correlation"),
         MetricInfo("kendall", "Kendall's tau-b; None predictions left out", "correlation"),
@@ -96,6 +98,10 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("bleu", "corpus BLEU (0-1) on morphemes", "corpus_text", tokenizer=_TOK),
         MetricInfo("sentence_bleu", "mean sentence BLEU (0-1) on morphemes, sacreBLEU's effective order",
                    "per_sample", tokenizer=_TOK),
+        MetricInfo("bleu_ja_mecab", "corpus BLEU (0-1) on IPADIC morphemes, as sacreBLEU's ja-mecab", "corpus_text",
+                   tokenizer=text.DICTIONARIES["ipadic"]),
+        MetricInfo("sentence_bleu_ja_mecab", "mean sentence BLEU (0-1) on IPADIC morphemes, as sacreBLEU's ja-mecab",
+                   "per_sample", tokenizer=text.DICTIONARIES["ipadic"]),
         MetricInfo("chrf", "corpus chrF (0-1) on characters", "corpus_text"),
         MetricInfo("mae", "mean absolute error of numeric predictions", "regression", higher_is_better=False),
         MetricInfo("rmse", "root mean squared error of numeric predictions", "regression", higher_is_better=False),
@@ -126,7 +132,11 @@ def metric_info(metric: str) -> MetricInfo:
     try:
         return METRICS[metric]
     except KeyError:
-        raise ValueError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}") from None
+        described = retrieval.describe(str(metric))  # recall_at_5, ndcg_at_10, mrr... (hyouka.metrics.retrieval)
+        if described is not None:
+            return MetricInfo(str(metric), described, "per_sample")
+        raise ValueError(f"unknown metric {metric!r}; known metrics: {', '.join(METRICS)}, "
+                         "and retrieval metrics (hit_at_K, recall_at_K, precision_at_K, ndcg_at_K, mrr)") from None
 
 
 def _text_or_none(prediction: Any) -> str | None:
@@ -147,6 +157,7 @@ _SAMPLE_FUNCS: dict[str, Callable[[Any, Any], float]] = {
     "rouge_l": lambda p, r: 0.0 if p is None else text.rouge_l(str(p), r),
     "rouge_lsum": lambda p, r: 0.0 if p is None else text.rouge_lsum(str(p), r),
     "sentence_bleu": lambda p, r: text.sentence_bleu(_text_or_none(p), r),
+    "sentence_bleu_ja_mecab": lambda p, r: text.sentence_bleu(_text_or_none(p), r, "ipadic"),
     "ja_char_ratio": lambda p, r: text.japanese_char_ratio(_text_or_none(p)),
     **{
         f"{llmjp.PREFIX}{name}": (lambda f: lambda p, r: f(_text_or_none(p), r))(func)
@@ -155,12 +166,16 @@ _SAMPLE_FUNCS: dict[str, Callable[[Any, Any], float]] = {
 }
 
 
+def _sample_func(metric: str) -> Callable[[Any, Any], float]:
+    return _SAMPLE_FUNCS.get(metric) or retrieval.score_function(metric)  # type: ignore[return-value]
+
+
 def sample_score(metric: str, prediction: Any, reference: Any) -> float | None:
     """Score of one record for a per-sample metric; ``None`` for corpus-level metrics."""
     info = metric_info(metric)
     if not info.per_sample:
         return None
-    return _SAMPLE_FUNCS[metric](prediction, reference)
+    return _sample_func(metric)(prediction, reference)
 
 
 def _mean_rows(scores: np.ndarray) -> np.ndarray:
@@ -297,23 +312,32 @@ def aggregate(
         return result(value, boot, n_items)
 
     if info.kind == "per_sample":
-        func = _SAMPLE_FUNCS[metric]
+        func = _sample_func(metric)
         scores = np.array([func(p, r) for p, r in zip(predictions, references, strict=True)], dtype=float)
         return result(float(scores.mean()), run_boot(_mean_rows, scores), n_items)
 
     if info.kind == "classification":
+        if metric in classification.MLFLOW_SCORES and labels is None:
+            labels = classification.mlflow_labels(predictions, references)
         pred_codes, gold_codes, label_list = classification.encode_labels(predictions, references, labels)
         k = len(label_list)
         kernel = classification.macro_f1_codes if metric == "macro_f1" else classification.balanced_accuracy_codes
 
         def stat(p: np.ndarray, g: np.ndarray) -> np.ndarray:
+            if metric in classification.MLFLOW_SCORES:
+                return classification.mlflow_score_codes(p, g, k, metric)
             return kernel(p, g, k)
 
         return result(float(stat(pred_codes, gold_codes)), run_boot(stat, pred_codes, gold_codes), n_items)
 
     # corpus text metrics: per-item sufficient statistics, summed per resample
-    if metric == "bleu":
-        stats_fn, from_stats, width = text.bleu_stats, text.bleu_from_stats, 2 + 2 * text.BLEU_MAX_ORDER
+    if metric in ("bleu", "bleu_ja_mecab"):
+        dictionary = "ipadic" if metric == "bleu_ja_mecab" else "unidic-lite"
+
+        def stats_fn(p: str, r: Any) -> np.ndarray:
+            return text.bleu_stats(p, r, dictionary)
+
+        from_stats, width = text.bleu_from_stats, 2 + 2 * text.BLEU_MAX_ORDER
     else:
         stats_fn, from_stats, width = text.chrf_stats, text.chrf_from_stats, 3 * text.CHRF_CHAR_ORDER
     stats = np.array(

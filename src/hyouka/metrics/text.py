@@ -2,8 +2,10 @@
 
 Word-based metrics need word boundaries, which Japanese text does not mark; rouge-score's default
 tokenizer drops every Japanese character. Here text is split into morphemes by MeCab (fugashi)
-with the UniDic-lite dictionary. Record ``TOKENIZER_NAME`` (or ``tokenizer_info()``) with any score,
-since scores depend on the tokenizer. Text is not normalised before scoring.
+with the UniDic-lite dictionary, or, for BLEU, with IPADIC (``dictionary="ipadic"``: the
+segmentation of sacreBLEU's ``ja-mecab`` tokenizer, which needs ``pip install 'hyouka[llmjp]'``).
+Record ``TOKENIZER_NAME`` (or ``tokenizer_info()``) with any score, since scores depend on the
+tokenizer. Text is not normalised before scoring.
 
 BLEU and chrF reproduce sacreBLEU's defaults (BLEU: 4-grams, exponential smoothing, closest
 reference length; chrF: character 6-grams, beta 2, whitespace ignored) on a 0-1 scale, i.e.
@@ -46,6 +48,7 @@ __all__ = [
 ]
 
 TOKENIZER_NAME = "fugashi-unidic-lite"
+DICTIONARIES = {"unidic-lite": TOKENIZER_NAME, "ipadic": "fugashi-ipadic (sacreBLEU ja-mecab)"}
 BLEU_MAX_ORDER = 4
 CHRF_CHAR_ORDER = 6
 CHRF_BETA = 2
@@ -55,19 +58,31 @@ References = str | Sequence[str]
 _local = threading.local()
 
 
-def _tagger() -> Any:
-    """The MeCab tagger for this thread, created on first use (taggers are not thread-safe)."""
-    tagger = getattr(_local, "tagger", None)
+def _tagger(dictionary: str = "unidic-lite") -> Any:
+    """The MeCab tagger of ``dictionary`` for this thread, created on first use (taggers are not thread-safe)."""
+    taggers = getattr(_local, "taggers", None)
+    if taggers is None:
+        taggers = _local.taggers = {}
+    tagger = taggers.get(dictionary)
     if tagger is None:
-        import os
-
         import fugashi
-        import unidic_lite
 
-        dicdir = unidic_lite.DICDIR
-        mecabrc = os.path.join(dicdir, "mecabrc")
-        tagger = fugashi.Tagger(f'-d "{dicdir}" -r "{mecabrc}"')
-        _local.tagger = tagger
+        if dictionary == "unidic-lite":
+            import os
+
+            import unidic_lite
+
+            dicdir = unidic_lite.DICDIR
+            tagger = fugashi.Tagger(f'-d "{dicdir}" -r "{os.path.join(dicdir, "mecabrc")}"')
+        elif dictionary == "ipadic":
+            try:
+                import ipadic
+            except ImportError as exc:
+                raise ImportError("the ipadic tokenizer needs the ipadic package: pip install 'hyouka[llmjp]'") from exc
+            tagger = fugashi.GenericTagger(ipadic.MECAB_ARGS)  # IPADIC's features are not UniDic's
+        else:
+            raise ValueError(f"unknown dictionary {dictionary!r}; known: {', '.join(DICTIONARIES)}")
+        taggers[dictionary] = tagger
     return tagger
 
 
@@ -82,16 +97,17 @@ def tokenizer_info() -> dict[str, str]:
     return info
 
 
-def tokenize_ja(text: str) -> list[str]:
-    """Split ``text`` into morpheme surface forms; whitespace is dropped.
+def tokenize_ja(text: str, dictionary: str = "unidic-lite") -> list[str]:
+    """Split ``text`` into morpheme surface forms (``dictionary``: unidic-lite or ipadic); whitespace is dropped.
 
     Raises ``ValueError`` if the tokenizer yields nothing for text that is not blank.
     """
     if not text or text.isspace():
         return []
-    tokens = [part for word in _tagger()(text.replace("\x00", " ")) for part in word.surface.split()]
+    tagger = _tagger(dictionary)
+    tokens = [part for word in tagger(text.replace("\x00", " ")) for part in word.surface.split()]
     if not tokens and text.replace("\x00", "").strip():
-        raise ValueError(f"{TOKENIZER_NAME} produced no tokens for non-empty text {text[:50]!r}")
+        raise ValueError(f"{DICTIONARIES[dictionary]} produced no tokens for non-empty text {text[:50]!r}")
     return tokens
 
 
@@ -212,13 +228,13 @@ def _closest_ref_len(hyp_len: int, ref_lens: Sequence[int]) -> int:
     return min(ref_lens, key=lambda ref_len: (abs(hyp_len - ref_len), ref_len))
 
 
-def bleu_stats(prediction: str, references: References) -> np.ndarray:
+def bleu_stats(prediction: str, references: References, dictionary: str = "unidic-lite") -> np.ndarray:
     """BLEU sufficient statistics of one item: ``[hyp_len, ref_len, correct_1..4, total_1..4]``."""
-    hyp = tokenize_ja(prediction)
+    hyp = tokenize_ja(prediction, dictionary)
     ref_max: Counter[tuple[str, ...]] = Counter()
     ref_lens = []
     for ref in _ref_list(references):
-        tokens = tokenize_ja(ref)
+        tokens = tokenize_ja(ref, dictionary)
         ref_lens.append(len(tokens))
         for n in range(1, BLEU_MAX_ORDER + 1):
             for gram, count in _ngrams(tokens, n).items():
@@ -273,26 +289,28 @@ def _bleu_effective_order(s: np.ndarray) -> np.ndarray:
     return np.where(defined, value, 0.0)
 
 
-def sentence_bleu(prediction: str | None, references: References) -> float:
+def sentence_bleu(prediction: str | None, references: References, dictionary: str = "unidic-lite") -> float:
     """sacreBLEU's sentence BLEU (effective order, exp smoothing) on morphemes, 0-1."""
-    return float(bleu_from_stats(bleu_stats(prediction or "", references), effective_order=True))
+    return float(bleu_from_stats(bleu_stats(prediction or "", references, dictionary), effective_order=True))
 
 
 def _corpus_stats(
-    stats_fn: Any, predictions: Sequence[str | None], references: Sequence[References], width: int
+    stats_fn: Any, predictions: Sequence[str | None], references: Sequence[References], width: int, **kwargs: Any
 ) -> np.ndarray:
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} references")
-    rows = [stats_fn("" if p is None else p, r) for p, r in zip(predictions, references, strict=True)]
+    rows = [stats_fn("" if p is None else p, r, **kwargs) for p, r in zip(predictions, references, strict=True)]
     return np.array(rows, dtype=np.int64).reshape(len(rows), width)
 
 
-def bleu(predictions: Sequence[str | None], references: Sequence[References]) -> float:
+def bleu(
+    predictions: Sequence[str | None], references: Sequence[References], dictionary: str = "unidic-lite"
+) -> float:
     """Corpus BLEU (0-1) on morphemes; ``references[i]`` is one reference or several for item i.
 
     ``None`` predictions count as empty output.
     """
-    stats = _corpus_stats(bleu_stats, predictions, references, 2 + 2 * BLEU_MAX_ORDER)
+    stats = _corpus_stats(bleu_stats, predictions, references, 2 + 2 * BLEU_MAX_ORDER, dictionary=dictionary)
     return float(bleu_from_stats(stats.sum(axis=0)))
 
 

@@ -62,6 +62,9 @@ MAX_GROUP = 64  # prompts of one /completions log-likelihood request
 __all__ = ["OpenAIEndpointError", "OpenAIModel", "OpenAIStats", "PromptLogprobsUnavailableError"]
 
 
+# an interrupted run waits this long for the calls it has in flight (already paid for), to cache their answers
+ABANDON_WAIT_S = 15.0
+
 class OpenAIEndpointError(RuntimeError):
     """The endpoint refuses every request (bad key, unknown model or route): stop instead of retrying."""
 
@@ -151,6 +154,8 @@ class OpenAIModel:
                 ", ".join(self.query), public_url(self.base_url),
             )
         self.concurrency = concurrency
+        self._abandoned: list[tuple[Any, Response]] = []
+        self._abandoned_lock = threading.Lock()
         self.max_retries = max_retries
         self.timeout = timeout
         self.backoff_s = backoff_s
@@ -360,14 +365,36 @@ class OpenAIModel:
         if requests and probe():
             yield 0, call(requests[0], stop)
             start = 1
-        yield from self._pool(range(start, len(requests)), lambda i: call(requests[i], stop), stop)
+        yield from self._pool(range(start, len(requests)), lambda i: call(requests[i], stop), stop,
+                              keep=lambda i, response: self._abandon(requests[i], response))
+
+    def _abandon(self, request: Any, response: Response) -> None:
+        with self._abandoned_lock:
+            self._abandoned.append((request, response))
+
+    def take_abandoned(self) -> list[tuple[Any, Response]]:
+        """Answers that arrived after the caller stopped reading (an interrupted run), with their requests.
+
+        They were paid for: the executor caches them, so the run that resumes does not send them again.
+        """
+        with self._abandoned_lock:
+            out, self._abandoned = self._abandoned, []
+        return out
 
     def _pool(
-        self, indices: Iterable[int], run: Callable[[int], Response], stop: threading.Event
+        self, indices: Iterable[int], run: Callable[[int], Response], stop: threading.Event,
+        keep: Callable[[int, Response], None] | None = None,
     ) -> Iterator[tuple[int, Response]]:
+        """Yield ``(index, run(index))`` as each finishes, ``concurrency`` at a time.
+
+        Closed early (the caller stopped: Ctrl-C, a budget), it sends nothing more, waits up to
+        :data:`ABANDON_WAIT_S` for the calls in flight and hands their answers, and those finished but
+        not yet read, to ``keep``.
+        """
         todo = iter(indices)
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="hyouka-openai")
         pending: dict[Future[Response], int] = {}
+        finished: list[tuple[int, Response]] = []
 
         def refill() -> None:
             while len(pending) < self.concurrency:
@@ -382,9 +409,14 @@ class OpenAIModel:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 finished = [(pending.pop(f), f.result()) for f in done]
                 refill()
-                yield from finished
+                while finished:
+                    yield finished.pop(0)
         finally:
-            stop.set()
+            stop.set()  # no retry after this
+            if keep is not None and (pending or finished):
+                done, _ = wait(pending, timeout=ABANDON_WAIT_S)
+                for index, response in [*finished, *((pending[f], f.result()) for f in done)]:
+                    keep(index, response)
             pool.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ one request, with retries

@@ -7,7 +7,8 @@ Two shapes of data:
   Cohen's kappa and Krippendorff's alpha (ordinal), overall and per category;
 * labels (pairwise verdicts ``a``/``b``/``tie``; ``bothbad`` is a tie): :func:`label_agreement` over
   pairs of verdicts on the same item reports exact agreement with ties and without (pairs where
-  either side said tie are left out, as MT-Bench does) and Cohen's kappa, overall and per category.
+  either side said tie are left out, as MT-Bench does), Cohen's kappa and Krippendorff's alpha (nominal),
+  overall and per category.
 
 Undefined statistics (no item, a constant side) are ``None`` with the reason in ``note``.
 """
@@ -156,6 +157,7 @@ class LabelAgreement:
     agree_without_ties: int
     exact_without_ties: float | None  # over the pairs where neither side said tie
     kappa: float | None
+    alpha: float | None = None  # Krippendorff's, nominal, the two sides as two coders
     per_category: dict[str, LabelAgreement] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -179,7 +181,15 @@ def _labels(pairs: Sequence[tuple[str, str]]) -> LabelAgreement:
         n_without_ties=len(decided), agree_without_ties=agree_decided,
         exact_without_ties=agree_decided / len(decided) if decided else None,
         kappa=cohen_kappa(x, y),
+        alpha=_nominal_alpha(x, y),
     )
+
+
+def _nominal_alpha(x: Sequence[str], y: Sequence[str]) -> float | None:
+    codes = {label: float(k) for k, label in enumerate(sorted({*x, *y}))}
+    if not x:
+        return None
+    return krippendorff_alpha(np.array([[codes[v] for v in x], [codes[v] for v in y]]), "nominal")
 
 
 def label_agreement(

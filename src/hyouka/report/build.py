@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from hyouka.pricing.table import PriceTable, load_prices
 from hyouka.report.charts import Chart, board_charts
@@ -30,6 +31,8 @@ class Report:
     categories: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     price_source: str = "the default price table"
+    ladder: Any = None  # a hyouka.ladder result, shown first with its own charts
+    ladder_charts: list[Chart] = field(default_factory=list)
     generated_at: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
 
@@ -41,8 +44,12 @@ def build_report(
     prices: PriceTable | str | None = None,
     charts: bool = True,
     title: str = "hyouka evaluation report",
+    ladder: Any = None,
 ) -> Report:
     """A report on ``run_ids`` (ids or unique prefixes; default: every completed run).
+
+    ``ladder`` (a :class:`hyouka.evaluation.ladder.LadderResult`) puts the ladder first: its
+    recommendation, its table and its charts (:mod:`hyouka.report.ladder_charts`).
 
     Its tables are :func:`~hyouka.report.leaderboard.build_leaderboards`'s, as ``hyouka leaderboard`` shows them.
     """
@@ -61,6 +68,12 @@ def build_report(
     stats = all_stats[0]
     if charts:
         report.charts = board_charts(board, stats, categories)
+    if ladder is not None:
+        report.ladder = ladder
+        if charts:
+            from hyouka.report.ladder_charts import ladder_charts
+
+            report.ladder_charts = ladder_charts(ladder)
     return report
 
 

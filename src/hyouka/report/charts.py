@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from hyouka.metrics.pareto import pareto_frontier
 from hyouka.report.leaderboard import Leaderboard
-from hyouka.report.pareto import pareto_frontier
 from hyouka.report.summary import RowStats
 from hyouka.report.tables import row_label
 

@@ -4,7 +4,8 @@ The ``report`` extra installs ``matplotlib-fontja``, which ships IPAexGothic (IP
 Its file is found without importing the package (importing it rewrites matplotlib's global
 font settings). Charts add it to matplotlib's font list as the last fallback after installed CJK
 fonts; the HTML report embeds it, cut down to the characters the page uses, as the last entry of
-its font stack, so the page stays one self-contained file that any browser renders.
+its font stack, so the page stays one self-contained file that any browser renders. The dashboard
+uses the same stacks (``FONT_STACK``, ``MONO_STACK``) and serves the same file whole.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from pathlib import Path
 
 FONT_FAMILY = "IPAexGothic"
 PAGE_FAMILY = "hyouka-ja"  # the embedded subset's name in the page (not to be taken for an installed font)
+# the report's and the dashboard's CSS font stacks: installed Japanese fonts first, the shipped
+# IPAexGothic (as PAGE_FAMILY: embedded in the report, served by the dashboard) last
+FONT_STACK = (f'system-ui, -apple-system, "Segoe UI", "Noto Sans CJK JP", "Noto Sans JP", "Hiragino Sans", '
+              f'"Yu Gothic", Meiryo, "IPAexGothic", "{PAGE_FAMILY}", sans-serif')
+MONO_STACK = f'ui-monospace, "Noto Sans Mono CJK JP", "DejaVu Sans Mono", "{PAGE_FAMILY}", monospace'
 
 
 @lru_cache

@@ -15,10 +15,11 @@ from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
 
 from hyouka.report.build import Report
 from hyouka.report.examples import example_row
-from hyouka.report.fonts import font_face_css
+from hyouka.report.fonts import FONT_STACK, MONO_STACK, font_face_css
 from hyouka.report.safe import scrub
 from hyouka.report.tables import fmt, fmt_cost, render_boards
 
@@ -82,6 +83,8 @@ def render_html(report: Report, *, max_examples: int = MAX_EXAMPLES) -> str:
     from hyouka import __version__
 
     charts = [{"key": c.key, "title": c.title, "caption": c.caption, "uri": c.data_uri("png")} for c in report.charts]
+    ladder_charts = [{"key": c.key, "title": c.title, "caption": c.caption, "uri": c.data_uri("png")}
+                     for c in report.ladder_charts]
     template = _env().get_template("report.html.j2")
     page = template.render(
         title=report.title,
@@ -93,9 +96,13 @@ def render_html(report: Report, *, max_examples: int = MAX_EXAMPLES) -> str:
         views=report.views,
         leaderboard_html=render_boards(report.boards or [report.board], "html", report.all_stats or [report.stats]),
         charts=charts,
+        ladder=report.ladder,
+        ladder_charts=ladder_charts,
         examples=_examples(report, max_examples),
         metadata=_metadata(report),
         isnan=math.isnan,
+        font_stack=Markup(FONT_STACK),  # constants, not data: their quotes stay quotes in the style sheet
+        mono_stack=Markup(MONO_STACK),
     )
     # the Japanese font, cut to the characters on the page, for browsers on machines without one
     return page.replace(_FONT_FACE_SLOT, font_face_css(page), 1)

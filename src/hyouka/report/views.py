@@ -24,6 +24,8 @@ class RunView:
     samples: list[dict[str, Any]] = field(default_factory=list)
     accounting: dict[str, Any] = field(default_factory=dict)
     answer_accounting: dict[str, Any] | None = None  # judge runs: the evaluated model's answer calls
+    # the latencies, kept when the samples are let go (compact)
+    _latencies: dict[bool, list[float]] | None = field(default=None, repr=False)
 
     def answer_calls(self) -> list[dict[str, Any]]:
         """In a judge run, the evaluated model's answers (kept in ``details['answer']``)."""
@@ -54,8 +56,17 @@ class RunView:
 
     def latencies(self, *, answers: bool = False) -> list[float]:
         """Latency of each successful call (of the answers instead, for a judge run's subject)."""
+        if self._latencies is not None:
+            return self._latencies[answers]
         calls = self.answer_calls() if answers else call_rows(self.samples)
         return [float(c["latency_s"]) for c in calls if c.get("error") is None and c.get("latency_s") is not None]
+
+
+def compact(view: RunView) -> RunView:
+    """The view without its samples (its accounting and latencies kept): for views held in memory."""
+    latencies = {False: view.latencies(), True: view.latencies(answers=True)}
+    return RunView(run=view.run, aggregates=view.aggregates, accounting=view.accounting,
+                   answer_accounting=view.answer_accounting, _latencies=latencies)
 
 
 def load_views(
@@ -64,8 +75,12 @@ def load_views(
     *,
     prices: PriceTable | str | None = None,
     completed_only: bool = False,
+    calls_only: bool = False,
 ) -> list[RunView]:
-    """Runs by id (or unique prefix), or all runs, oldest first; costs use ``prices`` (default table)."""
+    """Runs by id (or unique prefix), or all runs, oldest first; costs use ``prices`` (default table).
+
+    ``calls_only``: each sample holds only what accounting reads (``Store.call_samples``): enough for
+    costs and latencies, a fraction of the reading on large runs."""
     table = load_prices(prices)
     if run_ids is None:
         rows = store.list_runs(status="completed" if completed_only else None)
@@ -76,7 +91,7 @@ def load_views(
     for row in rows:
         if completed_only and row["status"] != "completed":
             continue
-        samples = store.samples(row["id"])
+        samples = store.call_samples(row["id"]) if calls_only else store.samples(row["id"])
         price = price_for(table, row["model"], row.get("model_identity"))
         view = RunView(
             run=row,

@@ -123,6 +123,19 @@ class SQLiteReader:
                                 order="sample_index")
         return out
 
+    def call_samples(self, run_id: str) -> list[dict[str, Any]]:
+        """:meth:`hyouka.store.store.Store.call_samples` on this file."""
+        db = self._connect()
+        try:
+            rows = db.execute("SELECT sample_index, status, responses, json_extract(details, '$.answer') FROM samples "
+                              "WHERE run_id = ? ORDER BY sample_index", (run_id,)).fetchall()
+        finally:
+            db.close()
+        loads = jsonio.loads
+        return [{"sample_index": index, "status": status, "responses": loads(responses) if responses else [],
+                 "details": {"answer": loads(answer)} if answer else {}}
+                for index, status, responses, answer in rows]
+
     def aggregates(self, run_id: str) -> dict[str, dict[str, Any]]:
         return {r["metric"]: r for r in self._select("aggregates", "run_id = ?", (run_id,), order="id")}
 

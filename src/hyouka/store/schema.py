@@ -101,5 +101,7 @@ class AggregateRow(Base):
 
 
 Index("ix_runs_model_task", RunRow.model, RunRow.task)
+# side by side finds each run's sample of a document by its id (the views' paging, not the runner)
+Index("ix_samples_run_doc", SampleRow.run_id, SampleRow.doc_id)
 # NULLs never collide (SQLite and PostgreSQL alike): only open runs are held to one per configuration
 Index("ux_runs_open_key", RunRow.open_key, unique=True)

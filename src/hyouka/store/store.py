@@ -132,7 +132,12 @@ class Store:
                 time.sleep(0.05 * (attempt + 1))
 
     def _add_missing_columns(self) -> None:
-        existing = {c["name"] for c in inspect(self.engine).get_columns(RunRow.__tablename__)}
+        inspector = inspect(self.engine)
+        indexes = {i["name"] for i in inspector.get_indexes(SampleRow.__tablename__)}
+        for index in SampleRow.__table__.indexes:  # indexes added since a store was written
+            if index.name not in indexes:
+                index.create(self.engine, checkfirst=True)
+        existing = {c["name"] for c in inspector.get_columns(RunRow.__tablename__)}
         missing = [c for c in RunRow.__table__.columns if c.name not in existing]
         if not missing:
             return
@@ -292,6 +297,19 @@ class Store:
             if indices is not None:
                 query = query.where(SampleRow.sample_index.in_(list(indices)))
             return [_as_dict(r) for r in s.scalars(query)]
+
+    def call_samples(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's samples with only what accounting reads: ``sample_index``, ``status``, ``responses`` and
+        ``details['answer']`` (a judge run's answer call): a fraction of each row, for views over large runs."""
+        if self._reader is not None:
+            return self._reader.call_samples(run_id)
+        answer = SampleRow.details["answer"]
+        query = (select(SampleRow.sample_index, SampleRow.status, SampleRow.responses, answer)
+                 .where(SampleRow.run_id == run_id).order_by(SampleRow.sample_index))
+        with self.session() as s:
+            return [{"sample_index": index, "status": status, "responses": responses or [],
+                     "details": {"answer": found} if found is not None else {}}
+                    for index, status, responses, found in s.execute(query)]
 
     def update_sample_scores(self, run_id: str, updates: Sequence[dict[str, Any]]) -> None:
         """Rewrite scoring fields (prediction, metrics, status…) of existing samples."""

@@ -2,8 +2,10 @@
 
 - ``before_blank_line``: the text before the first blank line (llm-jp-eval scores
   ``output.split("\\n\\n")[0]``);
-- ``strip_answer_label``: a leading ``回答:`` / ``回答：`` label is removed, as the Nejumi
-  leaderboard does before scoring;
+- ``strip_answer_label``: every ``応答:``, ``回答:`` and ``答え:`` is removed and the text stripped,
+  as the Nejumi leaderboard's ``text_formatter`` does for its QA tasks (before NFKC, so a label
+  with a full-width colon stays);
+- ``lowercase``: lower-cased, as Nejumi does for its NLI and QA tasks;
 - ``regex_answer``: lm-eval's ``regex`` filter followed by ``take_first``.
 """
 
@@ -13,7 +15,7 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-_ANSWER_LABEL = re.compile(r"^\s*回答\s*[:：]\s*")
+_NEJUMI_LABELS = ("応答:", "回答:", "答え:")
 
 
 def before_blank_line(text: str) -> str:
@@ -21,10 +23,12 @@ def before_blank_line(text: str) -> str:
 
 
 def strip_answer_label(text: str) -> str:
-    return _ANSWER_LABEL.sub("", text, count=1)
+    for label in _NEJUMI_LABELS:
+        text = text.replace(label, "")
+    return text.strip()
 
 
-STEPS = {"before_blank_line": before_blank_line, "strip_answer_label": strip_answer_label}
+STEPS = {"before_blank_line": before_blank_line, "strip_answer_label": strip_answer_label, "lowercase": str.lower}
 
 
 def preprocess_answer(text: str, steps: Sequence[str]) -> str:

@@ -19,7 +19,7 @@ from hyouka.yamlio import load_yaml
 
 Mode = Literal["loglikelihood", "generate"]
 AnswerFormat = Literal["choice", "number", "text"]
-Preprocess = Literal["before_blank_line", "strip_answer_label"]
+Preprocess = Literal["before_blank_line", "strip_answer_label", "lowercase"]
 
 
 class TaskFileError(ValueError):

@@ -281,10 +281,12 @@ class Task:
 
     def metric_inputs(self, metric: str, sample: dict[str, Any]) -> tuple[Any, Any]:
         """What ``metric`` compares for a stored sample: the texts for ``llmjp:`` metrics, else prediction and gold."""
-        if is_llmjp(metric):
+        if is_llmjp(metric):  # the output after the task's answer pre-processing (Nejumi's label stripping)
             text = sample.get("output")
             if text is None:
                 text = sample.get("extracted") or ""
+            else:
+                text = preprocess_answer(text, self.spec.generation.preprocess)
             return text, self.target_text(sample["doc"])
         return sample["prediction"], sample["reference"]
 

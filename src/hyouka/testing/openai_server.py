@@ -2,6 +2,7 @@
 
 It speaks the real protocol over real HTTP (``/v1/models``, ``/v1/completions``
 with ``echo`` + ``logprobs`` the way vLLM answers them, ``/v1/chat/completions``,
+``/v1/embeddings`` (deterministic vectors, see :func:`hashed_embedding`),
 ``usage``, ``"stream": true`` as server-sent events), so the ``openai:`` backend
 is tested along the path it takes in production. Test knobs: a fixed response
 delay, a delay between streamed chunks, fault injection, request counters, and a
@@ -15,11 +16,16 @@ mode that imitates hosted OpenAI (no prompt log-probabilities)::
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import itertools
 import json
+import math
 import socket
 import threading
 import time
+import unicodedata
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -62,7 +68,7 @@ HOSTED_ECHO_ERROR = "Setting 'echo' and 'logprobs' at the same time is not suppo
 class RequestInfo:
     """What a fault rule sees of one incoming request."""
 
-    path: str  # "completions" or "chat/completions"
+    path: str  # "completions", "chat/completions" or "embeddings"
     prompt: str  # the prompt, or the chat messages' contents joined by newlines
     attempt: int  # 1 for the first time this (path, prompt) arrives, 2 for its first retry...
     number: int  # 1-based arrival order over all requests
@@ -321,6 +327,39 @@ def _params(body: dict[str, Any]) -> GenerationParams:
     )
 
 
+EMBEDDING_DIMENSIONS = 512
+
+
+def hashed_embedding(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """A deterministic unit vector for ``text``: its character unigrams and bigrams (after NFKC,
+    lower-cased, spaces dropped), each hashed to a signed coordinate, with sublinear counts.
+
+    Texts sharing characters and character pairs point the same way, so retrieval over these
+    vectors is meaningful (a bag of character n-grams), as with a real embedding model, only weaker.
+    """
+    chars = [c for c in unicodedata.normalize("NFKC", text).lower() if not c.isspace()]
+    grams = chars + [a + b for a, b in itertools.pairwise(chars)]
+    counts: Counter[int] = Counter()
+    for gram in grams:
+        digest = hashlib.blake2b(gram.encode(), digest_size=8).digest()
+        slot = int.from_bytes(digest[:4], "little") % dimensions
+        counts[slot if digest[4] & 1 else -slot - 1] += 1
+    vector = [0.0] * dimensions
+    for key, n in counts.items():
+        vector[key if key >= 0 else -key - 1] += (1.0 + math.log(n)) * (1.0 if key >= 0 else -1.0)
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [v / norm for v in vector]
+
+
+def _embedding_inputs(body: dict[str, Any], tokenizer: Any) -> list[str]:
+    """The texts of an ``/embeddings`` body: a string, a list of strings, token ids or a list of them."""
+    raw = body.get("input")
+    inputs = _prompt_list(raw)
+    if inputs is None or (isinstance(raw, list) and not raw):
+        raise _ApiError(400, "'input' must be a non-empty string, array of strings, or array of token arrays")
+    return [p if isinstance(p, str) else tokenizer.decode(p) if tokenizer else " ".join(map(str, p)) for p in inputs]
+
+
 class _Handler:
     """Turns OpenAI request bodies into backend calls and backend responses into OpenAI bodies."""
 
@@ -440,6 +479,29 @@ class _Handler:
         n_completion = r.completion_tokens if r.completion_tokens is not None else self._count(text)
         return choice, n_prompt, n_completion
 
+    def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``/v1/embeddings`` in OpenAI's shape: ``float`` lists, or ``base64`` float32 (the client's default)."""
+        texts = _embedding_inputs(body, self.tokenizer)
+        dimensions = body.get("dimensions") or EMBEDDING_DIMENSIONS
+        if not isinstance(dimensions, int) or dimensions < 1:
+            raise _ApiError(400, f"'dimensions' must be a positive integer, got {dimensions!r}")
+        encoding = body.get("encoding_format") or "float"
+        if encoding not in ("float", "base64"):
+            raise _ApiError(400, f"'encoding_format' must be 'float' or 'base64', got {encoding!r}")
+        data = []
+        for i, text in enumerate(texts):
+            vector = hashed_embedding(text, dimensions)
+            if encoding == "base64":
+                import numpy as np
+
+                value: Any = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+            else:
+                value = vector
+            data.append({"object": "embedding", "index": i, "embedding": value})
+        n_prompt = sum(self._count(t) for t in texts)
+        return {"object": "list", "data": data, "model": body.get("model"),
+                "usage": {"prompt_tokens": n_prompt, "total_tokens": n_prompt}}
+
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
             messages = tuple(Message(m["role"], m.get("content") or "") for m in body["messages"])
@@ -488,8 +550,8 @@ def _prompt_list(prompt: Any) -> list[str | list[int]] | None:
 
 def _prompt_of(path: str, body: dict[str, Any], tokenizer: Any = None) -> str:
     """What fault rules and counters see of a request: its prompt text (token ids decoded)."""
-    if path == "completions":
-        prompts = _prompt_list(body.get("prompt")) or []
+    if path in ("completions", "embeddings"):
+        prompts = _prompt_list(body.get("prompt" if path == "completions" else "input")) or []
         return "\n".join(
             p if isinstance(p, str) else tokenizer.decode(p, skip_special_tokens=True) if tokenizer else str(p)
             for p in prompts
@@ -541,7 +603,7 @@ def create_app(
     chunk_delay_s: float = 0.0,
     fail: FaultRule | None = None,
     logprobs_mode: LogprobsMode = "echo",
-    endpoints: Sequence[str] = ("completions", "chat/completions", "tokenize"),
+    endpoints: Sequence[str] = ("completions", "chat/completions", "tokenize", "embeddings"),
     ignore_stop: bool = False,
     stats: ServerStats | None = None,
     logprob_token_ids: bool = True,
@@ -594,7 +656,7 @@ def create_app(
             if path not in endpoints:
                 raise _ApiError(404, f"this server does not offer {route.prefix}/{path}")
             asked = deployment if route.deployments else body.get("model")
-            if asked != name:
+            if asked != name and path != "embeddings":  # any embedding model name: the vectors are the server's
                 raise _ApiError(404, f"Endpoint with name '{asked}' does not exist." if route.errors == "databricks"
                                 else f"The model `{asked}` does not exist.")
             fault = fail(info) if fail is not None else None
@@ -605,9 +667,9 @@ def create_app(
                 return PlainResponse(fault.body, status_code=status, media_type=fault.content_type)
             if fault is not None and fault.status is not None:
                 raise _ApiError(fault.status, fault.message, fault.retry_after)
-            if max_model_len is not None:
+            if max_model_len is not None and path != "embeddings":
                 check_context(body, handler._count(_prompt_of(path, body)), max_model_len)
-            work = handler.completion if path == "completions" else handler.chat
+            work = {"completions": handler.completion, "embeddings": handler.embeddings}.get(path, handler.chat)
             payload = work(body) if inline else await run_in_threadpool(work, body)
             if not body.get("stream"):
                 return JSONResponse(payload)
@@ -649,6 +711,10 @@ def create_app(
     @app.post(f"{route.prefix}/chat/completions", response_model=None)
     async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
         return await serve("chat/completions", request)
+
+    @app.post(f"{route.prefix}/embeddings", response_model=None)
+    async def embeddings(request: Request) -> JSONResponse | StreamingResponse:
+        return await serve("embeddings", request)
 
     @app.post("/tokenize", response_model=None)
     async def tokenize(request: Request) -> JSONResponse:
@@ -730,7 +796,7 @@ def serve_openai(
     chunk_delay_s: float = 0.0,
     fail: FaultRule | None = None,
     logprobs_mode: LogprobsMode = "echo",
-    endpoints: Sequence[str] = ("completions", "chat/completions", "tokenize"),
+    endpoints: Sequence[str] = ("completions", "chat/completions", "tokenize", "embeddings"),
     ignore_stop: bool = False,
     stats: ServerStats | None = None,
     logprob_token_ids: bool = True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -11,15 +13,22 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import PackageLoader, select_autoescape
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from hyouka.report.fonts import FONT_STACK, MONO_STACK, PAGE_FAMILY, japanese_font_path
 from hyouka.store.queries import results_signature, run_choices, runs_page
 from hyouka.store.store import RunNotFoundError, Store
+from hyouka.store.studies import StudyStore
 from hyouka.web.data import compare_data, leaderboard_data, run_data, runs_data, samples_data
+from hyouka.web.mt_bench import mt_bench_router
+from hyouka.web.rate import rater_router
 from hyouka.web.security import SecurityMiddleware
+from hyouka.web.studies import study_router
 
 _CORRECT_FIRST = ("acc", "exact_match", "em", "correct", "score")
 Text = Annotated[str | None, Query()]
 Offset = Annotated[int, Query(ge=0)]
 Limit = Annotated[int, Query(ge=1, le=500)]
+Day = Annotated[date | None, Query()]
+Score = Annotated[float | None, Query()]
 PAIRED_AUTO_MAX = 10_000  # samples per run up to which side by side computes the paired bootstrap unasked
 
 
@@ -39,6 +48,16 @@ def _decision_metric(store: Store, run_id: str, asked: str | None) -> tuple[str 
     return next((m for m in _CORRECT_FIRST if m in names), names[0] if names else None), names
 
 
+@lru_cache(maxsize=1)
+def fonts_css() -> str:
+    """The report's font stack, and the report's Japanese font (IPAexGothic) served whole as its last entry."""
+    face = ""
+    if japanese_font_path() is not None:
+        face = (f"@font-face {{ font-family: '{PAGE_FAMILY}'; font-style: normal; font-weight: 400; "
+                "font-display: swap; src: url('/fonts/ipaexg.ttf') format('truetype'); }\n")
+    return face + f"body {{ font-family: {FONT_STACK}; }}\npre, code, .metric {{ font-family: {MONO_STACK}; }}\n"
+
+
 def create_app(store: Store | str | None = None, *, token: str | None = None, prices: str | None = None) -> FastAPI:
     """The dashboard over ``store`` (a Store or its URL); with ``token``, every request must carry it."""
     db = store if isinstance(store, Store) else Store(store)
@@ -47,12 +66,13 @@ def create_app(store: Store | str | None = None, *, token: str | None = None, pr
     app.mount("/static", StaticFiles(packages=[("hyouka.web", "static")]), name="static")
     templates = _templates()
     board_cache: dict[str, Any] = {}
+    known_views: dict[tuple, Any] = {}  # finished runs' calls, read once (see hyouka.web.data._views)
 
     def boards() -> list[dict[str, Any]]:
         """The leaderboard, rebuilt only when the store's runs or aggregates change."""
         signature = results_signature(db)
         if board_cache.get("signature") != signature:
-            board_cache.update(signature=signature, tables=leaderboard_data(db, prices))
+            board_cache.update(signature=signature, tables=leaderboard_data(db, prices, known_views))
         return board_cache["tables"]
 
     def page(request: Request, name: str, **context: Any) -> Response:
@@ -65,13 +85,42 @@ def create_app(store: Store | str | None = None, *, token: str | None = None, pr
             raise HTTPException(404, str(exc)) from exc
 
     def sample_filters(run_id: str, status: str | None, correct: str | None, metric: str | None, q: str | None,
-                       offset: int, limit: int) -> tuple[dict[str, Any], list[str]]:
+                       offset: int, limit: int, low: float | None = None,
+                       high: float | None = None) -> tuple[dict[str, Any], list[str]]:
         if correct not in (None, "", "correct", "incorrect"):
             raise HTTPException(422, f"correct must be 'correct' or 'incorrect', got {correct!r}")
+        if low is not None and high is not None and low > high:
+            raise HTTPException(422, f"the score range is empty: min {low} > max {high}")
         decided, metrics = _decision_metric(db, run_id, metric)
         filters = {"status": status or None, "search": q or None, "offset": offset, "limit": limit,
-                   "correct": None if not correct else correct == "correct", "metric": decided}
+                   "correct": None if not correct else correct == "correct", "metric": decided,
+                   "min_score": low, "max_score": high}
         return filters, metrics
+
+    study_tables: list[StudyStore] = []
+
+    def studies() -> StudyStore:
+        """The study tables, opened (and created in a store that has none) on the first page that needs them."""
+        if not study_tables:
+            study_tables.append(StudyStore(db))
+        return study_tables[0]
+
+    app.include_router(rater_router(studies, page))
+    app.include_router(study_router(studies, page))
+    app.include_router(mt_bench_router(db, page))
+
+    @app.get("/fonts.css", include_in_schema=False)
+    def fonts() -> Response:
+        return Response(fonts_css(), media_type="text/css", headers={"Cache-Control": "max-age=3600"})
+
+    @app.get("/fonts/ipaexg.ttf", include_in_schema=False)
+    def font_file() -> Response:
+        from fastapi.responses import FileResponse
+
+        path = japanese_font_path()
+        if path is None:
+            raise HTTPException(404, "no Japanese font: pip install 'hyouka[report]' (matplotlib-fontja)")
+        return FileResponse(path, media_type="font/ttf", headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/", include_in_schema=False)
     def home() -> RedirectResponse:
@@ -121,15 +170,24 @@ def create_app(store: Store | str | None = None, *, token: str | None = None, pr
 
     @app.get("/api/runs")
     def api_runs(model: Text = None, task: Text = None, status: Text = None, kind: Text = None,
-                 offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
-        return runs_data(db, model=model, task=task, status=status, kind=kind, offset=offset, limit=limit)
+                 since: Day = None, until: Day = None, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
+        return runs_data(db, model=model, task=task, status=status, kind=kind, since=since, until=until,
+                         offset=offset, limit=limit)
 
     @app.get("/runs", response_class=HTMLResponse)
     def runs(request: Request, model: Text = None, task: Text = None, status: Text = None, kind: Text = None,
-             offset: Offset = 0, limit: Limit = 50) -> Response:
+             since: Text = None, until: Text = None, offset: Offset = 0, limit: Limit = 50) -> Response:
+        days = {}
+        for name, value in (("since", since), ("until", until)):
+            try:
+                days[name] = date.fromisoformat(value) if value else None
+            except ValueError as exc:
+                raise HTTPException(422, f"{name}={value!r} is not a date (YYYY-MM-DD)") from exc
         filters = {"model": model or None, "task": task or None, "status": status or None, "kind": kind or None}
-        data = runs_data(db, **filters, offset=offset, limit=limit)
-        return page(request, "runs.html", data=data, filters=filters, choices=run_choices(db), nav="runs")
+        data = runs_data(db, **filters, **days, offset=offset, limit=limit)
+        dates = {k: v.isoformat() if v else None for k, v in days.items()}
+        return page(request, "runs.html", data=data, filters={**filters, **dates}, choices=run_choices(db),
+                    nav="runs")
 
     @app.get("/api/runs/{run_id}")
     def api_run(run_id: str) -> dict[str, Any]:
@@ -138,19 +196,26 @@ def create_app(store: Store | str | None = None, *, token: str | None = None, pr
 
     @app.get("/api/runs/{run_id}/samples")
     def api_samples(run_id: str, status: Text = None, correct: Text = None, metric: Text = None, q: Text = None,
-                    offset: Offset = 0, limit: Limit = 50) -> dict[str, Any]:
+                    min: Score = None, max: Score = None, offset: Offset = 0, limit: Limit = 50) -> dict[str, Any]:
         run = get_run(run_id)
-        filters, _ = sample_filters(run["id"], status, correct, metric, q, offset, limit)
+        filters, _ = sample_filters(run["id"], status, correct, metric, q, offset, limit, min, max)
         return {**samples_data(db, run["id"], **filters), "metric": filters["metric"]}
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_detail(request: Request, run_id: str, status: Text = None, correct: Text = None, metric: Text = None,
-                   q: Text = None, offset: Offset = 0, limit: Limit = 20) -> Response:
+                   q: Text = None, min: Text = None, max: Text = None, offset: Offset = 0,
+                   limit: Limit = 20) -> Response:
         run = get_run(run_id)
-        filters, metrics = sample_filters(run["id"], status, correct, metric, q, offset, limit)
+        bounds = []
+        for name, value in (("min", min), ("max", max)):
+            try:
+                bounds.append(float(value) if value else None)
+            except ValueError as exc:
+                raise HTTPException(422, f"{name}={value!r} is not a number") from exc
+        filters, metrics = sample_filters(run["id"], status, correct, metric, q, offset, limit, *bounds)
         data = samples_data(db, run["id"], **filters)
         query = {"status": status or "", "correct": correct or "", "metric": metric or "", "q": q or "",
-                 "limit": limit}
+                 "min": min or "", "max": max or "", "limit": limit}
         return page(request, "run.html", run=run_data(run), aggregates=db.aggregates(run["id"]), data=data,
                     query=query, metrics=metrics, decided=filters["metric"], nav="runs",
                     statuses=["ok", "format_error", "parse_error", "api_error", "timeout"])

@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from hyouka.report.compare import compare_runs
-from hyouka.report.leaderboard import build_leaderboards
+from hyouka.report.leaderboard import build_leaderboards, subject_model
 from hyouka.report.safe import scrub
 from hyouka.report.summary import board_stats
-from hyouka.report.views import load_views
+from hyouka.report.views import RunView, compact, load_views
 from hyouka.store.queries import Page, aligned_page, runs_page, samples_page
 from hyouka.store.store import Store
 
@@ -27,14 +27,30 @@ def run_data(run: dict[str, Any]) -> dict[str, Any]:
     out = {k: _json(run.get(k)) for k in RUN_FIELDS}
     for key in ("config", "model_identity", "stats"):
         out[key] = scrub(out[key] or {})
+    out["subject"] = subject_model(run)  # the model evaluated (a judge run's model is its judge)
     return out
 
 
-def leaderboard_data(store: Store, prices: str | None = None) -> list[dict[str, Any]]:
-    """Every table of :func:`build_leaderboards`, each row with its cells and its cost and latency."""
+def _views(store: Store, run_ids: list[str], prices: str | None, known: dict[tuple, RunView] | None) -> list[RunView]:
+    """Each run's calls and their accounting; a finished run's calls never change, so ``known`` keeps them
+    (keyed by what changes when a run is resumed) and a run that finishes costs only its own reading."""
+    if known is None:
+        return load_views(store, run_ids, prices=prices, calls_only=True)
+    runs = {i: store.get_run(i) for i in run_ids}
+    keys = {i: (i, r["status"], r["finished_at"], r["n_samples"]) for i, r in runs.items()}
+    missing = [i for i in run_ids if keys[i] not in known]
+    for view in load_views(store, missing, prices=prices, calls_only=True) if missing else []:
+        known[keys[view.id]] = compact(view)
+    return [known[keys[i]] for i in run_ids]
+
+
+def leaderboard_data(store: Store, prices: str | None = None,
+                     known: dict[tuple, RunView] | None = None) -> list[dict[str, Any]]:
+    """Every table of :func:`build_leaderboards`, each row with its cells and its cost and latency
+    (``known``: the runs' calls read before, see :func:`_views`)."""
     boards = build_leaderboards(store)
     run_ids = {i for b in boards for row in b.rows for i in row.run_ids}
-    views = load_views(store, sorted(run_ids), prices=prices) if run_ids else []
+    views = _views(store, sorted(run_ids), prices, known) if run_ids else []
     tables = []
     for board in boards:
         stats = board_stats(board, views)
@@ -75,6 +91,9 @@ def sample_data(sample: dict[str, Any]) -> dict[str, Any]:
     details = sample.get("details") or {}
     answer = details.get("answer") if isinstance(details.get("answer"), dict) else None
     reasons = _finish_reasons(sample)
+    judged = details.get("judge") if isinstance(details.get("judge"), dict) else {}
+    judgments = {name: {"score": d.get("score"), "justification": d.get("justification"), "status": d.get("status")}
+                 for name, d in judged.items() if isinstance(d, dict) and "justification" in d}
     return {
         "sample_index": sample["sample_index"], "doc_id": sample["doc_id"], "doc": sample.get("doc") or {},
         "prompt": sample.get("prompt") or "", "output": sample.get("output"), "extracted": sample.get("extracted"),
@@ -83,7 +102,7 @@ def sample_data(sample: dict[str, Any]) -> dict[str, Any]:
         "justification": details.get("justification"), "answer": answer.get("text") if answer else None,
         "latency_s": sample.get("latency_s"), "prompt_tokens": sample.get("prompt_tokens"),
         "completion_tokens": sample.get("completion_tokens"), "cost_usd": sample.get("cost_usd"),
-        "finish_reasons": reasons, "truncated": "length" in reasons,
+        "finish_reasons": reasons, "truncated": "length" in reasons, "judgments": judgments,
     }
 
 
@@ -98,6 +117,10 @@ def compare_data(store: Store, runs: list[dict[str, Any]], *, only: str = "all",
     tasks = {r["task"] for r in runs}
     if len(tasks) > 1:
         raise ValueError(f"side by side needs runs of one task; these are of {', '.join(sorted(tasks))}")
+    data = {str(((r.get("config") or {}).get("data") or {}).get("sha256")) for r in runs}
+    if len(data) > 1:  # `hyouka eval` data sets are named by their file: the same name may hold other rows
+        raise ValueError(f"side by side needs runs over the same examples; these runs of {tasks.pop()} read "
+                         "different data (their data files' sha256 differ)")
     ids = [r["id"] for r in runs]
     page = aligned_page(store, ids, only=only, metric=metric, offset=offset, limit=limit)
     items = []

@@ -16,6 +16,9 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
        "font-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 COOKIE = "hyouka_token"
 HEADER = "x-hyouka-token"
+# rater pages carry the rater's own token (checked against the study by the page); the assets they
+# load are the package's, no store data
+OPEN_PREFIXES = ("/rate/", "/api/rate/", "/static/", "/fonts")
 
 
 def is_loopback(host: str) -> bool:
@@ -40,6 +43,8 @@ class SecurityMiddleware(BaseHTTPMiddleware):
 
     The token is accepted from the ``X-Hyouka-Token`` header, an ``Authorization: Bearer`` header, the
     cookie, or ``?token=`` (which sets the cookie and redirects to the same address without it).
+    Rater pages (``/rate/…``) and the package's assets need no dashboard token: a rater holds only a
+    rater token, which the rater page checks against its study.
     """
 
     def __init__(self, app: ASGIApp, token: str | None = None) -> None:
@@ -56,7 +61,7 @@ class SecurityMiddleware(BaseHTTPMiddleware):
         return query, bool(query)
 
     async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if self.token:
+        if self.token and not request.url.path.startswith(OPEN_PREFIXES):
             given, from_query = self._given(request)
             if not given or not hmac.compare_digest(given.encode(), self.token.encode()):
                 response: Response = PlainTextResponse("401: this dashboard needs its token "

@@ -1,4 +1,5 @@
-// hyouka dashboard: leaderboard tabs and client-side sorting. No inline script, no remote code.
+// hyouka dashboard: leaderboard tabs, client-side sorting, and the rater page's keyboard shortcuts.
+// No inline script, no remote code.
 "use strict";
 
 function showTab(button) {
@@ -42,7 +43,34 @@ function sortBy(th) {
   rows.forEach(function (row) { body.appendChild(row); });
 }
 
+// Rater page: a key presses the button whose data-keys lists it (1-4 or a/b/t/x, 1-5 for scores, s to
+// skip). The button submits the form, so the vote is written before the next item is shown; one
+// submission per item (a second key press while the page changes is ignored).
+function rateShortcuts(form) {
+  var sent = false;
+  form.addEventListener("submit", function (event) {
+    if (sent) { event.preventDefault(); }
+    sent = true;
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) { return; }
+    var target = event.target;
+    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.isContentEditable)) { return; }
+    var key = event.key.toLowerCase();
+    var buttons = form.querySelectorAll("button[data-keys]");
+    for (var i = 0; i < buttons.length; i++) {
+      if (buttons[i].dataset.keys.split(" ").indexOf(key) >= 0) {
+        event.preventDefault();
+        if (!sent) { form.requestSubmit(buttons[i]); }
+        return;
+      }
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", function () {
+  var rateForm = document.getElementById("rate-form");
+  if (rateForm) { rateShortcuts(rateForm); }
   var tabs = document.querySelectorAll(".tab");
   tabs.forEach(function (tab) { tab.addEventListener("click", function () { showTab(tab); }); });
   if (tabs.length) { showTab(tabs[0]); }

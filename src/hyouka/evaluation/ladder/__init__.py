@@ -1,0 +1,10 @@
+"""The prompting ladder: ``hyouka.ladder`` climbs rungs (zero-shot → few-shot → RAG → both) per model,
+tracks quality against cost, and recommends the cell for the goal (good enough, fixed budget, step change)."""
+
+from hyouka.evaluation.ladder.analysis import CellResult, Goal, PairedDiff, Recommendation, paired_difference
+from hyouka.evaluation.ladder.cells import LadderError
+from hyouka.evaluation.ladder.core import LadderResult, ladder
+from hyouka.evaluation.ladder.rungs import Rung, RungError, load_rungs, parse_rungs
+
+__all__ = ["CellResult", "Goal", "LadderError", "LadderResult", "PairedDiff", "Recommendation", "Rung", "RungError",
+           "ladder", "load_rungs", "paired_difference", "parse_rungs"]

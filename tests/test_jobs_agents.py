@@ -106,8 +106,8 @@ def test_four_agents_run_every_job_once_and_near_four_times_as_fast(store_url: s
                                                                    jglue_dir: Path) -> None:
     stats = ServerStats()
     env = _env(tmp_path / "home", jglue_dir)
-    # one call of 0.4 s per job: the work is waiting, so four agents should do nearly four times as much
-    with serve_openai(delay_s=0.4, stats=stats) as url:
+    # one call of 0.5 s per job: the work is waiting, so four agents should do nearly four times as much
+    with serve_openai(delay_s=0.5, stats=stats) as url:
         solo = _run_batch(store_url, url, env, tmp_path, "solo", 1, 16, first_seed=10_000)
         requests_solo = stats.requests
         many = _run_batch(store_url, url, env, tmp_path, "many", 4, 200, first_seed=0)

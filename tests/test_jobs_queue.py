@@ -131,6 +131,9 @@ def test_each_failure_records_its_phase(store: Store, env: Path, monkeypatch: py
     assert "jobs retry" in got["calls"]["error"]  # the run stays open: a retry pays only the failed calls
     (run,) = [r for r in store.list_runs() if r["job_id"] == ok["id"]]
     assert got["ok"]["run_ids"] == [run["id"]] and run["status"] == "completed"
+    from hyouka.web.data import run_data
+
+    assert run_data(store.get_run(run["id"]))["job_id"] == ok["id"]  # the dashboard's run page shows it
 
 
 def test_cancelling_a_running_job_stops_it_at_the_next_heartbeat(store: Store, env: Path) -> None:

@@ -43,6 +43,9 @@ COMMANDS: dict[str, str] = {
     "serve": "hyouka.cli.web",
     "human": "hyouka.cli.human",
     "index": "hyouka.cli.rag",
+    "submit": "hyouka.cli.jobs",
+    "agent": "hyouka.cli.jobs",
+    "jobs": "hyouka.cli.jobs",
     "export": "hyouka.cli.reports",
 }
 

@@ -102,6 +102,13 @@ def run(
     metrics: Annotated[str | None, typer.Option(
         "--metrics", help="rag: tasks: comma-separated heuristic, judge and retrieval metrics, e.g. "
         "answer_correctness,faithfulness,rouge_l,context_recall,recall_at_k")] = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", help="serve the model's calls from replicas on a Ray cluster: auto (RAY_ADDRESS, one running "
+                      "here, else a new local one) or ray://head:10001; token authentication on")] = None,
+    shards: Annotated[int | None, typer.Option(
+        "--shards", min=1, help="data-parallel replicas of the model sharing each task's documents (with --ray: "
+                                "default one per GPU for hf:/vllm:, one per CPU for endpoints; without: copies here)")
+    ] = None,
 ) -> None:
     """Evaluate a model on tasks; running the same command again resumes an unfinished run."""
     from hyouka.api import run as run_api
@@ -138,6 +145,7 @@ def run(
                  **{k: v for k, v in options.items() if v is not None})
         return
     try:
+        replicas = _replicas(model, resume, options, shards, ray)
         with progress_bars() as progress:
             result = run_api(
                 model or "",
@@ -161,6 +169,7 @@ def run(
                 judge_options=judge_backend_options(judge_base_url),
                 judge_max_tokens=judge_max_tokens,
                 **rag,
+                backend=replicas,
                 **{k: v for k, v in options.items() if v is not None},
             )
     except BudgetExceededError as exc:
@@ -179,6 +188,18 @@ def run(
     if mlflow:
         export_to_mlflow(store, [r.run_id for r in result.runs], prices)
     _report_failed_calls(result, store)
+
+
+def _replicas(model: str | None, resume: str | None, options: dict[str, Any], shards: int | None,
+              ray: str | None) -> Any:
+    """``--shards``/``--ray``: the model's replicas (hyouka.jobs.replicas), else None."""
+    if not (shards or ray):
+        return None
+    if resume or not model:
+        fail("--ray and --shards need --model (a resumed run continues with its own single model)")
+    from hyouka.jobs.replicas import build_replicas
+
+    return build_replicas(model or "", options, shards=shards, ray=ray)
 
 
 # statuses of samples whose model call never gave an answer (format and parse errors did get one)

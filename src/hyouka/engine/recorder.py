@@ -15,6 +15,7 @@ the same command completes it.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,9 +26,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from hyouka.engine.accounting import price_for, run_accounting
+from hyouka.engine.context import current_context
 from hyouka.engine.executor import Executor
 from hyouka.engine.records import config_hash, package_versions
-from hyouka.engine.signals import stop_on_signals
+from hyouka.engine.signals import Interrupted, stop_on_signals
 from hyouka.pricing.table import PriceTable, load_prices
 from hyouka.store.ownership import (
     BEAT_EVERY_S,
@@ -114,6 +116,7 @@ class RunRecorder:
         self._hashed_of = hashed_of or (lambda c: c)
         self.digest = config_hash(self._hashed_of(config))
         self.owner = new_owner_id()
+        self.context = current_context()  # the job this run belongs to, and its stop event (engine.context)
         existing = store.get_run(resume) if resume else store.find_run(self.digest, unfinished=True)
         if existing is not None and resume:
             self._check_same_configuration(existing)
@@ -128,7 +131,7 @@ class RunRecorder:
                     kind=kind, model=model, task=task, task_version=task_version, task_hash=task_hash, mode=mode,
                     suite=suite, config=config, config_hash=self.digest, model_identity=model_identity or {},
                     versions=package_versions(), n_samples=n_samples,
-                    owner=self.owner, heartbeat_at=utcnow(), open_key=self.digest,
+                    owner=self.owner, heartbeat_at=utcnow(), open_key=self.digest, job_id=self.context.job_id,
                 )
             except IntegrityError:  # another process opened this configuration's run a moment ago
                 existing = store.find_run(self.digest, unfinished=True)
@@ -173,6 +176,8 @@ class RunRecorder:
         # a dead process on this host cannot beat again; an owner elsewhere is gone only while its beat is stale
         stale_before = None if owner is None or owner_process_gone(owner) else stale_cutoff(STALE_AFTER_S)
         fields: dict[str, Any] = {"status": "running", "error": None}
+        if self.context.job_id is not None:  # a job that resumes the run makes it its own
+            fields["job_id"] = self.context.job_id
         if existing.get("open_key") is None and existing.get("status") != "completed" and not explicit:
             fields["open_key"] = self.digest  # a run left unfinished by an earlier version
         if not self.store.claim_run(existing["id"], self.owner, seen_owner=owner, stale_before=stale_before,
@@ -198,13 +203,19 @@ class RunRecorder:
 
     # -- samples ------------------------------------------------------------------------------
     def add(self, record: dict[str, Any]) -> None:
-        """Queue one finished sample (priced: ``cost_usd``); written within about a second."""
+        """Queue one finished sample (priced: ``cost_usd``); written within about a second.
+
+        Raises :class:`~hyouka.engine.signals.Interrupted` once the run's context asks it to stop
+        (an agent handing its job back): this sample is kept, and the run is recorded interrupted.
+        """
         if "cost_usd" not in record:
             from hyouka.engine.accounting import sample_cost
 
             record["cost_usd"] = sample_cost(self.price.price if self.price else None, record.get("responses") or [])
         self._buffer.append(record)
         self._added += 1
+        if self.context.stopping:
+            raise Interrupted(signal.SIGTERM)
         if len(self._buffer) >= FLUSH_EVERY_N or time.monotonic() - self._last_flush > FLUSH_EVERY_S:
             self.flush()
 

@@ -12,7 +12,7 @@ RUNS = {
     "model": "plain", "task": "plain", "task_version": "plain", "task_hash": "plain", "mode": "plain",
     "suite": "plain", "config": "json", "config_hash": "plain", "model_identity": "json", "versions": "json",
     "n_samples": "plain", "duration_s": "plain", "stats": "json", "error": "plain",
-    "owner": "plain", "heartbeat_at": "datetime", "open_key": "plain",
+    "owner": "plain", "heartbeat_at": "datetime", "open_key": "plain", "job_id": "plain",
 }
 SAMPLES = {
     "id": "plain", "run_id": "plain", "sample_index": "plain", "doc_id": "plain", "doc": "json", "prompt": "plain",

@@ -48,6 +48,8 @@ class RunRow(Base):
     # the configuration hash while the run has work left (unfinished, or finished with failed
     # samples), else empty: its unique index lets a store hold one open run per configuration
     open_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the queued job (hyouka.store.queue) whose agent executed the run last, if any
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class SampleRow(Base):

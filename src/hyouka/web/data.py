@@ -15,7 +15,7 @@ from hyouka.store.store import Store
 
 RUN_FIELDS = ("id", "created_at", "finished_at", "status", "kind", "model", "task", "task_version", "task_hash",
               "mode", "suite", "config", "config_hash", "model_identity", "versions", "n_samples", "duration_s",
-              "stats", "error", "owner", "heartbeat_at")
+              "stats", "error", "owner", "heartbeat_at", "job_id")
 
 
 def _json(value: Any) -> Any:

@@ -172,7 +172,7 @@ def _print_boards(boards: list[Any], the_store: Any, fmt: str) -> None:
     from hyouka.report.views import load_views
 
     ids = list(dict.fromkeys(i for board in boards for row in board.rows for i in row.run_ids))
-    views = load_views(the_store, ids) if ids else []
+    views = load_views(the_store, ids, samples=False) if ids else []
     sys.stdout.write(render_boards(boards, fmt, [board_stats(b, views) for b in boards]) + "\n")
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from hyouka.engine.accounting import price_for, run_accounting
+from hyouka.engine.accounting import price_for, run_summary
 from hyouka.engine.context import current_context
 from hyouka.engine.executor import Executor
 from hyouka.engine.records import config_hash, package_versions
@@ -41,6 +41,7 @@ from hyouka.store.ownership import (
 )
 from hyouka.store.schema import utcnow
 from hyouka.store.store import FINISHED_STATUSES, RunOwnershipError, Store, stale_cutoff
+from hyouka.store.subject import subject_model
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,12 @@ class RunRecorder:
         reuse_completed: bool = False,
     ) -> None:
         self.store = store
+        table = load_prices(prices)
         # the price of the calls this run records (the judge's, in a judge run)
-        self.price = price_for(load_prices(prices), model, model_identity or {})
+        self.price = price_for(table, model, model_identity or {})
+        # a judge run's answers are the evaluated model's calls, at its price (see RunSummary)
+        subject = subject_model({"kind": kind, "model": model, "config": config})
+        self._subject_price = price_for(table, subject, config.get("model_identity") or {})
         self.executors = list(executors)
         self.config = config
         self._hashed_of = hashed_of or (lambda c: c)
@@ -246,7 +251,9 @@ class RunRecorder:
         stats: dict[str, Any],
         samples: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
-        """Write the aggregates and mark the run completed, with ``stats["accounting"]`` of all its samples.
+        """Write the aggregates and mark the run completed, with ``stats["accounting"]`` of all its samples and,
+        in the same transaction, the run's summary (:class:`~hyouka.engine.accounting.RunSummary`) that the
+        leaderboard reads instead of the samples.
 
         ``samples`` (what accounting reads: statuses and responses) spares reading them back. A run
         with samples whose calls failed stays open: the same command retries them in this run.
@@ -257,8 +264,11 @@ class RunRecorder:
         duration = self.duration_s if not (self.reused and not self._added) else self._previous_s
         if samples is None:
             samples = self.store.samples(self.run_id)
+        # computed once, here: what the leaderboard reads of the run's calls (hyouka.engine.accounting.RunSummary)
+        summary = run_summary(samples, self.price, self._subject_price, duration_s=duration,
+                              accounting=stats.get("accounting"))
         if "accounting" not in stats:
-            stats = {**stats, "accounting": run_accounting(samples, self.price, duration_s=duration)}
+            stats = {**stats, "accounting": summary.accounting}
         if not self.store.beat(self.run_id, self.owner):
             raise RunOwnershipError(f"run {self.run_id} was taken over by another process; this one stops writing")
         self.store.set_aggregates(self.run_id, aggregates)
@@ -266,10 +276,12 @@ class RunRecorder:
         fields = {"status": "completed", "finished_at": utcnow(), "duration_s": duration, "stats": stats,
                   "error": None}
         self._stop_beating()
+        row = summary.to_row()
         try:
-            self.store.release_run(self.run_id, self.owner, open_key=self.digest if left else None, **fields)
+            self.store.release_run(self.run_id, self.owner, open_key=self.digest if left else None, summary=row,
+                                   **fields)
         except IntegrityError:  # an explicit resume of an old run while another is open: it stays closed
-            self.store.release_run(self.run_id, self.owner, open_key=None, **fields)
+            self.store.release_run(self.run_id, self.owner, open_key=None, summary=row, **fields)
 
     def __enter__(self) -> RunRecorder:
         self._signals.__enter__()

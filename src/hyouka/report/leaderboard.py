@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hyouka.metrics.suite import SuiteTerm, suite_average
+from hyouka.store.subject import subject_model
 from hyouka.tasks.catalog import SuiteFacts, builtin_catalog, task_facts
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["Cell", "Leaderboard", "Row", "build_leaderboard", "build_leaderboards", "load_suite", "run_setting",
            "subject_model"]
 
-_SUBJECT_KEYS = ("subject_model", "target_model", "candidate_model", "model_under_test", "evaluated_model")
 _JUDGE_HEADLINES = ("score", "mean_score", "win_rate")
 MT_BENCH_TASK = "ja_mt_bench"
 # configuration keys that describe the task and its data (a cell's content) or name the model
@@ -135,16 +135,6 @@ class Leaderboard:
             record["missing"] = list(row.missing)
             out.append(record)
         return out
-
-
-def subject_model(run: dict[str, Any]) -> str:
-    """The model a run evaluates: the run's model, or for a judge run the model whose answers were judged."""
-    if run.get("kind", "benchmark") != "benchmark":
-        config = run.get("config") or {}
-        for key in _SUBJECT_KEYS:
-            if isinstance(config.get(key), str) and config[key]:
-                return config[key]
-    return run["model"]
 
 
 def run_setting(run: dict[str, Any]) -> dict[str, Any]:

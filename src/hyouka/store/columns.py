@@ -24,4 +24,6 @@ AGGREGATES = {
     "id": "plain", "run_id": "plain", "metric": "plain", "value": "plain", "stderr": "plain", "ci_low": "plain",
     "ci_high": "plain", "n_scored": "plain", "n_total": "plain", "higher_is_better": "bool", "note": "plain",
 }
-TABLES = {"runs": RUNS, "samples": SAMPLES, "aggregates": AGGREGATES}
+RUN_SUMMARIES = {"run_id": "plain", "finished_at": "datetime", "summary": "json", "latencies": "plain",
+                 "answer_latencies": "plain"}
+TABLES = {"runs": RUNS, "samples": SAMPLES, "aggregates": AGGREGATES, "run_summaries": RUN_SUMMARIES}

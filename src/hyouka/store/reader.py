@@ -160,6 +160,16 @@ class SQLiteReader:
                 out[r["run_id"]][r["metric"]] = r
         return out
 
+    def summaries(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """:meth:`hyouka.store.store.Store.summaries` on this file."""
+        ids = list(run_ids)
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            out.update((r["run_id"], r) for r in self._select("run_summaries", f"run_id IN ({marks})", chunk))
+        return out
+
     def close(self) -> None:
         """Nothing to release: each query opens and closes its own connection."""
 

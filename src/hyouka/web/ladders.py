@@ -14,7 +14,6 @@ from hyouka.store.ladders import LadderNotFoundError
 from hyouka.store.queries import results_signature
 from hyouka.store.store import Store
 
-
 KEPT = 8  # ladders whose measures and charts are kept drawn
 
 

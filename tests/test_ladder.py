@@ -422,3 +422,33 @@ def test_a_ladder_is_stored_and_read_back_as_it_ran_and_served(setup: Setup) -> 
     store.delete_run(result.cells[0].run_id)  # a cell's run gone: said, and left out of the choice
     gone = load_ladder(result.ladder_id, store=setup.store)
     assert gone.cells[0].status.startswith("not measured: no run") and gone.recommendation.cell is not None
+
+
+@pytest.mark.slow
+def test_a_ladder_is_stored_and_served_on_postgres(setup: Setup) -> None:
+    """The ladders table on a real PostgreSQL server: recorded, listed, read back with the same recommendation."""
+    from tests import postgres
+
+    reason = postgres.missing()
+    if reason:
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from hyouka.evaluation.ladder import load_ladder
+    from hyouka.web.app import create_app
+
+    with postgres.postgres_server() as url:
+        result = hyouka.ladder(setup.models("small", "large"), "jsquad", rungs=RUNGS, target=0.55,
+                               **setup.bench(store=url))
+        again = hyouka.ladder(setup.models("small", "large"), "jsquad", rungs=RUNGS, target=0.55,
+                              **setup.bench(store=url))
+        assert again.ladder_id == result.ladder_id
+        back = load_ladder(result.ladder_id[:5], store=url)
+        assert back.recommendation.to_dict() == result.recommendation.to_dict()
+        store = hyouka.Store(url)
+        client = TestClient(create_app(store))
+        assert [row["ladder_id"] for row in client.get("/api/ladders").json()["ladders"]] == [result.ladder_id]
+        shown = client.get(f"/api/ladders/{result.ladder_id}").json()
+        assert shown["recommendation"] == json.loads(json.dumps(result.recommendation.to_dict()))
+        store.close()

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from hyouka.models.base import Response
-from hyouka.models.openai_api import OpenAIModel, _fan_out, public_url
+from hyouka.models.openai_api import OpenAIModel, public_url
 from hyouka.models.openai_retry import MalformedResponseError
 from hyouka.rag.calls import EmbedRequest, RetrievalCapabilities, encode_vector
 
@@ -68,8 +68,8 @@ class OpenAIEmbedder(OpenAIModel):
             texts = [requests[i].text for i in groups[k]]
             return self._send(lambda: self._embed_once(texts), stop)  # type: ignore[arg-type,return-value]
 
-        for k, result in self._pool(range(len(groups)), call, stop):
-            yield from _fan_out(groups[k], result)
+        # interrupted, the batches in flight are kept (take_abandoned) and cached by the executor: they were paid for
+        yield from self._pool_groups(requests, groups, range(len(groups)), call, stop)
 
     def _embed_once(self, texts: list[str]) -> list[Response]:
         client = self.client

@@ -395,8 +395,8 @@ class OpenAIModel:
                 read = 0
                 try:
                     for member in members:
+                        read += 1  # handed over: the caller has it
                         yield member
-                        read += 1
                 finally:
                     for i, response in members[read:]:  # the caller stopped inside the group
                         self._abandon(requests[i], response)

@@ -4,7 +4,7 @@ Builds the store once: a few real runs through ``hyouka.run`` (a deterministic s
 on JGLUE JNLI by generation and JCommonsenseQA by log-likelihood, 20 documents each), then
 copies of their rows under new ids and model names up to ``--runs`` runs, each with its
 samples and aggregates. Then it times, in fresh processes as a user's shell does, the console
-script on ``runs``, ``leaderboard``, ``show <id>`` and ``tasks`` (stdout to a pipe), and
+script on ``runs``, ``leaderboard``, ``show <id>``, ``tasks`` and ``--help`` (stdout to a pipe), and
 ``python -c pass`` in the same rounds, interleaved so that a load spike hits both. Each time
 is the median over ``--rounds`` of the wall time, and of the CPU time the process used (less
 disturbed by a loaded machine); the ratio is a command's median wall over python's. With
@@ -149,7 +149,7 @@ def main() -> None:
             envs["before "] = {**env, "PYTHONPATH": str(args.before.resolve())}
         hy = hyouka_command()
         commands = {"runs": [*hy, "runs"], "leaderboard": [*hy, "leaderboard"], "show": [*hy, "show", run_id],
-                    "tasks": [*hy, "tasks"]}
+                    "tasks": [*hy, "tasks"], "help": [*hy, "--help"]}
         cases = {"python": ([sys.executable, "-c", "pass"], env)}
         for prefix, case_env in envs.items():
             cases.update({prefix + name: (cmd, case_env) for name, cmd in commands.items()})

@@ -161,14 +161,23 @@ def main() -> None:
         client.get(f"/api/compare?runs={big}&runs={other}&paired=true")
         print(f"{'compare_paired (opt-in)':24s} {(time.perf_counter() - start) * 1000:7.1f} ms once: "
               "the paired bootstrap reads every sample of both runs")
+        # the runs above were written straight to the store, without the summary a run's recorder stores when
+        # it finishes: as a store written before summaries existed, whose first leaderboard computes them once
         start = time.perf_counter()
         client.get("/leaderboard")
-        first = (time.perf_counter() - start) * 1000  # cold: every run's calls read once
+        backfill = (time.perf_counter() - start) * 1000
+        print(f"{'leaderboard (older store)':24s} {backfill:7.1f} ms: once, summarising every run's calls")
+        client = TestClient(create_app(store))  # a server started on the store, now summarised as runs leave it
+        start = time.perf_counter()
+        client.get("/leaderboard")
+        first = (time.perf_counter() - start) * 1000  # cold: every run's summary read once
         board = _time(client, "/leaderboard", args.repeat)
-        print(f"{'leaderboard (built)':24s} {first:7.1f} ms: once, and again whenever a run finishes or is rescored")
+        print(f"{'leaderboard (built)':24s} {first:7.1f} ms: after a start, and whenever a run finishes or is "
+              "rescored")
         print(f"{'leaderboard (unchanged)':24s} median {statistics.median(board):7.1f} ms  max {max(board):7.1f} ms")
         store.close()
-    print(f"p95_ms={max(p95s):.1f} leaderboard_ms={statistics.median(board):.1f} leaderboard_build_ms={first:.1f}")
+    print(f"p95_ms={max(p95s):.1f} leaderboard_ms={statistics.median(board):.1f} leaderboard_build_ms={first:.1f} "
+          f"leaderboard_backfill_ms={backfill:.1f}")
 
 
 if __name__ == "__main__":

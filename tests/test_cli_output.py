@@ -113,26 +113,49 @@ def test_piped_output_keeps_run_ids_and_names_whole(two_run_store: str) -> None:
     assert f"ScriptedModel:{LONG_NAME}" in board.stdout
 
 
-def test_read_only_commands_import_no_heavy_library(two_run_store: str) -> None:
+# what no read-only command needs: a model, a dataframe, SQLAlchemy, Typer and pydantic (Typer's option
+# parsing imports it), Jinja and PyYAML (reading task files), Rich (help and progress bars)
+HEAVY = ("torch", "transformers", "pandas", "scipy", "numpy", "sqlalchemy", "matplotlib", "typer", "pydantic", "jinja2",
+         "yaml", "rich", "openai", "httpx", "fugashi", "fastapi")
+_IMPORTS = (
+    "import contextlib, io, json, sys\n"
+    "from hyouka.cli import app\n"
+    "sys.argv = ['hyouka', *sys.argv[1:]]\n"
+    "with contextlib.redirect_stdout(io.StringIO()):\n"
+    "    try:\n"
+    "        app()\n"
+    "    except SystemExit as exc:\n"
+    "        code = exc.code\n"
+    "print(json.dumps([code, sorted(sys.modules)]))\n"
+)
+
+
+def _imported(args: list[str], env: dict[str, str]) -> tuple[int, set[str]]:
+    """Exit code and the modules a fresh ``hyouka ARGS`` imported."""
+    proc = subprocess.run([sys.executable, "-c", _IMPORTS, *args], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    code, modules = json.loads(proc.stdout)
+    return code, set(modules)
+
+
+def test_read_only_commands_import_no_heavy_library(two_run_store: str, tmp_path: Path) -> None:
+    from hyouka.cli import COMMANDS
+
     run_id = Store(two_run_store).list_runs()[0]["id"]
-    heavy = ("torch", "transformers", "pandas", "scipy", "sqlalchemy", "matplotlib")
-    code = (
-        "import contextlib, io, sys\n"
-        "from hyouka.cli import app\n"
-        "sys.argv = ['hyouka', *sys.argv[1:]]\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    try:\n"
-        "        app()\n"
-        "    except SystemExit as exc:\n"
-        "        code = exc.code\n"
-        f"print(code, sorted(m for m in {heavy!r} if m in sys.modules))\n"
-    )
-    env = {**os.environ, "HYOUKA_STORE_URL": two_run_store}
-    for args in (["runs"], ["leaderboard"], ["show", run_id], ["tasks"], ["runs", "--format", "json"]):
-        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
-                              timeout=120)
-        assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.strip() == "0 []", (args, proc.stdout)
+    env = {**os.environ, "HYOUKA_STORE_URL": two_run_store, "HYOUKA_HOME": str(tmp_path / "home")}
+    assert _imported(["tasks"], env)[0] == 0  # the first call indexes the built-in tasks (hyouka.tasks.catalog)
+    for args in (["runs"], ["runs", "--format", "json"], ["leaderboard"], ["leaderboard", "--format", "jsonl"],
+                 ["show", run_id], ["show", run_id, "--format", "json"], ["tasks"], ["tasks", "--format", "json"]):
+        code, modules = _imported(args, env)
+        assert code == 0, args
+        assert not modules & set(HEAVY), (args, sorted(modules & set(HEAVY)))
+        # a command imports its own module only (hyouka.cli.COMMANDS): none of the others
+        others = {module for name, module in COMMANDS.items() if module != COMMANDS[args[0]]}
+        assert not modules & others, (args, sorted(modules & others))
+    code, modules = _imported(["--help"], env)  # every command's help, by Typer and Rich: nothing else heavy
+    assert code == 0 and set(COMMANDS.values()) <= modules
+    assert not modules & (set(HEAVY) - {"typer", "rich"}), sorted(modules & set(HEAVY))
+    assert "typer._adapters" not in modules  # Typer's pydantic side
 
 
 def test_errors_name_the_command_line_flags(tmp_path: Path, hyouka_home: Path) -> None:

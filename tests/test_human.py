@@ -244,7 +244,7 @@ def test_agreement_of_people_with_a_pairwise_judge_run_hand_computed(url: str, t
     judge_run = pairwise([None, None], answers, judge=ScriptedJudge(_judged), predictions=["x", "y"],
                          inputs="question", id_column="question_id", store=url, cache=False).run_id
     # judge: q1 x, q2 y, q3 a tie (it followed the position both times: inconsistent), q4 y
-    a, b = "predictions:x", "predictions:y"
+    a, b = "predictions:DataFrame:x", "predictions:DataFrame:y"
     people = [("q1", "model_a", "r1", "math"), ("q1", "model_a", "r2", "math"), ("q2", "model_b", "r1", "math"),
               ("q2", "tie", "r2", "math"), ("q3", "tie", "r1", "writing"), ("q4", "model_a", "r1", "writing")]
     path = _write_votes(tmp_path / "people.csv", [

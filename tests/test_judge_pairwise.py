@@ -71,7 +71,7 @@ def test_position_biased_judge_is_reported_inconsistent(pairs: pd.DataFrame, tmp
     assert result.table["consistent"].tolist() == [False] * 4
     assert result.table["verdict_ab"].tolist() == ["A"] * 4 and result.table["verdict_ba"].tolist() == ["A"] * 4
     run = Store(f"sqlite:///{tmp_path / 'r.sqlite'}").get_run(result.run_id)
-    assert run["kind"] == "pairwise" and run["config"]["model_a"] == "predictions:good"
+    assert run["kind"] == "pairwise" and run["config"]["model_a"] == "predictions:DataFrame:good"
 
 
 def test_a_consistent_judge_gives_clear_wins(pairs: pd.DataFrame, tmp_path: Path) -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import update
 
 import hyouka
 from hyouka.engine.recorder import RunBusyError, RunRecorder
@@ -34,12 +33,7 @@ def pg_server() -> Iterator[str]:
 @pytest.fixture()
 def pg_url(pg_server: str) -> str:
     """A new, empty database on the server."""
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return pg_server.rsplit("/", 1)[0] + f"/{name}"
+    return postgres.new_database(pg_server)
 
 
 def _open(url: str, barrier: Any, results: Any) -> None:

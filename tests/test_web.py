@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hyouka.cli import app as cli
-from tests.web_store import EVIL_TASK, LIMIT, PAYLOAD, build_store
+from tests.web_store import EVIL_TASK, LIMIT, PAYLOAD, build_store, check_repeated_document_ids
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
@@ -325,3 +325,7 @@ def test_a_store_written_before_the_doc_index_gains_it(tmp_path: Path) -> None:
         plan = " ".join(str(r) for r in db.execute(
             "EXPLAIN QUERY PLAN SELECT * FROM samples WHERE run_id = 'r' AND doc_id IN ('a', 'b')"))
     assert "ix_samples_run_doc" in names and "ix_samples_run_doc" in plan
+
+
+def test_side_by_side_counts_a_repeated_document_id_once(tmp_path: Path) -> None:
+    check_repeated_document_ids(f"sqlite:///{tmp_path / 'dup.sqlite'}")

@@ -219,3 +219,40 @@ def test_side_by_side_of_eval_runs_names_the_judged_models_and_shows_the_judge(s
                      metrics="exact_match", store=url, cache=False).run_id
     refused = client.get("/api/compare", params={"runs": [graded[0], other]})
     assert refused.status_code == 422 and "same examples" in refused.json()["detail"]
+
+
+def _prefer_right(messages: Any) -> str:
+    """A pairwise judge preferring the right answer (the first shown when both or neither are right)."""
+    prompt = prompt_of(messages)
+    first = prompt.split("[アシスタントAの回答の開始]")[1].split("[アシスタントAの回答の終了]")[0].strip()
+    second = prompt.split("[アシスタントBの回答の開始]")[1].split("[アシスタントBの回答の終了]")[0].strip()
+    return "[[B]]" if second in RIGHT and first not in RIGHT else "[[A]]"
+
+
+def test_agreement_with_a_pairwise_judge_over_dataframe_predictions(site: dict[str, Any]) -> None:
+    """Studies and pairwise judge runs built from DataFrame columns name the models alike, so votes match;
+    a pairwise run stored under the older short names still matches."""
+    from typer.testing import CliRunner
+
+    from hyouka.cli import app
+    from hyouka.evaluation import pairwise
+
+    client, store, url = site["client"], site["store"], site["url"]
+    new_study("frames", site["runs"][:2], per_rater=4, raters_per_item=1, store=store)
+    _, token = invite("frames", "r1", store=store)
+    for _ in range(4):
+        shown = client.get("/api/rate/frames", params={"token": token}).json()["assignment"]
+        wanted = "left" if shown["left"] in RIGHT else "right"
+        client.post("/api/rate/frames", json={"token": token, "item_id": shown["item_id"], "choice": wanted})
+    judged = pairwise([None, None], TABLE, judge=ScriptedJudge(_prefer_right), predictions=["x", "y"],
+                      inputs="question", id_column="question_id", store=url, cache=False)
+    assert (judged.model_a, judged.model_b) == ("predictions:DataFrame:x", "predictions:DataFrame:y")
+    panel = client.get("/api/studies/frames", params={"judge_run": judged.run_id}).json()["agreement"]
+    assert (panel["judge_vs_people"]["n"], panel["judge_vs_people"]["agree"]) == (4, 4)
+    shown = CliRunner().invoke(app, ["human", "agreement", "frames", "--judge-run", judged.run_id, "--store", url,
+                                     "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["judge_vs_people"]["n"] == 4
+    run = store.get_run(judged.run_id)  # as an earlier version stored it: predictions:<column>
+    store.update_run(judged.run_id, config={**run["config"], "model_a": "predictions:x", "model_b": "predictions:y"})
+    assert study_agreement("frames", [judged.run_id], store=store)["judge_vs_people"]["n"] == 4

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests import postgres
-from tests.web_store import LIMIT, PAYLOAD, build_store
+from tests.web_store import LIMIT, PAYLOAD, build_store, check_repeated_document_ids
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("fastapi")
@@ -82,3 +82,4 @@ def test_new_queries_on_postgres(pg_filled: dict[str, Any], mt_bench_dir: Path) 
     after = client.post("/api/rate/pg-ab", json={"token": token, "item_id": shown["item_id"], "choice": "left"})
     assert after.json()["progress"]["done"] == 1
     assert client.get("/api/studies/pg-ab").json()["study"]["n_votes"] == 1
+    check_repeated_document_ids(store.url)

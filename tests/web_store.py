@@ -57,3 +57,34 @@ def build_store(tmp: Path, jglue_dir: Path, url: str | None = None) -> dict[str,
                         cache=False)
     runs["evil_task"] = result.runs[0].run_id
     return {"store": store, "runs": runs, "golds": jnli_golds(jglue_dir), "tmp": tmp}
+
+
+def check_repeated_document_ids(url: str) -> None:
+    """Rows sharing an id are one item of side by side's 'every example': its total and its pages agree."""
+    import pandas as pd
+    from fastapi.testclient import TestClient
+
+    from hyouka.evaluation import evaluate
+    from hyouka.web.app import create_app
+
+    table = pd.DataFrame({"qid": ["q1", "q1", "q2", "q3", "q3", "q3", "q4"], "question": list("abcdefg"),
+                          "gold": ["1", "1", "2", "3", "3", "3", "4"], "x": ["1", "0", "2", "3", "0", "0", "0"],
+                          "y": ["0", "0", "2", "0", "0", "0", "4"]})
+    runs = [evaluate(None, table, predictions=c, targets="gold", inputs="question", id_column="qid",
+                     metrics="exact_match", store=url, cache=False).run_id for c in "xy"]
+    client = TestClient(create_app(url))
+    for limit in (1, 2, 3):
+        seen, offset = [], 0
+        while True:
+            page = client.get("/api/compare", params={"runs": runs, "limit": limit, "offset": offset}).json()
+            assert page["total"] == 4
+            if not page["items"]:
+                break
+            assert len(page["items"]) == min(limit, 4 - offset)
+            seen += [i["doc_id"] for i in page["items"]]
+            offset += limit
+        assert seen == ["q1", "q2", "q3", "q4"]
+    first = client.get("/api/compare", params={"runs": runs, "limit": 1}).json()["items"][0]
+    assert [a["output"] for a in first["answers"]] == ["1", "0"]  # each run's first sample of q1
+    right = client.get("/api/compare", params={"runs": runs, "only": "a_right_b_wrong", "metric": "exact_match"})
+    assert [i["doc_id"] for i in right.json()["items"]] == ["q1", "q3"] and right.json()["total"] == 2

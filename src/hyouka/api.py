@@ -151,6 +151,7 @@ def run(
     index: Any = None,
     k: int | None = None,
     metrics: str | Sequence[Any] | None = None,
+    backend: Model | None = None,
     **model_options: Any,
 ) -> EvalResult:
     """Evaluate a model on tasks or suites (``"jglue"``, ``"jcommonsenseqa,jnli"``).
@@ -182,6 +183,9 @@ def run(
     ``rag:<data file>`` tasks answer the file's questions from ``index`` (an :class:`hyouka.rag.Index` or
     its name), ``k`` chunks each, scored by ``metrics`` (heuristic, judge and retrieval metrics; see
     :func:`hyouka.evaluate`, which runs each of them).
+
+    ``backend`` serves the calls of the ``model`` spec instead of loading it here (e.g. replicas of it
+    on Ray, :func:`hyouka.jobs.replicas.build_replicas`); the runs are recorded under the spec.
     """
     started = time.perf_counter()
     if resume and not (model and tasks):
@@ -205,7 +209,8 @@ def run(
     built = _build_tasks(planned, jglue_dir(data_dir), files, prompt_family, num_fewshot, seed, skipped)
     the_store = store if isinstance(store, Store) else Store(store)
     the_cache = _open_cache(cache)
-    backend = load_model(model, **model_options) if isinstance(model, str) else model
+    if backend is None:
+        backend = load_model(model, **model_options) if isinstance(model, str) else model
     check_ready(backend)
     spec_name = model if isinstance(model, str) else f"{type(model).__name__}:{backend.name}"
 

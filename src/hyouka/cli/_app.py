@@ -1,57 +1,39 @@
-"""What every command shares: the Typer app, consoles, common options and output helpers.
+"""What every Typer command shares: its common options, ``fail``, and the output helpers.
 
-Importing this (every command does) stays cheap: Rich's console is built on first use, and the
-read-only commands print with :mod:`hyouka.cli.text_table`, so ``hyouka runs`` on a large store
-answers in a fraction of a second.
+The output helpers (consoles, ``emit``, ``fmt``, ``escape``…) are :mod:`hyouka.cli._output`'s,
+re-exported here, so a command module imports all it needs from this one. The options' help
+texts are constants there so that the plain click commands (:mod:`hyouka.cli.browse`) say the same.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
-if TYPE_CHECKING:
-    from rich.console import Console
+from hyouka.cli._output import (
+    FORMAT_HELP,
+    STORE_HELP,
+    BoardFormat,
+    OutputFormat,
+    api_error,
+    console,
+    emit,
+    err,
+    escape,
+    fmt,
+    print_error,
+    progress_bars,
+    usd,
+)
 
-app = typer.Typer(help="hyouka (評価): evaluate large language models, Japanese first.", no_args_is_help=True)
+__all__ = ["FORMAT_HELP", "STORE_HELP", "BoardFormat", "Format", "JudgeBaseUrlOpt", "JudgeMaxTokensOpt", "JudgeOpt",
+           "OutputFormat", "StoreOpt", "api_error", "console", "emit", "err", "escape", "export_to_mlflow", "fail",
+           "fmt", "judge_backend_options", "print_error", "progress_bars", "usd"]
 
-
-class _LazyConsole:
-    """A Rich console made on first use (importing Rich costs more than most commands' work)."""
-
-    def __init__(self, *, stderr: bool) -> None:
-        self._stderr = stderr
-        self._console: Console | None = None
-
-    def get(self) -> Console:
-        if self._console is None:
-            from rich.console import Console
-
-            # soft wrap: a long line (an id, a path) stays one line in a pipe instead of being cut at 80
-            self._console = Console(stderr=self._stderr, soft_wrap=not self._stderr)
-        return self._console
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.get(), name)
-
-
-console: Any = _LazyConsole(stderr=False)
-err: Any = _LazyConsole(stderr=True)
-
-# --format: one JSON document (json) or one JSON value per line (jsonl) on every command
-OutputFormat = Literal["table", "json", "jsonl"]
-Format = Annotated[OutputFormat, typer.Option(
-    "--format", help="table, json (one document) or jsonl (one JSON value per line)")]
-BoardFormat = Literal["table", "json", "jsonl", "markdown", "md", "csv", "html"]
-StoreOpt = Annotated[str | None, typer.Option(
-    "--store", help="SQLAlchemy URL of the results store (default: HYOUKA_STORE_URL or ~/.hyouka/results.sqlite)")]
+Format = Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)]
+StoreOpt = Annotated[str | None, typer.Option("--store", help=STORE_HELP)]
 JudgeOpt = Annotated[str | None, typer.Option(
     "--judge", help="the judge model: openai:gpt-4o, recorded:<judgments.jsonl>…")]
 JudgeBaseUrlOpt = Annotated[str | None, typer.Option(
@@ -61,91 +43,9 @@ JudgeMaxTokensOpt = Annotated[int | None, typer.Option(
                                       "lower it for a judge with a short context")]
 
 
-def escape(text: str) -> str:
-    """``text`` safe inside Rich markup (Rich is imported only where a command prints with it)."""
-    from rich.markup import escape as rich_escape
-
-    return rich_escape(text)
-
-
 def fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # unwrapped: paths stay whole to copy
+    print_error(message)
     raise typer.Exit(code=2)
-
-
-def api_error(exc: BaseException, flags: Mapping[str, str] | None = None) -> str:
-    """An error of the Python API in the command line's words: its keywords become the command's flags."""
-    from hyouka.errors import ArgumentError
-
-    if isinstance(exc, ArgumentError):
-        return exc.for_cli(flags or {})
-    return str(exc)
-
-
-def emit(document: Any, format: str, lines: Sequence[Any] | None = None) -> None:
-    """Print ``document`` as one JSON document (``json``) or ``lines`` one per line (``jsonl``).
-
-    ``lines`` defaults to the document's items when it is a list, else the document itself.
-    """
-    dumps = _json_dumps
-    if format == "json":
-        sys.stdout.write(dumps(document) + "\n")
-        return
-    if lines is None:
-        lines = document if isinstance(document, list) else [document]
-    sys.stdout.write("".join(dumps(item) + "\n" for item in lines))
-
-
-def _json_dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-@contextmanager
-def progress_bars() -> Iterator[Callable[[str], Callable[[int, int], None]]]:
-    """Progress per task on stderr: samples done of all, rate, time spent and time left."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("samples"),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=err.get(),
-        transient=False,
-        disable=not err.is_terminal,
-    ) as bar:
-
-        def factory(name: str) -> Callable[[int, int], None]:
-            task_id = bar.add_task(name, total=None)
-
-            def update(done: int, total: int) -> None:
-                bar.update(task_id, completed=done, total=total)
-
-            return update
-
-        yield factory
-
-
-def fmt(value: float | None, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:.{digits}f}"
-
-
-def usd(value: float | None) -> str:
-    return "—" if value is None else f"${value:.4f}"
 
 
 def judge_backend_options(base_url: str | None) -> dict[str, Any]:

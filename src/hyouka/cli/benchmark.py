@@ -1,22 +1,19 @@
-"""Benchmark commands: run, runs, show, score, leaderboard, tasks."""
+"""Benchmark commands: run and score (the read-only runs, show, leaderboard and tasks are in browse)."""
 
 # no `from __future__ import annotations`: Typer would compile every string annotation at each start
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from hyouka.cli._app import (
-    BoardFormat,
     Format,
     JudgeBaseUrlOpt,
     JudgeMaxTokensOpt,
     StoreOpt,
     api_error,
-    app,
     console,
     emit,
     err,
@@ -29,6 +26,8 @@ from hyouka.cli._app import (
     usd,
 )
 from hyouka.cli.text_table import TextTable, clean
+
+app = typer.Typer()  # this module's commands, registered by name in hyouka.cli.COMMANDS
 
 
 def _parse_data_files(items: list[str]) -> dict[str, str]:
@@ -103,6 +102,13 @@ def run(
     metrics: Annotated[str | None, typer.Option(
         "--metrics", help="rag: tasks: comma-separated heuristic, judge and retrieval metrics, e.g. "
         "answer_correctness,faithfulness,rouge_l,context_recall,recall_at_k")] = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", help="serve the model's calls from replicas on a Ray cluster: auto (RAY_ADDRESS, one running "
+                      "here, else a new local one) or ray://head:10001; token authentication on")] = None,
+    shards: Annotated[int | None, typer.Option(
+        "--shards", min=1, help="data-parallel replicas of the model sharing each task's documents (with --ray: "
+                                "default one per GPU for hf:/vllm:, one per CPU for endpoints; without: copies here)")
+    ] = None,
 ) -> None:
     """Evaluate a model on tasks; running the same command again resumes an unfinished run."""
     from hyouka.api import run as run_api
@@ -139,6 +145,7 @@ def run(
                  **{k: v for k, v in options.items() if v is not None})
         return
     try:
+        replicas = _replicas(model, resume, options, shards, ray)
         with progress_bars() as progress:
             result = run_api(
                 model or "",
@@ -162,6 +169,7 @@ def run(
                 judge_options=judge_backend_options(judge_base_url),
                 judge_max_tokens=judge_max_tokens,
                 **rag,
+                backend=replicas,
                 **{k: v for k, v in options.items() if v is not None},
             )
     except BudgetExceededError as exc:
@@ -180,6 +188,18 @@ def run(
     if mlflow:
         export_to_mlflow(store, [r.run_id for r in result.runs], prices)
     _report_failed_calls(result, store)
+
+
+def _replicas(model: str | None, resume: str | None, options: dict[str, Any], shards: int | None,
+              ray: str | None) -> Any:
+    """``--shards``/``--ray``: the model's replicas (hyouka.jobs.replicas), else None."""
+    if not (shards or ray):
+        return None
+    if resume or not model:
+        fail("--ray and --shards need --model (a resumed run continues with its own single model)")
+    from hyouka.jobs.replicas import build_replicas
+
+    return build_replicas(model or "", options, shards=shards, ray=ray)
 
 
 # statuses of samples whose model call never gave an answer (format and parse errors did get one)
@@ -233,91 +253,6 @@ def _print_result(result: Any) -> None:
 
 
 @app.command()
-def runs(store: StoreOpt = None, format: Format = "table") -> None:
-    """List the runs in the store, oldest first; a running run whose owner is gone says so."""
-    from hyouka.store.ownership import display_status
-    from hyouka.store.reader import open_store
-
-    rows = []
-    for row in open_store(store).list_runs():
-        row = {k: v for k, v in row.items() if k not in ("config", "model_identity", "versions")}
-        row["owner_gone"] = display_status(row) == "running (owner gone)"
-        rows.append(row)
-    if format != "table":
-        emit(rows, format)
-        return
-    table = TextTable(("run", "created", "status", "model", "task", "mode", "samples", "seconds"),
-                      right=("samples", "seconds"))
-    for row in rows:
-        table.add_row(row["id"], str(row["created_at"])[:19], display_status(row), row["model"], row["task"],
-                      row["mode"], row["n_samples"], fmt(row["duration_s"], 1))
-    table.print()
-
-
-def _sample_record(run_id: str, s: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "sample_index": s["sample_index"],
-        "doc_id": s["doc_id"],
-        "prompt": s["prompt"],
-        "choices": [r.get("continuation") for r in s["requests"] if r.get("kind") == "loglikelihood"],
-        "logprobs": s["details"].get("logprobs"),
-        "output": s["output"],
-        "extracted": s["extracted"],
-        "prediction": s["prediction"],
-        "gold": s["reference"],
-        "metrics": s["metrics"],
-        "status": s["status"],
-        "error": s["error"],
-        "latency_s": s["latency_s"],
-        "prompt_tokens": s["prompt_tokens"],
-        "completion_tokens": s["completion_tokens"],
-    }
-
-
-@app.command()
-def show(
-    run_id: Annotated[str, typer.Argument(help="run id or unique prefix (`hyouka runs` lists them)")],
-    store: StoreOpt = None,
-    format: Format = "table",
-    limit: Annotated[int | None, typer.Option(help="show at most N samples", min=1)] = None,
-) -> None:
-    """Per-sample prompts, outputs, extracted answers, gold answers and scores of a run."""
-    from hyouka.store.errors import RunNotFoundError
-    from hyouka.store.reader import open_store
-
-    the_store = open_store(store)
-    try:
-        run_row = the_store.get_run(run_id)
-    except RunNotFoundError as exc:
-        fail(str(exc))
-        return
-    samples = the_store.samples(run_row["id"])[:limit]
-    if format != "table":
-        records = [_sample_record(run_row["id"], s) for s in samples]
-        run = {k: v for k, v in run_row.items() if k not in ("config", "model_identity", "versions")}
-        emit({"run": run, "samples": records}, format, lines=records)
-        return
-    out = [f"run {run_row['id']}: {clean(run_row['model'])} on {run_row['task']} ({run_row['mode']}), "
-           f"{run_row['status']}; samples shown: {len(samples)} of {run_row['n_samples']}"]
-    for s in samples:
-        output = s["output"] if s["output"] is not None else _fmt_logprobs(s["details"].get("logprobs"))
-        scores = " ".join(f"{k}={fmt(v, 3)}" for k, v in s["metrics"].items())
-        out.append("")
-        out.append(f"#{s['sample_index']}  {s['status']}  gold {clean(str(s['reference']))}  "
-                   f"extracted {clean(str(s['extracted']))}  {scores}".rstrip())
-        out.append(f"  prompt (end): {clean(s['prompt'][-80:])}")
-        out.append(f"  output: {clean(str(output))}")
-        if s["error"]:
-            out.append(f"  error: {clean(s['error'])}")
-    sys.stdout.write("\n".join(out) + "\n")
-
-
-def _fmt_logprobs(values: list[float] | None) -> str:
-    return "" if not values else "logprobs " + ", ".join(f"{v:.2f}" for v in values)
-
-
-@app.command()
 def score(
     run_id: Annotated[str, typer.Argument(help="run id or unique prefix")],
     store: StoreOpt = None,
@@ -340,76 +275,6 @@ def score(
         table.add_row(name, fmt(agg["value"]), f"[{fmt(agg['ci_low'], 3)}, {fmt(agg['ci_high'], 3)}]",
                       f"{agg['n_scored']}/{agg['n_total']}")
     table.print()
-
-
-@app.command()
-def leaderboard(
-    suite: Annotated[
-        str, typer.Option(help="auto: a table per suite, MT-Bench, eval runs and other tasks; a suite name or "
-                               "file: its table; none: every task and judge score, no average")
-    ] = "auto",
-    store: StoreOpt = None,
-    format: Annotated[BoardFormat, typer.Option(
-        "--format", help="table, json (one document), jsonl (one row per line), or a report table: "
-                         "markdown, csv, html (with cost and latency)")] = "table",
-) -> None:
-    """Models x tasks from the completed runs: one table per kind of evaluation, suite averages where complete."""
-    from hyouka.report.leaderboard import build_leaderboards
-    from hyouka.report.tables import headers, text_rows
-    from hyouka.store.reader import open_store
-
-    the_store = open_store(store)
-    try:
-        boards = build_leaderboards(the_store, suite=suite)
-    except ValueError as exc:
-        fail(f"--suite: {exc}")
-        return
-    if format in ("json", "jsonl"):
-        emit([r for b in boards for r in b.to_records()], format)
-        return
-    if format in ("markdown", "md", "csv", "html"):  # report formats, with cost and latency (hyouka.report.tables)
-        _print_boards(boards, the_store, format)
-        return
-    if not boards:
-        print("no completed runs in the store")
-    for i, board in enumerate(boards):
-        columns = headers(board, False)
-        table = TextTable(columns, title=board.title or f"leaderboard ({board.suite or 'all tasks'})",
-                          right=[c for j, c in enumerate(columns) if j == 0 or j > 2])
-        for cells in text_rows(board):
-            table.add_row(*cells)
-        if i:
-            print()
-        table.print()
-        for note in board.notes:
-            err.print(f"[yellow]note:[/] {escape(note)}")
-
-
-@app.command("tasks")
-def list_tasks(format: Format = "table") -> None:
-    """List the built-in tasks, suites and prompt families."""
-    from hyouka.tasks.prompts import PROMPT_FAMILIES
-    from hyouka.tasks.registry import builtin_suites, builtin_task_names, load_task
-
-    tasks = []
-    for name in builtin_task_names():
-        spec = load_task(name)
-        tasks.append({"task": name, "version": spec.version, "modes": list(spec.modes),
-                      "metrics": [m.metric for m in spec.metric_list], "description": spec.description})
-    suites = [{"suite": s.suite, "tasks": [{"task": e.task, "metric": e.metric} for e in s.tasks]}
-              for s in builtin_suites().values()]
-    families = [{"prompt_family": f.name, "description": f.description} for f in PROMPT_FAMILIES.values()]
-    if format != "table":
-        emit({"tasks": tasks, "suites": suites, "prompt_families": families}, format,
-             lines=[*tasks, *suites, *families])
-        return
-    table = TextTable(("task", "version", "modes", "metrics", "description"), title="tasks")
-    for t in tasks:
-        table.add_row(t["task"], t["version"], ", ".join(t["modes"]), ", ".join(t["metrics"]), t["description"])
-    table.print()
-    lines = [f"suite {s['suite']}: " + ", ".join(f"{e['task']} ({e['metric']})" for e in s["tasks"]) for s in suites]
-    lines += [f"prompt family {f['prompt_family']}: {f['description']}" for f in families]
-    sys.stdout.write("\n".join(lines) + "\n")
 
 
 def _dry_run(model: str | None, resume: str | None, output: Path | None, **kwargs: Any) -> None:
@@ -462,13 +327,3 @@ def _print_accounting(result: Any) -> None:
             f"(spent {usd(acc.get('spent_usd'))}), latency p50 {fmt(lat.get('p50'), 3)} s / p95 "
             f"{fmt(lat.get('p95'), 3)} s"
         )
-
-
-def _print_boards(boards: list[Any], the_store: Any, fmt: str) -> None:
-    from hyouka.report.summary import board_stats
-    from hyouka.report.tables import render_boards
-    from hyouka.report.views import load_views
-
-    ids = list(dict.fromkeys(i for board in boards for row in board.rows for i in row.run_ids))
-    views = load_views(the_store, ids) if ids else []
-    sys.stdout.write(render_boards(boards, fmt, [board_stats(b, views) for b in boards]) + "\n")

@@ -6,8 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
-from hyouka.cli._app import Format, StoreOpt, app, console, emit, err, escape, fail, fmt
+from hyouka.cli._app import Format, StoreOpt, console, emit, err, escape, fail, fmt
 from hyouka.cli.text_table import TextTable, clean
+
+app = typer.Typer()  # this module's commands, registered by name in hyouka.cli.COMMANDS
 
 human = typer.Typer(help="Human studies: blind A/B votes and 1-5 ratings, Elo and Bradley-Terry, agreement.",
                     no_args_is_help=True)

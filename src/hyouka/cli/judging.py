@@ -17,7 +17,6 @@ from hyouka.cli._app import (
     JudgeOpt,
     StoreOpt,
     api_error,
-    app,
     console,
     emit,
     err,
@@ -28,6 +27,8 @@ from hyouka.cli._app import (
     progress_bars,
 )
 from hyouka.cli.text_table import TextTable, clean
+
+app = typer.Typer()  # this module's commands, registered by name in hyouka.cli.COMMANDS
 
 # the Python API's keywords, as each command spells them (an API error names the flag to give)
 _EVAL_FLAGS = {"targets": "--targets-column", "predictions": "--predictions-column", "inputs": "--inputs-column",

@@ -15,7 +15,6 @@ from hyouka.cli._app import (
     JudgeOpt,
     StoreOpt,
     api_error,
-    app,
     console,
     emit,
     err,
@@ -27,6 +26,8 @@ from hyouka.cli._app import (
 )
 from hyouka.cli.benchmark import _parse_data_files
 from hyouka.cli.text_table import TextTable, clean
+
+app = typer.Typer()  # this module's commands, registered by name in hyouka.cli.COMMANDS
 
 _FLAGS = {"judge": "--judge", "model": "--model", "targets": "--targets-column", "inputs": "--inputs-column"}
 

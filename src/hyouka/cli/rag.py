@@ -6,8 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
-from hyouka.cli._app import Format, app, console, emit, fail, fmt
+from hyouka.cli._app import Format, console, emit, fail, fmt
 from hyouka.cli.text_table import TextTable, clean
+
+app = typer.Typer()  # this module's commands, registered by name in hyouka.cli.COMMANDS
 
 index_app = typer.Typer(help="Retrieval indexes for RAG: chunk and index documents, search them.",
                         no_args_is_help=True)

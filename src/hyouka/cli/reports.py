@@ -11,7 +11,6 @@ import typer
 from hyouka.cli._app import (
     Format,
     StoreOpt,
-    app,
     console,
     emit,
     export_to_mlflow,
@@ -19,6 +18,8 @@ from hyouka.cli._app import (
     fmt,
 )
 from hyouka.cli.text_table import TextTable, clean
+
+app = typer.Typer()  # this module's commands, registered by name in hyouka.cli.COMMANDS
 
 RunIds = Annotated[list[str] | None, typer.Argument(help="run ids or unique prefixes (default: all completed)")]
 PricesOpt = Annotated[Path | None, typer.Option("--prices", help="price table YAML, before the defaults")]

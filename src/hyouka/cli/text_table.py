@@ -51,13 +51,14 @@ class TextTable:
 
     def lines(self) -> list[str]:
         table = [self.columns, *self.rows]
-        widths = [max(cell_width(row[i]) for row in table) for i in range(len(self.columns))]
+        cell_widths = [[cell_width(cell) for cell in row] for row in table]
+        widths = [max(row[i] for row in cell_widths) for i in range(len(self.columns))]
         right = [name in self.right for name in self.columns]
         out = [clean(self.title)] if self.title else []
-        for row in table:
+        for row, row_widths in zip(table, cell_widths, strict=True):
             cells = []
-            for cell, width, to_right in zip(row, widths, right, strict=True):
-                pad = " " * (width - cell_width(cell))
+            for cell, used, width, to_right in zip(row, row_widths, widths, right, strict=True):
+                pad = " " * (width - used)
                 cells.append(pad + cell if to_right else cell + pad)
             out.append(_GAP.join(cells).rstrip())
         return out

@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from hyouka.cli._app import StoreOpt, app, console, fail
+from hyouka.cli._app import StoreOpt, console, fail
+
+app = typer.Typer()  # this module's commands, registered by name in hyouka.cli.COMMANDS
 
 
 @app.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -157,3 +158,78 @@ def run_accounting(
         "price": price.to_dict() if price else None,
     }
     return summary
+
+
+def ok_latencies(calls: Iterable[Mapping[str, Any]]) -> list[float]:
+    """The latency of each successful call that measured one: what latency percentiles are taken of."""
+    return [float(c["latency_s"]) for c in calls if c.get("error") is None and c.get("latency_s") is not None]
+
+
+def answer_calls(samples: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """In a judge run, the evaluated model's answer calls (each kept in its sample's ``details['answer']``)."""
+    return [s["details"]["answer"] for s in samples if isinstance((s.get("details") or {}).get("answer"), dict)]
+
+
+SUMMARY_VERSION = 1
+
+
+def _rates(price: PriceMatch | None) -> dict[str, Any] | None:
+    return price.price.model_dump() if price else None
+
+
+@dataclass
+class RunSummary:
+    """What views read of a finished run's calls, computed once when it finishes (:func:`run_summary`).
+
+    ``accounting``: :func:`run_accounting` of its calls (a judge run's: the judge's); ``answer_accounting``:
+    of the answers a judge run judged, priced as the evaluated model; each with its calls' latencies,
+    sorted, so that a leaderboard row over several runs takes its percentiles over all their calls.
+    ``rates``: the prices it was computed at (``model`` and ``subject``), to tell when another table differs.
+    """
+
+    accounting: dict[str, Any]
+    answer_accounting: dict[str, Any] | None
+    latencies: np.ndarray
+    answer_latencies: np.ndarray
+    rates: dict[str, Any]
+
+    def priced_as(self, price: PriceMatch | None, subject_price: PriceMatch | None) -> bool:
+        """The summary's costs are those at these prices (the run's model's, and the evaluated model's)."""
+        return self.rates == {"model": _rates(price), "subject": _rates(subject_price)}
+
+    def to_row(self) -> dict[str, Any]:
+        """The store's columns: JSON, and the latencies as little-endian float64."""
+        return {"summary": {"version": SUMMARY_VERSION, "accounting": self.accounting,
+                            "answer_accounting": self.answer_accounting, "rates": self.rates},
+                "latencies": self.latencies.astype("<f8").tobytes(),
+                "answer_latencies": self.answer_latencies.astype("<f8").tobytes()}
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RunSummary | None:
+        """A stored summary; ``None`` for one of another version (computed again)."""
+        data = row.get("summary") or {}
+        if data.get("version") != SUMMARY_VERSION:
+            return None
+        return cls(data["accounting"], data.get("answer_accounting"),
+                   np.frombuffer(row.get("latencies") or b"", dtype="<f8"),
+                   np.frombuffer(row.get("answer_latencies") or b"", dtype="<f8"), data["rates"])
+
+
+def run_summary(
+    samples: Sequence[Mapping[str, Any]],
+    price: PriceMatch | None,
+    subject_price: PriceMatch | None = None,
+    *,
+    duration_s: float | None = None,
+    accounting: dict[str, Any] | None = None,
+) -> RunSummary:
+    """A run's :class:`RunSummary` from its stored samples (``accounting``: its :func:`run_accounting` at
+    ``price``, when the caller computed it already)."""
+    answers = answer_calls(samples)
+    return RunSummary(
+        accounting=accounting if accounting is not None else run_accounting(samples, price, duration_s=duration_s),
+        answer_accounting=run_accounting([{"responses": answers}], subject_price) if answers else None,
+        latencies=np.sort(np.asarray(ok_latencies(call_rows(samples)), dtype=float)),
+        answer_latencies=np.sort(np.asarray(ok_latencies(answers), dtype=float)),
+        rates={"model": _rates(price), "subject": _rates(subject_price)},
+    )

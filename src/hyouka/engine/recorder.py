@@ -16,6 +16,7 @@ with failed samples stays open, so the same command completes it.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,10 +26,11 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from hyouka.engine.accounting import price_for, run_accounting
+from hyouka.engine.accounting import price_for, run_summary
+from hyouka.engine.context import current_context
 from hyouka.engine.executor import Executor
 from hyouka.engine.records import config_hash, package_versions
-from hyouka.engine.signals import stop_on_signals
+from hyouka.engine.signals import Interrupted, stop_on_signals
 from hyouka.pricing.table import PriceTable, load_prices
 from hyouka.store.ownership import (
     BEAT_EVERY_S,
@@ -40,6 +42,7 @@ from hyouka.store.ownership import (
 )
 from hyouka.store.schema import utcnow
 from hyouka.store.store import FINISHED_STATUSES, RunOwnershipError, Store, stale_cutoff
+from hyouka.store.subject import subject_model
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +111,18 @@ class RunRecorder:
         reuse_completed: bool = False,
     ) -> None:
         self.store = store
+        table = load_prices(prices)
         # the price of the calls this run records (the judge's, in a judge run)
-        self.price = price_for(load_prices(prices), model, model_identity or {})
+        self.price = price_for(table, model, model_identity or {})
+        # a judge run's answers are the evaluated model's calls, at its price (see RunSummary)
+        subject = subject_model({"kind": kind, "model": model, "config": config})
+        self._subject_price = price_for(table, subject, config.get("model_identity") or {})
         self.executors = list(executors)
         self.config = config
         self._hashed_of = hashed_of or (lambda c: c)
         self.digest = config_hash(self._hashed_of(config))
         self.owner = new_owner_id()
+        self.context = current_context()  # the job this run belongs to, and its stop event (engine.context)
         existing = store.get_run(resume) if resume else store.find_run(self.digest, unfinished=True)
         if existing is not None and resume:
             self._check_same_configuration(existing)
@@ -129,7 +137,7 @@ class RunRecorder:
                     kind=kind, model=model, task=task, task_version=task_version, task_hash=task_hash, mode=mode,
                     suite=suite, config=config, config_hash=self.digest, model_identity=model_identity or {},
                     versions=package_versions(), n_samples=n_samples,
-                    owner=self.owner, heartbeat_at=utcnow(), open_key=self.digest,
+                    owner=self.owner, heartbeat_at=utcnow(), open_key=self.digest, job_id=self.context.job_id,
                 )
             except IntegrityError:  # another process opened this configuration's run a moment ago
                 existing = store.find_run(self.digest, unfinished=True)
@@ -174,6 +182,8 @@ class RunRecorder:
         # a dead process on this host cannot beat again; an owner elsewhere is gone only while its beat is stale
         stale_before = None if owner is None or owner_process_gone(owner) else stale_cutoff(STALE_AFTER_S)
         fields: dict[str, Any] = {"status": "running", "error": None}
+        if self.context.job_id is not None:  # a job that resumes the run makes it its own
+            fields["job_id"] = self.context.job_id
         if existing.get("open_key") is None and existing.get("status") != "completed" and not explicit:
             fields["open_key"] = self.digest  # a run left unfinished by an earlier version
         if not self.store.claim_run(existing["id"], self.owner, seen_owner=owner, stale_before=stale_before,
@@ -199,13 +209,19 @@ class RunRecorder:
 
     # -- samples ------------------------------------------------------------------------------
     def add(self, record: dict[str, Any]) -> None:
-        """Queue one finished sample (priced: ``cost_usd``); written within about a second."""
+        """Queue one finished sample (priced: ``cost_usd``); written within about a second.
+
+        Raises :class:`~hyouka.engine.signals.Interrupted` once the run's context asks it to stop
+        (an agent handing its job back): this sample is kept, and the run is recorded interrupted.
+        """
         if "cost_usd" not in record:
             from hyouka.engine.accounting import sample_cost
 
             record["cost_usd"] = sample_cost(self.price.price if self.price else None, record.get("responses") or [])
         self._buffer.append(record)
         self._added += 1
+        if self.context.stopping:
+            raise Interrupted(signal.SIGTERM)
         if len(self._buffer) >= FLUSH_EVERY_N or time.monotonic() - self._last_flush > FLUSH_EVERY_S:
             self.flush()
 
@@ -236,7 +252,9 @@ class RunRecorder:
         stats: dict[str, Any],
         samples: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
-        """Write the aggregates and mark the run completed, with ``stats["accounting"]`` of all its samples.
+        """Write the aggregates and mark the run completed, with ``stats["accounting"]`` of all its samples and,
+        in the same transaction, the run's summary (:class:`~hyouka.engine.accounting.RunSummary`) that the
+        leaderboard reads instead of the samples.
 
         ``samples`` (what accounting reads: statuses and responses) spares reading them back. A run
         with samples whose calls failed stays open: the same command retries them in this run.
@@ -247,8 +265,11 @@ class RunRecorder:
         duration = self.duration_s if not (self.reused and not self._added) else self._previous_s
         if samples is None:
             samples = self.store.samples(self.run_id)
+        # computed once, here: what the leaderboard reads of the run's calls (hyouka.engine.accounting.RunSummary)
+        summary = run_summary(samples, self.price, self._subject_price, duration_s=duration,
+                              accounting=stats.get("accounting"))
         if "accounting" not in stats:
-            stats = {**stats, "accounting": run_accounting(samples, self.price, duration_s=duration)}
+            stats = {**stats, "accounting": summary.accounting}
         if not self.store.beat(self.run_id, self.owner):
             raise RunOwnershipError(f"run {self.run_id} was taken over by another process; this one stops writing")
         self.store.set_aggregates(self.run_id, aggregates)
@@ -256,10 +277,12 @@ class RunRecorder:
         fields = {"status": "completed", "finished_at": utcnow(), "duration_s": duration, "stats": stats,
                   "error": None}
         self._stop_beating()
+        row = summary.to_row()
         try:
-            self.store.release_run(self.run_id, self.owner, open_key=self.digest if left else None, **fields)
+            self.store.release_run(self.run_id, self.owner, open_key=self.digest if left else None, summary=row,
+                                   **fields)
         except IntegrityError:  # an explicit resume of an old run while another is open: it stays closed
-            self.store.release_run(self.run_id, self.owner, open_key=None, **fields)
+            self.store.release_run(self.run_id, self.owner, open_key=None, summary=row, **fields)
 
     def __enter__(self) -> RunRecorder:
         self._signals.__enter__()

@@ -21,7 +21,7 @@ from hyouka.engine.cache import ResponseCache
 from hyouka.engine.executor import Executor
 from hyouka.errors import ArgumentError
 from hyouka.evaluation.backends import open_cache, resolve_model, spec_name
-from hyouka.evaluation.data import EvalRow, EvalTable, load_table
+from hyouka.evaluation.data import EvalRow, EvalTable, load_table, predictions_name
 from hyouka.evaluation.fewshot import FewshotError, fewshot_messages, fewshot_prefix, pick_fewshot
 from hyouka.evaluation.heuristics import canonical_heuristic, heuristic_aggregates, needs_target, row_scores
 from hyouka.evaluation.records import row_record, table_from_samples
@@ -239,7 +239,7 @@ def evaluate(
                                         model is not None)
     the_store = store if isinstance(store, Store) else Store(store)
     backend = resolve_model(model, model_options) if model is not None else None
-    subject = spec_name(model) if model is not None else f"predictions:{table.source}:{table.columns['predictions']}"
+    subject = spec_name(model) if model is not None else predictions_name(table.source, table.columns["predictions"])
     judges = _Judges(judge, judged, the_cache, judge_options)
     model_exec = Executor(backend, the_cache) if backend is not None else None
     params = GenerationParams(max_tokens=max_tokens, temperature=0.0)

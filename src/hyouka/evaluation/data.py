@@ -171,6 +171,12 @@ def _digest(frame: pd.DataFrame) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
+def predictions_name(source: str, column: str) -> str:
+    """The model name of a column of existing predictions: ``predictions:<data source>:<column>``, the one name
+    ``evaluate`` and ``pairwise`` store it under (so studies, judges and people match the same answers)."""
+    return f"predictions:{source}:{column}"
+
+
 def load_table(
     data: str | Path | pd.DataFrame | Sequence[dict[str, Any]],
     *,

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from hyouka.evaluation.data import predictions_name
 from hyouka.evaluation.human import open_studies
 from hyouka.judge.pairwise import win_rates
 from hyouka.ratings import (
@@ -135,7 +136,13 @@ def study_ratings(
 # -- agreement ------------------------------------------------------------------
 def _judge_names(run: dict[str, Any], sample: dict[str, Any], side: str) -> set[str]:
     details = sample.get("details") or {}
-    names = {run["config"].get(f"model_{side}"), details.get(f"model_{side}")}
+    config = run["config"]
+    names = {config.get(f"model_{side}"), details.get(f"model_{side}")}
+    columns = config.get("predictions") or [None, None]
+    column = columns["ab".index(side)] if len(columns) == 2 else None
+    source = (config.get("data") or {}).get("source")
+    if column and source and config.get(f"model_{side}") == f"predictions:{column}":
+        names.add(predictions_name(source, column))  # a pairwise run stored before both names were one
     return {str(n) for n in names if n}
 
 

@@ -20,7 +20,7 @@ from hyouka.engine.cache import ResponseCache
 from hyouka.engine.executor import Executor
 from hyouka.evaluation.backends import open_cache, resolve_model, spec_name
 from hyouka.evaluation.core import answer_request
-from hyouka.evaluation.data import EvalRow, load_table
+from hyouka.evaluation.data import EvalRow, load_table, predictions_name
 from hyouka.judge.grading import JudgeCall
 from hyouka.judge.mt_bench.prompts import verdict_call
 from hyouka.judge.pairwise import PairOutcome, pair_metrics, pair_summaries, run_pairs, win_rates
@@ -118,7 +118,8 @@ def pairwise(
     the_cache = open_cache(cache)
     the_store = store if isinstance(store, Store) else Store(store)
     backends = [resolve_model(m, model_options) if m is not None else None for m in models]
-    specs = [spec_name(m) if m is not None else f"predictions:{p}" for m, p in zip(models, predictions, strict=True)]
+    specs = [spec_name(m) if m is not None else predictions_name(table.source, str(p))
+             for m, p in zip(models, predictions, strict=True)]
     for backend, column in zip(backends, predictions, strict=True):
         if backend is None and (column is None or column not in (table.rows[0].fields if table.rows else {})):
             raise ValueError(f"no model and no prediction column {column!r} in the data")

@@ -29,21 +29,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-from pydantic import ValidationError
-
 from hyouka.metrics.suite import SuiteTerm, suite_average
-from hyouka.tasks.registry import SuiteSpec, builtin_suites, load_task
-from hyouka.yamlio import load_yaml
+from hyouka.store.subject import subject_model
+from hyouka.tasks.catalog import SuiteFacts, builtin_catalog, task_facts
 
 if TYPE_CHECKING:
     from hyouka.store.reader import SQLiteReader
     from hyouka.store.store import Store
+    from hyouka.tasks.registry import SuiteSpec
+
+    Suite = SuiteSpec | SuiteFacts  # a suite as given (SuiteSpec) or built in (read from the task catalog)
 
 __all__ = ["Cell", "Leaderboard", "Row", "build_leaderboard", "build_leaderboards", "load_suite", "run_setting",
            "subject_model"]
 
-_SUBJECT_KEYS = ("subject_model", "target_model", "candidate_model", "model_under_test", "evaluated_model")
 _JUDGE_HEADLINES = ("score", "mean_score", "win_rate")
 MT_BENCH_TASK = "ja_mt_bench"
 # configuration keys that describe the task and its data (a cell's content) or name the model
@@ -51,6 +50,7 @@ MT_BENCH_TASK = "ja_mt_bench"
 _NOT_SETTING = frozenset({"task", "task_source", "task_version", "task_hash", "data_dir", "data_file", "data",
                           "questions_sha256", "model", "subject_model", "subject_name"})
 _THROUGHPUT = frozenset({"batch_size", "concurrency"})
+_UNUSED_COLUMNS = ("model_identity", "versions", "stats")  # the board reads a run's config, not these
 
 
 @dataclass
@@ -137,16 +137,6 @@ class Leaderboard:
         return out
 
 
-def subject_model(run: dict[str, Any]) -> str:
-    """The model a run evaluates: the run's model, or for a judge run the model whose answers were judged."""
-    if run.get("kind", "benchmark") != "benchmark":
-        config = run.get("config") or {}
-        for key in _SUBJECT_KEYS:
-            if isinstance(config.get(key), str) and config[key]:
-                return config[key]
-    return run["model"]
-
-
 def run_setting(run: dict[str, Any]) -> dict[str, Any]:
     """What in a run's configuration can change its numbers, besides the task and the model's name."""
     config = run.get("config") or {}
@@ -163,6 +153,11 @@ def run_setting(run: dict[str, Any]) -> dict[str, Any]:
 def _digest(value: Any) -> str:
     blob = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+
+
+def _base_key(settings: dict[str, Any]) -> str:
+    """Digest of a setting without its mode: rows of one base differ only by mode."""
+    return _digest({k: v for k, v in settings.items() if k != "mode"})
 
 
 def _content(run: dict[str, Any]) -> str:
@@ -198,7 +193,7 @@ def _label(settings: dict[str, Any]) -> str:
     return " ".join(parts) or "default"
 
 
-def _entry(task: str, suite: SuiteSpec | None) -> tuple[str, bool] | None:
+def _entry(task: str, suite: Suite | None) -> tuple[str, bool] | None:
     if suite is not None:
         for entry in suite.tasks:
             if entry.task == task:
@@ -206,7 +201,7 @@ def _entry(task: str, suite: SuiteSpec | None) -> tuple[str, bool] | None:
     return None
 
 
-def _headline(task: str, suite: SuiteSpec | None, aggregates: dict[str, dict[str, Any]]) -> tuple[str, bool]:
+def _headline(task: str, suite: Suite | None, aggregates: dict[str, dict[str, Any]]) -> tuple[str, bool]:
     """The metric shown for a task, and whether lower is better."""
     found = _entry(task, suite)
     if found is not None:
@@ -222,8 +217,8 @@ def _headline(task: str, suite: SuiteSpec | None, aggregates: dict[str, dict[str
 @lru_cache(maxsize=256)
 def _task_facts(task: str) -> tuple[str, int]:
     """A task's first metric and its number of modes, read once per task (a board of 1,000 runs asks 2,000 times)."""
-    spec = load_task(task)
-    return spec.metric_list[0].metric, len(spec.modes)
+    facts = task_facts(task)
+    return facts.metrics[0], len(facts.modes)
 
 
 def _single_mode(run: dict[str, Any]) -> bool:
@@ -234,66 +229,90 @@ def _single_mode(run: dict[str, Any]) -> bool:
         return False
 
 
-def _resolve_suite(suite: str | SuiteSpec | None) -> SuiteSpec | None:
-    if isinstance(suite, SuiteSpec):
+def _resolve_suite(suite: str | Suite | None) -> Suite | None:
+    """A suite given as a spec, a built-in suite's name (from the task catalog: no pydantic), or a suite file."""
+    if suite is None or not isinstance(suite, str):
         return suite
-    return load_suite(suite) if suite else None
+    if suite in ("", "none", "auto"):
+        return None
+    return builtin_catalog().suites.get(suite) or load_suite(suite)
 
 
 class _Rows:
-    """Rows keyed by model and setting; a run goes to a row that lacks its task or has the same content."""
+    """Rows keyed by model and setting; a run goes to a row that lacks its task or has the same content.
 
-    def __init__(self, suite: SuiteSpec | None, aggregates: dict[str, dict[str, dict[str, Any]]]) -> None:
+    Rows are looked up among their model's only, and each run's setting is digested once: a store
+    of a thousand models builds its board in linear time.
+    """
+
+    def __init__(self, suite: Suite | None, aggregates: dict[str, dict[str, dict[str, Any]]]) -> None:
         self.suite, self.aggregates = suite, aggregates
-        self.rows: list[tuple[str, str, Row]] = []  # (model, base key without mode, row)
+        self.rows: list[Row] = []  # in order of creation
+        self._by_model: dict[str, list[Row]] = {}  # model -> its rows, in order of creation
+        self._keys: dict[str, str] = {}  # run id -> digest of its setting
+        self._bases: dict[str, str] = {}  # a row's key -> digest of its setting without the mode
+
+    def _key(self, run: dict[str, Any]) -> str:
+        key = self._keys.get(run["id"])
+        if key is None:
+            key = self._keys[run["id"]] = _digest(run_setting(run))
+        return key
+
+    def _base(self, row: Row) -> str:
+        base = self._bases.get(row.key)
+        if base is None:
+            base = self._bases[row.key] = _base_key(row.settings)
+        return base
 
     def _fits(self, row: Row, run: dict[str, Any]) -> bool:
         """The row lacks the run's task, or holds a run of the same task content and setting."""
         cell = row.cells.get(run["task"])
-        return cell is None or (cell.content == _content(run) and cell.setting_key == _digest(run_setting(run)))
+        return cell is None or (cell.content == _content(run) and cell.setting_key == self._key(run))
 
     def _put(self, row: Row, run: dict[str, Any]) -> None:
         if run["task"] not in row.cells:  # runs come newest first: the newest of a content and setting wins
             cell = _cell(run, self.aggregates[run["id"]], self.suite)
-            cell.setting_key = _digest(run_setting(run))
+            cell.setting_key = self._key(run)
             row.cells[run["task"]] = cell
 
-    def _new(self, model: str, settings: dict[str, Any]) -> Row:
-        base = {k: v for k, v in settings.items() if k != "mode"}
-        row = Row(model, _label(settings), settings=settings, key=_digest(settings))
-        self.rows.append((model, _digest(base), row))
+    def _new(self, model: str, run: dict[str, Any]) -> Row:
+        """A new row for ``model`` under the setting of ``run``."""
+        settings = run_setting(run)
+        row = Row(model, _label(settings), settings=settings, key=self._key(run))
+        self.rows.append(row)
+        self._by_model.setdefault(model, []).append(row)
         return row
 
     def add(self, run: dict[str, Any]) -> None:
         """A benchmark run of a multi-mode task: the row of exactly its setting."""
-        model, settings = run["model"], run_setting(run)
-        key = _digest(settings)
-        for m, _, row in self.rows:
-            if m == model and row.key == key and self._fits(row, run):
+        model, key = run["model"], self._key(run)
+        for row in self._by_model.get(model, ()):
+            if row.key == key and self._fits(row, run):
                 self._put(row, run)
                 return
-        self._put(self._new(model, settings), run)
+        self._put(self._new(model, run), run)
 
     def join(self, run: dict[str, Any]) -> None:
         """A single-mode task's run joins every row whose setting differs only by mode; a judge run,
         every row of the model it judged (of the same identity, when recorded)."""
-        model, settings = subject_model(run), run_setting(run)
+        model = subject_model(run)
+        rows = self._by_model.get(model, ())
         if run.get("kind", "benchmark") == "benchmark":
-            base = _digest({k: v for k, v in settings.items() if k != "mode"})
-            targets = [row for m, b, row in self.rows if m == model and b == base and self._fits(row, run)]
+            base = _base_key(run_setting(run))
+            targets = [row for row in rows if self._base(row) == base and self._fits(row, run)]
         else:
             identity = (run.get("config") or {}).get("model_identity")
-            targets = [row for m, _, row in self.rows if m == model and self._fits(row, run)
+            targets = [row for row in rows if self._fits(row, run)
                        and (not identity or row.settings.get("model_identity") in (None, identity))]
         if not targets:
-            targets = [self._new(model, settings)]
+            targets = [self._new(model, run)]
         for row in targets:
             self._put(row, run)
 
 
 def build_leaderboard(
     store: Store | SQLiteReader,
-    suite: str | SuiteSpec | None = "jglue",
+    suite: str | Suite | None = "jglue",
     model: str | None = None,
     *,
     run_ids: Iterable[str] | None = None,
@@ -330,16 +349,14 @@ def build_leaderboard(
     for run in newest_first:
         if run.get("kind", "benchmark") != "benchmark":
             rows.join(run)
-    built = [row for _, _, row in rows.rows]
+    built = list(rows.rows)
     _disambiguate(built)
 
     tasks = [e.task for e in suite_spec.tasks] if suite_spec else sorted({r["task"] for r in runs})
     weights = {e.task: e.weight for e in suite_spec.tasks} if suite_spec else {}
     notes: list[str] = []
     if suite_spec is not None:
-        for row in built:
-            _average(row, suite_spec)
-        notes = sorted({n for row in built for n in _row_notes(row, suite_spec)})
+        notes = sorted({note for row in built if (note := _average(row, suite_spec))})
     ordered = sorted(built, key=lambda r: (r.partial, r.average is None, -(r.average or 0.0), r.model, r.setting))
     shown = [t for t in tasks if any(t in r.cells for r in ordered)] if suite_spec is None else tasks
     name = suite_spec.suite if suite_spec else None
@@ -350,7 +367,7 @@ def build_leaderboard(
 
 
 def _completed(store: Store | SQLiteReader, run_ids: Iterable[str] | None) -> list[dict[str, Any]]:
-    runs = store.list_runs(status="completed")
+    runs = store.list_runs(status="completed", omit=_UNUSED_COLUMNS)
     if run_ids is not None:
         ids = set(run_ids)
         runs = [r for r in runs if r["id"] in ids]
@@ -367,7 +384,8 @@ def _disambiguate(rows: list[Row]) -> None:
             row.setting = f"{row.setting} #{row.key[:6]}"
 
 
-def _average(row: Row, suite: SuiteSpec) -> None:
+def _average(row: Row, suite: Suite) -> str | None:
+    """Set the row's average and what it misses; returns the average's note, if any."""
     terms = []
     for entry in suite.tasks:
         cell = row.cells.get(entry.task)
@@ -377,16 +395,10 @@ def _average(row: Row, suite: SuiteSpec) -> None:
     row.average, row.average_ci_low, row.average_ci_high = avg.value, avg.ci_low, avg.ci_high
     row.n_tasks_averaged = len(avg.tasks) if avg.complete else 0
     row.missing = list(avg.missing)
+    return avg.note
 
 
-def _row_notes(row: Row, suite: SuiteSpec) -> list[str]:
-    terms = [SuiteTerm(e.task, row.cells[e.task].value if e.task in row.cells else None, e.weight,
-                       e.lower_is_better) for e in suite.tasks]
-    note = suite_average(terms).note
-    return [note] if note else []
-
-
-def _cell(run: dict[str, Any], aggregates: dict[str, dict[str, Any]], suite: SuiteSpec | None) -> Cell:
+def _cell(run: dict[str, Any], aggregates: dict[str, dict[str, Any]], suite: Suite | None) -> Cell:
     metric, lower = _headline(run["task"], suite, aggregates)
     agg = aggregates.get(metric) or {}
     return Cell(
@@ -404,7 +416,7 @@ def _cell(run: dict[str, Any], aggregates: dict[str, dict[str, Any]], suite: Sui
     )
 
 
-def _table_of(run: dict[str, Any], suites: dict[str, SuiteSpec]) -> str | None:
+def _table_of(run: dict[str, Any], suites: dict[str, SuiteFacts]) -> str | None:
     """Which default table a run belongs to: a suite's name, ``mt_bench``, ``eval`` or ``other``."""
     kind = run.get("kind", "benchmark")
     if kind == "pairwise":
@@ -420,7 +432,7 @@ def _table_of(run: dict[str, Any], suites: dict[str, SuiteSpec]) -> str | None:
 
 def build_leaderboards(
     store: Store | SQLiteReader,
-    suite: str | SuiteSpec | None = None,
+    suite: str | Suite | None = None,
     model: str | None = None,
     *,
     run_ids: Iterable[str] | None = None,
@@ -434,11 +446,11 @@ def build_leaderboards(
     """
     runs = _completed(store, run_ids)
     kinds = ("benchmark", "judge")
-    if isinstance(suite, SuiteSpec) or (suite and suite not in ("auto", "none")):
+    if (suite is not None and not isinstance(suite, str)) or (suite and suite not in ("auto", "none")):
         return [build_leaderboard(store, suite, model, runs=runs, kinds=kinds)]
     if suite == "none":
         return [build_leaderboard(store, None, model, runs=runs, kinds=kinds, title="all tasks (no average)")]
-    suites = builtin_suites()
+    suites = builtin_catalog().suites
     groups: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         table = _table_of(run, suites)
@@ -459,6 +471,12 @@ def build_leaderboards(
 
 def load_suite(name_or_path: str | None) -> SuiteSpec | None:
     """A built-in suite by name, or a suite YAML file (tasks, metrics, weights, lower_is_better)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from hyouka.tasks.registry import SuiteSpec, builtin_suites
+    from hyouka.yamlio import load_yaml
+
     if not name_or_path or name_or_path in ("none", "auto"):
         return None
     suites = builtin_suites()

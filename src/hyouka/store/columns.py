@@ -12,7 +12,7 @@ RUNS = {
     "model": "plain", "task": "plain", "task_version": "plain", "task_hash": "plain", "mode": "plain",
     "suite": "plain", "config": "json", "config_hash": "plain", "model_identity": "json", "versions": "json",
     "n_samples": "plain", "duration_s": "plain", "stats": "json", "error": "plain",
-    "owner": "plain", "heartbeat_at": "datetime", "open_key": "plain",
+    "owner": "plain", "heartbeat_at": "datetime", "open_key": "plain", "job_id": "plain",
 }
 SAMPLES = {
     "id": "plain", "run_id": "plain", "sample_index": "plain", "doc_id": "plain", "doc": "json", "prompt": "plain",
@@ -24,4 +24,6 @@ AGGREGATES = {
     "id": "plain", "run_id": "plain", "metric": "plain", "value": "plain", "stderr": "plain", "ci_low": "plain",
     "ci_high": "plain", "n_scored": "plain", "n_total": "plain", "higher_is_better": "bool", "note": "plain",
 }
-TABLES = {"runs": RUNS, "samples": SAMPLES, "aggregates": AGGREGATES}
+RUN_SUMMARIES = {"run_id": "plain", "finished_at": "datetime", "summary": "json", "latencies": "plain",
+                 "answer_latencies": "plain"}
+TABLES = {"runs": RUNS, "samples": SAMPLES, "aggregates": AGGREGATES, "run_summaries": RUN_SUMMARIES}

@@ -155,9 +155,9 @@ def aligned_page(store: Store, run_ids: list[str], *, only: str = "all", metric:
         a, b = aliased(SampleRow), aliased(SampleRow)
         value_a, value_b = _metric_value(metric, a), _metric_value(metric, b)
         condition = and_(value_a >= 1.0, value_b < 1.0) if only == "a_right_b_wrong" else value_a > value_b
-        keys = (select(a.doc_id.label("doc_id"), a.sample_index.label("position"))
+        keys = (select(a.doc_id.label("doc_id"), func.min(a.sample_index).label("position"))
                 .join(b, and_(b.doc_id == a.doc_id, b.run_id == run_ids[1]))
-                .where(a.run_id == run_ids[0], condition))
+                .where(a.run_id == run_ids[0], condition).group_by(a.doc_id))  # a repeated id: one item
         sizes = _sizes(store, run_ids[:2])
         if sizes.get(run_ids[1], 0) < sizes.get(run_ids[0], 0):
             # redundant with the join: lets the planner start from the smaller second run's documents
@@ -196,24 +196,34 @@ def _aligned(store: Store, run_ids: list[str], doc_ids: list[str], total: int, o
 
 
 def _all_page(store: Store, run_ids: list[str], offset: int, limit: int) -> Page:
-    """Every document: the first run's in its order (read on its index), then those only the others have."""
+    """Every document once: the first run's in its order (read on its index), then those only the others have.
+
+    A document id the first run holds twice is one item (where it first appears), in the page and the total."""
     first, others = run_ids[0], run_ids[1:]
     in_first = select(SampleRow.doc_id).where(SampleRow.run_id == first)
     extra = (select(SampleRow.doc_id.label("doc_id"), func.min(SampleRow.sample_index).label("position"))
              .where(SampleRow.run_id.in_(others), SampleRow.doc_id.not_in(in_first))
              .group_by(SampleRow.doc_id).subquery())
+    mine = SampleRow.run_id == first
     with store.session() as s:
-        n_first = s.scalar(select(func.count()).select_from(SampleRow).where(SampleRow.run_id == first)) or 0
+        n_rows = s.scalar(select(func.count()).select_from(SampleRow).where(mine)) or 0
+        # distinct ids on the (run_id, doc_id) index; equal to the rows unless some id repeats
+        n_first = s.scalar(select(func.count(func.distinct(SampleRow.doc_id))).where(mine)) or 0
         n_extra = (s.scalar(select(func.count()).select_from(extra)) or 0) if others else 0
         doc_ids: list[str] = []
         if offset < n_first:
-            doc_ids = list(s.scalars(select(SampleRow.doc_id).where(SampleRow.run_id == first)
-                                     .order_by(SampleRow.sample_index).offset(offset).limit(limit)))
+            query = select(SampleRow.doc_id).where(mine)
+            if n_first < n_rows:  # only each id's first sample: a probe of the doc index per row
+                earlier = aliased(SampleRow)
+                query = query.where(~select(earlier.id).where(
+                    earlier.run_id == first, earlier.doc_id == SampleRow.doc_id,
+                    earlier.sample_index < SampleRow.sample_index).exists())
+            doc_ids = list(s.scalars(query.order_by(SampleRow.sample_index).offset(offset).limit(limit)))
         if len(doc_ids) < limit and n_extra:
             skip = max(0, offset - n_first)
             doc_ids += s.scalars(select(extra.c.doc_id).order_by(extra.c.position, extra.c.doc_id)
                                  .offset(skip).limit(limit - len(doc_ids)))
-    return _aligned(store, run_ids, list(dict.fromkeys(doc_ids)), n_first + n_extra, offset, limit)
+    return _aligned(store, run_ids, doc_ids, n_first + n_extra, offset, limit)
 
 
 
@@ -233,12 +243,16 @@ def group_scores(store: Store, run_ids: list[str], metric: str, fields: tuple[st
 
 
 def documents(store: Store, run_ids: list[str], doc_ids: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{doc_id: {run_id: sample}}`` for the given documents of the given runs (one indexed lookup each)."""
+    """``{doc_id: {run_id: sample}}`` for the given documents of the given runs (one indexed lookup each); a run
+    holding a document id twice gives its first sample of it."""
     if not run_ids or not doc_ids:
         return {}
     out: dict[str, dict[str, dict[str, Any]]] = {}
     with store.session() as s:
-        query = select(SampleRow).where(SampleRow.run_id.in_(run_ids), SampleRow.doc_id.in_(doc_ids))
+        query = (select(SampleRow).where(SampleRow.run_id.in_(run_ids), SampleRow.doc_id.in_(doc_ids))
+                 .order_by(SampleRow.sample_index))
         for row in s.scalars(query):
-            out.setdefault(row.doc_id, {})[row.run_id] = _as_dict(row)
+            found = out.setdefault(row.doc_id, {})
+            if row.run_id not in found:
+                found[row.run_id] = _as_dict(row)
     return out

@@ -12,7 +12,7 @@ store is a SQLite file that already exists, else a full :class:`~hyouka.store.st
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,14 +40,16 @@ def sqlite_file(url: str) -> Path | None:
     return None
 
 
-def _decode(kind: str, value: Any) -> Any:
-    if value is None or kind == "plain":
-        return value
-    if kind == "json":
-        return jsonio.loads(value) if isinstance(value, (str, bytes)) else value
-    if kind == "datetime":
-        return datetime.fromisoformat(value) if isinstance(value, str) else value
-    return bool(value)  # "bool"
+def _json(value: Any) -> Any:
+    return jsonio.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _datetime(value: Any) -> Any:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+# how a column of each kind but "plain" (as the driver gives it) is read; None stays None
+_DECODERS: dict[str, Callable[[Any], Any]] = {"json": _json, "datetime": _datetime, "bool": bool}
 
 
 class SQLiteReader:
@@ -73,9 +75,13 @@ class SQLiteReader:
             self._present[table] = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         return self._present[table]
 
-    def _select(self, table: str, where: str = "", params: Iterable[Any] = (), order: str = "") -> list[dict[str, Any]]:
-        """Rows of ``table`` as dicts of every known column; a column an older store lacks reads as None."""
-        kinds = TABLES[table]
+    def _select(self, table: str, where: str = "", params: Iterable[Any] = (), order: str = "",
+                omit: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """Rows of ``table`` as dicts of every known column but those in ``omit``; a column an older
+        store lacks reads as None."""
+        left_out = set(omit)
+        kinds = {name: kind for name, kind in TABLES[table].items() if name not in left_out} if left_out \
+            else TABLES[table]
         db = self._connect()
         try:
             present = self._columns(db, table)
@@ -89,17 +95,22 @@ class SQLiteReader:
         finally:
             db.close()
         missing = [name for name in kinds if name not in present]
+        decoded = [(i, name, _DECODERS[kinds[name]]) for i, name in enumerate(names) if kinds[name] != "plain"]
         out = []
         for row in rows:
-            record = {name: _decode(kinds[name], value) for name, value in zip(names, row, strict=True)}
+            record = dict(zip(names, row, strict=True))
+            for i, name, decode in decoded:
+                if row[i] is not None:
+                    record[name] = decode(row[i])
             out.append({name: record.get(name) for name in kinds} if missing else record)
         return out
 
     # -- the store's read API ------------------------------------------------------
-    def list_runs(self, *, status: str | None = None) -> list[dict[str, Any]]:
+    def list_runs(self, *, status: str | None = None, omit: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """Runs oldest first, without the columns in ``omit`` (a listing need not decode every run's JSON)."""
         if status:
-            return self._select("runs", "status = ?", (status,), order="created_at")
-        return self._select("runs", order="created_at")
+            return self._select("runs", "status = ?", (status,), order="created_at", omit=omit)
+        return self._select("runs", order="created_at", omit=omit)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A run by id or unique id prefix."""
@@ -147,6 +158,16 @@ class SQLiteReader:
             marks = ", ".join("?" * len(chunk))
             for r in self._select("aggregates", f"run_id IN ({marks})", chunk, order="id"):
                 out[r["run_id"]][r["metric"]] = r
+        return out
+
+    def summaries(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """:meth:`hyouka.store.store.Store.summaries` on this file."""
+        ids = list(run_ids)
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            out.update((r["run_id"], r) for r in self._select("run_summaries", f"run_id IN ({marks})", chunk))
         return out
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -48,6 +48,8 @@ class RunRow(Base):
     # the configuration hash while the run has work left (unfinished, or finished with failed
     # samples), else empty: its unique index lets a store hold one open run per configuration
     open_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the queued job (hyouka.store.queue) whose agent executed the run last, if any
+    job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class SampleRow(Base):
@@ -96,6 +98,21 @@ class AggregateRow(Base):
     n_total: Mapped[int] = mapped_column(Integer, default=0)
     higher_is_better: Mapped[bool] = mapped_column(default=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class RunSummaryRow(Base):
+    """A finished run's calls summarised once (hyouka.engine.accounting.RunSummary): what the leaderboard reads.
+
+    Apart from the run's row because of its latencies (8 bytes a call), which only the leaderboard reads.
+    """
+
+    __tablename__ = "run_summaries"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # the run's, then
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    latencies: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    answer_latencies: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
 
 
 Index("ix_runs_model_task", RunRow.model, RunRow.task)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hyouka import jsonio
 from hyouka.store.errors import RunNotFoundError, run_lookup_error
 from hyouka.store.reader import SQLiteReader
-from hyouka.store.schema import AggregateRow, Base, RunRow, SampleRow, utcnow
+from hyouka.store.schema import AggregateRow, Base, RunRow, RunSummaryRow, SampleRow, utcnow
 
 __all__ = ["FINISHED_STATUSES", "RunNotFoundError", "RunOwnershipError", "Store"]
 
@@ -199,11 +199,39 @@ class Store:
         query = update(RunRow).where(RunRow.id == run_id, RunRow.owner == owner).values(heartbeat_at=utcnow())
         return bool(s.execute(query).rowcount)
 
-    def release_run(self, run_id: str, owner: str, **fields: Any) -> bool:
-        """Write ``fields`` (the final status…) and clear the owner, if ``owner`` still owns the run."""
+    def release_run(self, run_id: str, owner: str, *, summary: dict[str, Any] | None = None, **fields: Any) -> bool:
+        """Write ``fields`` (the final status…) and clear the owner, if ``owner`` still owns the run; with
+        ``summary`` (:meth:`hyouka.engine.accounting.RunSummary.to_row`), its summary in the same transaction."""
         query = update(RunRow).where(RunRow.id == run_id, RunRow.owner == owner)
         with self.session() as s, s.begin():
-            return bool(s.execute(query.values(owner=None, heartbeat_at=None, **fields)).rowcount)
+            released = bool(s.execute(query.values(owner=None, heartbeat_at=None, **fields)).rowcount)
+            if released and summary is not None:
+                self._put_summary(s, run_id, fields.get("finished_at"), summary)
+            return released
+
+    # -- run summaries ------------------------------------------------------
+    @staticmethod
+    def _put_summary(s: Session, run_id: str, finished_at: datetime | None, summary: dict[str, Any]) -> None:
+        s.execute(delete(RunSummaryRow).where(RunSummaryRow.run_id == run_id))
+        s.add(RunSummaryRow(run_id=run_id, finished_at=finished_at, **summary))
+
+    def set_summary(self, run_id: str, finished_at: datetime | None, summary: dict[str, Any]) -> bool:
+        """Store a summary of the run as it was when it finished at ``finished_at``; nothing (False) when the run
+        has finished again since, or is gone."""
+        with self.session() as s, s.begin():
+            if s.scalar(select(RunRow.finished_at).where(RunRow.id == run_id)) != finished_at:
+                return False
+            self._put_summary(s, run_id, finished_at, summary)
+            return True
+
+    def summaries(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored summaries of these runs, by run id (a run without one is left out)."""
+        if self._reader is not None:
+            return self._reader.summaries(run_ids)
+        ids = list(run_ids)
+        with self.session() as s:
+            rows = s.scalars(select(RunSummaryRow).where(RunSummaryRow.run_id.in_(ids)))
+            return {r.run_id: _as_dict(r) for r in rows}
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A run by id or unique id prefix."""
@@ -236,19 +264,22 @@ class Store:
             row = s.scalars(query.order_by(RunRow.created_at.desc())).first()
         return _as_dict(row) if row else None
 
-    def list_runs(self, *, status: str | None = None) -> list[dict[str, Any]]:
+    def list_runs(self, *, status: str | None = None, omit: Iterable[str] = ()) -> list[dict[str, Any]]:
+        """Runs oldest first (of ``status``), without the columns named in ``omit``."""
         if self._reader is not None:
-            return self._reader.list_runs(status=status)
+            return self._reader.list_runs(status=status, omit=omit)
         with self.session() as s:
             query = select(RunRow).order_by(RunRow.created_at)
             if status:
                 query = query.where(RunRow.status == status)
-            return [_as_dict(r) for r in s.scalars(query)]
+            left_out = set(omit)
+            return [{k: v for k, v in _as_dict(r).items() if k not in left_out} for r in s.scalars(query)]
 
     def delete_run(self, run_id: str) -> None:
         with self.session() as s, s.begin():
             s.execute(delete(SampleRow).where(SampleRow.run_id == run_id))
             s.execute(delete(AggregateRow).where(AggregateRow.run_id == run_id))
+            s.execute(delete(RunSummaryRow).where(RunSummaryRow.run_id == run_id))
             s.execute(delete(RunRow).where(RunRow.id == run_id))
 
     # -- samples ------------------------------------------------------------

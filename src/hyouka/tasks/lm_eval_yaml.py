@@ -22,9 +22,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from hyouka.tasks.catalog import LM_EVAL_PREFIX as PREFIX
 from hyouka.tasks.spec import TaskFileError, TaskSpec
 
-PREFIX = "lm-eval:"
 LM_EVAL_FEWSHOT_SEED = 1234
 
 # keys that say nothing about the result

@@ -7,13 +7,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hyouka.tasks.lm_eval_yaml import PREFIX as LM_EVAL_PREFIX
+from hyouka.tasks.catalog import BUILTIN_DIR, LM_EVAL_PREFIX, SUITES_DIR, builtin_task_names, is_task_file
 from hyouka.tasks.lm_eval_yaml import load_lm_eval_task
 from hyouka.tasks.spec import TaskFileError, TaskSpec, load_task_file
 from hyouka.yamlio import load_yaml
-
-BUILTIN_DIR = Path(__file__).parent / "builtin"
-SUITES_DIR = Path(__file__).parent / "suites"
 
 
 class UnknownTaskError(ValueError):
@@ -38,10 +35,6 @@ class SuiteSpec(BaseModel):
     version: str
     description: str = ""
     tasks: list[SuiteEntry]
-
-
-def builtin_task_names() -> list[str]:
-    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
 
 
 @lru_cache
@@ -79,9 +72,8 @@ def load_task(name_or_path: str) -> TaskSpec:
         return load_lm_eval_task(name_or_path)
     if (BUILTIN_DIR / f"{name_or_path}.yaml").is_file():
         return _builtin_task(name_or_path).model_copy(deep=True)
-    path = Path(name_or_path)
-    if path.suffix in {".yaml", ".yml"} and path.is_file():
-        return load_task_file(path)
+    if is_task_file(name_or_path):
+        return load_task_file(Path(name_or_path))
     raise UnknownTaskError(f"unknown task {name_or_path!r}; {_known()}")
 
 

@@ -66,13 +66,12 @@ def create_app(store: Store | str | None = None, *, token: str | None = None, pr
     app.mount("/static", StaticFiles(packages=[("hyouka.web", "static")]), name="static")
     templates = _templates()
     board_cache: dict[str, Any] = {}
-    known_views: dict[tuple, Any] = {}  # finished runs' calls, read once (see hyouka.web.data._views)
 
     def boards() -> list[dict[str, Any]]:
         """The leaderboard, rebuilt only when the store's runs or aggregates change."""
         signature = results_signature(db)
         if board_cache.get("signature") != signature:
-            board_cache.update(signature=signature, tables=leaderboard_data(db, prices, known_views))
+            board_cache.update(signature=signature, tables=leaderboard_data(db, prices))
         return board_cache["tables"]
 
     def page(request: Request, name: str, **context: Any) -> Response:

@@ -9,13 +9,13 @@ from hyouka.report.compare import compare_runs
 from hyouka.report.leaderboard import build_leaderboards, subject_model
 from hyouka.report.safe import scrub
 from hyouka.report.summary import board_stats
-from hyouka.report.views import RunView, compact, load_views
+from hyouka.report.views import load_views
 from hyouka.store.queries import Page, aligned_page, runs_page, samples_page
 from hyouka.store.store import Store
 
 RUN_FIELDS = ("id", "created_at", "finished_at", "status", "kind", "model", "task", "task_version", "task_hash",
               "mode", "suite", "config", "config_hash", "model_identity", "versions", "n_samples", "duration_s",
-              "stats", "error", "owner", "heartbeat_at")
+              "stats", "error", "owner", "heartbeat_at", "job_id")
 
 
 def _json(value: Any) -> Any:
@@ -31,26 +31,12 @@ def run_data(run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _views(store: Store, run_ids: list[str], prices: str | None, known: dict[tuple, RunView] | None) -> list[RunView]:
-    """Each run's calls and their accounting; a finished run's calls never change, so ``known`` keeps them
-    (keyed by what changes when a run is resumed) and a run that finishes costs only its own reading."""
-    if known is None:
-        return load_views(store, run_ids, prices=prices, calls_only=True)
-    runs = {i: store.get_run(i) for i in run_ids}
-    keys = {i: (i, r["status"], r["finished_at"], r["n_samples"]) for i, r in runs.items()}
-    missing = [i for i in run_ids if keys[i] not in known]
-    for view in load_views(store, missing, prices=prices, calls_only=True) if missing else []:
-        known[keys[view.id]] = compact(view)
-    return [known[keys[i]] for i in run_ids]
-
-
-def leaderboard_data(store: Store, prices: str | None = None,
-                     known: dict[tuple, RunView] | None = None) -> list[dict[str, Any]]:
-    """Every table of :func:`build_leaderboards`, each row with its cells and its cost and latency
-    (``known``: the runs' calls read before, see :func:`_views`)."""
+def leaderboard_data(store: Store, prices: str | None = None) -> list[dict[str, Any]]:
+    """Every table of :func:`build_leaderboards`, each row with its cells and its cost and latency (read from its
+    runs' stored summaries: no sample is read, see :func:`hyouka.report.views.load_views`)."""
     boards = build_leaderboards(store)
     run_ids = {i for b in boards for row in b.rows for i in row.run_ids}
-    views = _views(store, sorted(run_ids), prices, known) if run_ids else []
+    views = load_views(store, sorted(run_ids), prices=prices, samples=False) if run_ids else []
     tables = []
     for board in boards:
         stats = board_stats(board, views)

@@ -26,12 +26,12 @@ from hyouka.evaluation.backends import spec_name
 from hyouka.evaluation.ladder.rungs import Line, Rung
 from hyouka.pricing.table import PriceTable
 from hyouka.store.store import Store
+from hyouka.store.subject import subject_model
 
 __all__ = ["CellSettings", "LadderError", "LadderTask", "Measure", "estimate_cell", "measure_cell", "parse_task",
            "run_cell"]
 
 DATA_SUFFIXES = (".jsonl", ".csv", ".json", ".parquet")
-_SUBJECT_KEYS = ("subject_model", "target_model")
 
 
 class LadderError(ValueError):
@@ -266,7 +266,7 @@ def measure_cell(store: Store, run_id: str, metric: str, prices: PriceTable) -> 
     n = int(run.get("n_samples") or len(samples))
     judged = (run.get("kind") or "benchmark") != "benchmark"
     if judged:
-        subject = next((config[k] for k in _SUBJECT_KEYS if isinstance(config.get(k), str)), run["model"])
+        subject = subject_model(run)
         answers = [s["details"]["answer"] for s in samples if isinstance((s.get("details") or {}).get("answer"), dict)]
         own = run_accounting([{"responses": answers}], price_for(prices, subject, config.get("model_identity")))
         judge = run_accounting(samples, price_for(prices, run["model"], run.get("model_identity")))

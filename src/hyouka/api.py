@@ -182,7 +182,8 @@ def run(
 
     ``rag:<data file>`` tasks answer the file's questions from ``index`` (an :class:`hyouka.rag.Index` or
     its name), ``k`` chunks each, scored by ``metrics`` (heuristic, judge and retrieval metrics; see
-    :func:`hyouka.evaluate`, which runs each of them).
+    :func:`hyouka.evaluate`, which runs each of them); ``num_fewshot`` puts that many other rows of the
+    file, solved and without their chunks, before each question's RAG prompt.
 
     ``backend`` serves the calls of the ``model`` spec instead of loading it here (e.g. replicas of it
     on Ray, :func:`hyouka.jobs.replicas.build_replicas`); the runs are recorded under the spec.
@@ -246,6 +247,7 @@ def run(
         result.runs.append(run_rag_task(
             name, model, index=index, k=k, metrics=metrics, judge=judge, judge_options=judge_options,
             store=the_store, cache=the_cache if the_cache is not None else False, limit=limit, seed=seed,
+            **({"num_fewshot": num_fewshot} if num_fewshot else {}),  # other rows of the file, without chunks
             prices=table, progress=progress(name) if progress else None,
             **({"max_tokens": max_tokens} if max_tokens else {}), **({"judge_max_tokens": judge_max_tokens}
                                                                      if judge_max_tokens else {}),

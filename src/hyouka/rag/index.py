@@ -371,6 +371,12 @@ class Index:
             self._embedder = load_embedder(recorded["spec"], **options)
         return self._embedder
 
+    def use_embedder(self, embedder: Embedder) -> None:
+        """Embed queries with ``embedder`` from now on: the recorded one wrapped (a run's budget metering it),
+        or one built with other options."""
+        self._embedder = embedder
+        self._executor = None
+
     def _embed(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Response]]:
         """Vectors of ``texts`` through the executor (cached by embedder identity and text); a failed call raises."""
         if self._executor is None:

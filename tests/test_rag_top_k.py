@@ -73,3 +73,25 @@ def test_conflicting_k_options_are_refused(tmp_path: Path) -> None:
     rag = runner.invoke(app, ["run", "--model", "openai:echo", "--tasks", "rag:x.jsonl", "--index", "i",
                               "-k", "2", "--top-k", "3"])
     assert rag.exit_code == 2 and "-k is --top-k" in rag.output
+
+
+def test_eval_answers_from_an_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data, store = _setup(tmp_path, monkeypatch)
+    stats = ServerStats()
+    with serve_openai(stats=stats) as url:
+        result = runner.invoke(app, ["eval", str(data), "--model", "openai:echo", "--base-url", url,
+                                     "--inputs-column", "question", "--targets-column", "ground_truth",
+                                     "--index", "facts", "--top-k", "2", "--metrics", "rouge_l,recall_at_k",
+                                     "--max-tokens", "4", "--no-cache", "--store", store])
+    assert result.exit_code == 0, result.output
+    assert "recall_at_2" in result.output
+    (run,) = Store(store).list_runs()
+    samples = Store(store).samples(run["id"])
+    assert len(samples) == len(FACTS)
+    assert all(len(s["details"]["retrieval"]["ranked_ids"]) == 2 for s in samples)
+    sent = [prompt for (path, prompt), _ in stats.attempts.items() if path == "chat/completions"]
+    # each question was asked with its retrieved chunks: the fact of its own document is in the prompt
+    for i, (_, fact) in enumerate(FACTS):
+        assert any(f"{FACTS[i][0]}について" in p and fact in p for p in sent)
+    refused = runner.invoke(app, ["eval", str(data), "--model", "openai:echo", "--top-k", "2"])
+    assert refused.exit_code == 2 and "give --index" in refused.output

@@ -165,7 +165,8 @@ def run(
     if dry_run:  # accounting: estimate only (see _dry_run below)
         _dry_run(model, resume, output, tasks=tasks, mode=mode, num_fewshot=num_fewshot, prompt_family=prompt_family,
                  seed=seed, limit=limit, data_dir=data_dir, data_files=_parse_data_files(data_file),
-                 max_tokens=max_tokens, chat=chat, store=store, cache=not no_cache, prices=prices,
+                 max_tokens=max_tokens, chat=chat, store=store, cache=not no_cache, prices=prices, judge=judge,
+                 judge_options=judge_backend_options(judge_base_url), judge_max_tokens=judge_max_tokens, **rag,
                  **{k: v for k, v in options.items() if v is not None})
         return
     try:
@@ -333,6 +334,9 @@ def _dry_run(model: str | None, resume: str | None, output: Path | None, **kwarg
         version = f" ({escape(price['version'])})" if price["version"] else ""
         console.print(f"price: {escape(price['key'])} from {escape(price['source'])}{version}; completions are "
                       "counted at their max_tokens, so the cost is an upper estimate")
+    for t in plan.tasks:  # rag: tasks: whether their prompts are exact or bounded, an unpriced judge or embedder
+        if t.note:
+            console.print(f"{escape(t.task)} ({escape(t.mode)}): {escape(t.note)}")
     for task, reason in plan.skipped.items():
         err.print(f"[yellow]skipped {task}:[/] {escape(reason)}")
     if output:

@@ -86,6 +86,7 @@ def estimate_rag_task(task: str, model: Any, *, index: Any, k: int | None, metri
     """A ``rag:`` task's dry run, as rows of a run's estimate: the model's calls, each judge's, the embeddings'."""
     from hyouka.evaluation.estimate import estimate_evaluate
 
+    options = {key: v for key, v in options.items() if key not in ("store", "progress")}  # a dry run stores nothing
     data = estimate_evaluate(model, task[len(PREFIX):], index=index, k=k, metrics=metrics, judge=judge,
                              prices=prices, num_fewshot=num_fewshot or 0, **options)
     plan = data.retrieval

@@ -324,8 +324,15 @@ def test_retrieval_rungs_climb_on_a_rag_index(setup: Setup) -> None:
     rungs = "zero-shot,few-shot:1,rag:2,few-shot:1+rag:2"
     plan = hyouka.ladder(models, f"rag:{setup.qa}", rungs=rungs, metric="exact_match", index=index, dry_run=True,
                          **setup.kwargs())
-    assert [c.estimate is not None for c in plan.cells] == [True, True, False, False]
-    assert "not priced: rung rag:2: a dry run does not price retrieval rungs yet" in plan.cell("small", "rag:2").status
+    assert all(c.estimate is not None for c in plan.cells)  # retrieval rungs too: BM25 is searched in a dry run
+    n = plan.cells[0].estimate["n_questions"]
+    for rung in ("rag:2", "few-shot:1+rag:2"):
+        estimate = plan.cell("small", rung).estimate
+        assert estimate["n_calls"] == n and estimate["retrieval"].startswith(f"retrieval: {n} searched (prompts exact")
+        assert estimate["prompt_tokens"] > plan.cell("small", rung.replace("rag:2", "").strip("+") or "zero-shot"
+                                                     ).estimate["prompt_tokens"]  # the chunks are in the prompts
+    assert any("searched (prompts exact" in note for note in plan.notes)
+    assert setup.requests("small") == 0
 
     result = hyouka.ladder(models, f"rag:{setup.qa}", rungs=rungs, metric="exact_match", index=index, target=0.9,
                            **setup.kwargs())
@@ -335,6 +342,8 @@ def test_retrieval_rungs_climb_on_a_rag_index(setup: Setup) -> None:
         # the retrieved chunk holding the answer makes every question right, whatever its difficulty
         assert cell.score == pytest.approx(1.0 if chunks else expected_score(0, shots))
         assert cell.cost_per_1k == pytest.approx(expected_cost_per_1k(*PRICES["small"], shots, chunks))
+        planned = plan.cell("small", cell.rung).estimate  # an upper estimate: completions counted at max_tokens
+        assert planned["cost_usd"] / planned["n_questions"] * 1000 >= cell.cost_per_1k
     samples = hyouka.Store(setup.store).samples(result.cell("small", "rag:2").run_id)
     assert all(len(s["details"]["retrieval"]["chunk_ids"]) == 2 for s in samples)
     assert result.recommendation.cell is result.cell("small", "rag:2")

@@ -54,7 +54,8 @@ def test_sentence_transformers_embedder_equals_its_own_encode(jglue_dir: Path, t
     path = _tiny_sentence_transformer(tmp_path, [d.text for d in docs] + questions)
     index = Index.build(docs, "st", root=tmp_path / "indexes", retriever="dense", unit="characters",
                         chunk_size=4000, chunk_overlap=0, embedder=f"hf:{path}", cache=tmp_path / "cache.sqlite")
-    assert index.config["embedder"]["identity"]["weights"]  # the checkpoint's content fingerprint
+    # identified as hf: models are: the checkpoint's content fingerprint as its revision
+    assert index.config["embedder"]["identity"]["revision"].startswith("local-")
     hits = Index.open("st", root=tmp_path / "indexes", cache=False).search_many(questions, 5)
     reference = st.SentenceTransformer(str(path), device="cpu")
     matrix = reference.encode([d.text for d in docs], normalize_embeddings=True)

@@ -116,3 +116,43 @@ def test_rrf_orders_by_summed_reciprocal_ranks() -> None:
     fused = rrf([[1, 2, 3], [3, 1, 4]], k=60)
     assert [item for item, _ in fused] == [1, 3, 2, 4]
     assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
+
+
+def test_a_moved_embedding_server_is_another_model_as_for_chat_models(jsquad, tmp_path: Path, cache) -> None:
+    from hyouka.engine.executor import Executor
+    from hyouka.models.openai_api import OpenAIModel
+    from hyouka.rag.calls import RetrieveRequest
+    from hyouka.rag.embedders import load_embedder
+
+    docs, questions = jsquad
+    docs = docs[:40]
+    queries = [q for q, g in questions if g in {d.id for d in docs}][:10]
+    built, moved = ServerStats(), ServerStats()
+
+    def retrieve(index: Index) -> tuple[list[str], int]:
+        executor = Executor(index.retriever(), cache)
+        texts = [r.text or "" for _, r in sorted(executor.execute([RetrieveRequest(q, 4) for q in queries]))]
+        executor.flush()
+        return texts, executor.stats.model_calls
+
+    with serve_openai(stats=built) as url, serve_openai(stats=moved) as other:
+        # the project's rule for openai: models: the public endpoint is part of the identity (a name served
+        # elsewhere may be another model), credentials in the URL never are; embedders follow it
+        for base in (url, other):
+            chat = OpenAIModel("emb", base_url=f"{base}?api-key=secret").identity()
+            embedder = load_embedder("openai:emb", base_url=f"{base}?api-key=secret").identity()
+            assert embedder["base_url"] == chat["base_url"] == base.rstrip("/")
+        Index.build(docs, "moved", root=tmp_path, retriever="dense", unit="characters", chunk_size=2000,
+                    chunk_overlap=0, embedder="openai:emb", embedder_options={"base_url": url}, cache=cache)
+        first, calls = retrieve(Index.open("moved", root=tmp_path, cache=cache))
+        assert calls == len(queries)
+        # the same server, named or not: the same retrievals, from the cache
+        same, calls = retrieve(Index.open("moved", root=tmp_path, cache=cache, embedder_options={"base_url": url}))
+        assert calls == 0 and same == first
+        # another server: its own query embeddings and retrievals, as a chat model there gets its own answers
+        there = Index.open("moved", root=tmp_path, cache=cache, embedder_options={"base_url": other})
+        assert there.identity()["query_embedder"]["base_url"] == other.rstrip("/")
+        again, calls = retrieve(there)
+        assert calls == len(queries) and moved.by_path["embeddings"] == 1
+        assert again == first  # the same model behind both: the same chunks
+    assert built.by_path["embeddings"] == 2  # the corpus, and the first queries; nothing again

@@ -19,7 +19,11 @@ from pathlib import Path
 import pytest
 
 import hyouka
+import hyouka.api
+import hyouka.engine.budget
+import hyouka.evaluation.backends
 from hyouka.models.base import Message
+from hyouka.models.registry import load_model
 from hyouka.rag.documents import Document
 from hyouka.rag.index import Index
 from hyouka.store.store import Store
@@ -158,3 +162,92 @@ def test_a_killed_rag_run_pays_no_call_twice(corpus, tmp_path: Path) -> None:
     repaid = sum(n - 1 for (path, _), n in judge_stats.attempts.items() if n > 1)
     assert first_judged < 4 * len(rows) and repaid <= 24  # what was in flight or not yet flushed at the kill
     assert Store(store_url).get_run(run["id"])["stats"]["retrieval"]["calls"]["model_calls"] == 0  # all cached
+
+
+def _prices(path: Path, **models: dict) -> Path:
+    path.write_text(json.dumps({"version": "test", "models": models}), encoding="utf-8")
+    return path
+
+
+def test_a_dry_run_prices_rag_tasks_with_the_prompts_the_run_sends(corpus, tmp_path: Path, jglue_dir: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    docs, rows = corpus
+    rows = rows[:15]
+    Index.build(docs, "jsquad", root=tmp_path / "indexes", cache=False)
+    data = tmp_path / "qa.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    prices = _prices(tmp_path / "prices.json", **{"openai:echo": {"input": 1.0, "output": 2.0},
+                                                  "openai:judge": {"input": 3.0, "output": 4.0}})
+    model_stats, judge_stats = ServerStats(), ServerStats()
+    with serve_openai(EchoModel(reply="答えです"), model_name="echo", stats=model_stats) as url, \
+            serve_openai(ScriptedJudge(_judge), model_name="judge", stats=judge_stats) as judge_url:
+        kwargs = dict(index=str(tmp_path / "indexes" / "jsquad"), k=3, metrics="answer_correctness,rouge_l",
+                      judge="openai:judge", judge_options={"base_url": judge_url}, num_fewshot=2, max_tokens=8,
+                      store=f"sqlite:///{tmp_path / 'results.sqlite'}", cache=tmp_path / "cache.sqlite",
+                      prices=prices, base_url=url)
+        plan = hyouka.api.estimate("openai:echo", f"rag:{data}", **kwargs)
+        assert model_stats.requests == judge_stats.requests == 0  # BM25 is searched here; nothing is called
+        by_mode = {t.mode: t for t in plan.tasks}
+        assert set(by_mode) == {"rag", "judge openai:judge"}
+        assert by_mode["rag"].note.startswith("retrieval: 15 searched (prompts exact")
+        assert by_mode["rag"].n_calls == by_mode["judge openai:judge"].n_calls == len(rows)
+        # the same function prices the ladder's retrieval rungs
+        ladder = hyouka.ladder(["openai:echo"], f"rag:{data}", rungs="few-shot:2+rag:3", metric="answer_correctness",
+                               dry_run=True, **{k: v for k, v in kwargs.items() if k not in ("k", "num_fewshot",
+                                                                                             "metrics", "max_tokens")},
+                               max_tokens=8)
+        (cell,) = ladder.cells
+        assert cell.estimate["n_calls"] == len(rows) and cell.estimate["cost_usd"] == pytest.approx(
+            by_mode["rag"].cost_usd)
+        loaded: list[str] = []
+
+        def counting(spec: str, **options):
+            loaded.append(spec)
+            return load_model(spec, **options)
+
+        for module in (hyouka.api, hyouka.evaluation.backends):
+            monkeypatch.setattr(module, "load_model", counting)
+        jnli = tmp_path / "jnli.jsonl"
+        jnli.write_text("".join((jglue_dir / "jnli-v1.3" / "valid-v1.3.json").read_text(encoding="utf-8")
+                                .splitlines(keepends=True)[:3]), encoding="utf-8")
+        result = hyouka.run("openai:echo", f"jnli,rag:{data}", data_files={"jnli": jnli}, mode="generate",
+                            **kwargs)
+    assert sorted(loaded) == ["openai:echo", "openai:judge"]  # one backend each, for every task of the run
+    # the planned prompts are those the model received: the estimate's tokens are the prompts' own
+    sent = [prompt for (path, prompt), _ in model_stats.attempts.items() if path == "chat/completions"
+            and "参考資料" in prompt]
+    assert len(sent) == len(rows)
+    from hyouka.engine.accounting import estimate_tokens
+
+    assert by_mode["rag"].prompt_tokens == sum(estimate_tokens(p) for p in sent)
+    samples = Store(kwargs["store"]).samples(result[f"rag:{data}"].run_id)
+    assert all(any(p.endswith(s["prompt"]) for p in sent) for s in samples)  # after the two solved rows
+    # what the calls cost stays within the upper estimate (completions counted at max_tokens there)
+    paid = sum(1.0 * s["details"]["answer"]["prompt_tokens"] / 1e6 + 2.0 * s["details"]["answer"]["completion_tokens"]
+               / 1e6 for s in samples)
+    assert 0 < paid <= by_mode["rag"].cost_usd
+
+
+def test_max_cost_holds_rag_tasks_before_and_during_the_run(corpus, tmp_path: Path) -> None:
+    docs, rows = corpus
+    rows = rows[:40]
+    Index.build(docs, "jsquad", root=tmp_path / "indexes", cache=False)
+    data = tmp_path / "qa.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    stats = ServerStats()
+    store = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    with serve_openai(EchoModel(reply="答えです"), model_name="echo", stats=stats, delay_s=0.02) as url:
+        kwargs = dict(index=str(tmp_path / "indexes" / "jsquad"), k=2, metrics="rouge_l", max_tokens=8, store=store,
+                      cache=tmp_path / "cache.sqlite", base_url=url, concurrency=1)
+        per_token = _prices(tmp_path / "tokens.json", **{"openai:echo": {"input": 100.0, "output": 100.0}})
+        plan = hyouka.api.estimate("openai:echo", f"rag:{data}", prices=per_token, **kwargs)
+        with pytest.raises(hyouka.engine.budget.BudgetExceededError, match="above --max-cost"):
+            hyouka.run("openai:echo", f"rag:{data}", prices=per_token, max_cost=plan.cost_usd / 2, **kwargs)
+        assert stats.requests == 0  # refused before any call: the rag task's estimate is in the run's
+        # priced by the hour: no estimate before it runs, the ceiling holds live on the run's one budget
+        hourly = _prices(tmp_path / "hourly.json", **{"openai:echo": {"gpu_hour": 3600.0}})  # $1 per second
+        with pytest.raises(hyouka.engine.budget.BudgetExceededError):
+            hyouka.run("openai:echo", f"rag:{data}", prices=hourly, max_cost=0.3, **kwargs)
+    (run,) = Store(store).list_runs()
+    assert run["status"] == "interrupted"
+    assert 0 < stats.requests < len(rows)  # stopped before spending crossed $0.30

@@ -16,7 +16,7 @@ from hyouka.engine.estimate import RunEstimate, check_ceiling, estimate_tasks
 from hyouka.engine.executor import Executor
 from hyouka.engine.recorder import ResumeMismatchError
 from hyouka.engine.runner import RunResult, check_limit, check_mode, evaluate_task, require_task_run
-from hyouka.evaluation.rag_tasks import run_rag_task, split_rag_tasks
+from hyouka.evaluation.rag_tasks import estimate_rag_task, run_rag_task, split_rag_tasks
 from hyouka.judge.runs import JudgeRunResult
 from hyouka.judge.tasks import (
     JUDGE_TASKS,
@@ -182,7 +182,9 @@ def run(
 
     ``rag:<data file>`` tasks answer the file's questions from ``index`` (an :class:`hyouka.rag.Index` or
     its name), ``k`` chunks each, scored by ``metrics`` (heuristic, judge and retrieval metrics; see
-    :func:`hyouka.evaluate`, which runs each of them).
+    :func:`hyouka.evaluate`, which runs each of them); ``num_fewshot`` puts that many other rows of the
+    file, solved and without their chunks, before each question's RAG prompt. They run on this run's
+    model, judge and budget: ``max_cost`` holds their model, judge and embedding calls too.
 
     ``backend`` serves the calls of the ``model`` spec instead of loading it here (e.g. replicas of it
     on Ray, :func:`hyouka.jobs.replicas.build_replicas`); the runs are recorded under the spec.
@@ -218,38 +220,32 @@ def run(
     table = load_prices(prices)
     budget = Budget(ceiling=max_cost)  # one budget for the model's and the judge's calls
     price = table.lookup(spec_name, backend.identity())
-    metered = MeteredModel(backend, price.price if price else None, budget)
+    metered = MeteredModel(backend, price.price if price else None, budget, spec=spec_name)
     if resume:  # this command's settings must be the run's own: evaluate_task names any that differ
         built = [_task_to_resume(the_store.get_run(resume), built, judge_tasks)]
         judge_tasks = []
+    judged_by = _metered_judge(judge, judge_options, table, budget) if judge_tasks or rag_tasks else None
+    rag_options = _rag_options(index, k, metrics, judged_by, judge_options, num_fewshot, the_store, the_cache,
+                               limit, seed, table, max_tokens, judge_max_tokens, model_options)
     if max_cost is not None:
-        check_ceiling(
-            estimate_tasks(backend, spec_name, [t for t, _ in built], store=the_store,
-                           executor=Executor(backend, the_cache), price=price, mode=mode, limit=limit,
-                           max_tokens=max_tokens, use_chat=chat, model_options=_recordable(model_options)),
-            max_cost,
-        )
+        planned_cost = estimate_tasks(backend, spec_name, [t for t, _ in built], store=the_store,
+                                      executor=Executor(backend, the_cache), price=price, mode=mode, limit=limit,
+                                      max_tokens=max_tokens, use_chat=chat, model_options=_recordable(model_options))
+        for name in rag_tasks:  # priced as --dry-run prices them
+            planned_cost.tasks += estimate_rag_task(name, metered, **rag_options)
+        check_ceiling(planned_cost, max_cost)
     for name in judge_tasks:
-        judge_backend = load_model(judge, **(judge_options or {})) if isinstance(judge, str) else judge
-        check_ready(judge_backend)
-        judge_spec = judge if isinstance(judge, str) else f"{type(judge).__name__}:{judge.name}"
-        judge_price = table.lookup(judge_spec, judge_backend.identity())
+        assert judged_by is not None and judged_by.spec is not None
         judged = run_judge_task(
-            name, metered, spec_name, MeteredModel(judge_backend, judge_price.price if judge_price else None, budget),
-            judge_spec=judge_spec, store=the_store, cache=the_cache,
+            name, metered, spec_name, judged_by, judge_spec=judged_by.spec, store=the_store, cache=the_cache,
             data_dir=mt_bench_data_dir(data_dir, data_files), limit=limit, max_tokens=max_tokens,
             judge_options=judge_options, model_options=_recordable(model_options),
             progress=progress(name) if progress else None, prices=table, judge_max_tokens=judge_max_tokens,
         )
         result.runs.append(_judge_run_result(judged))
-    for name in rag_tasks:  # hyouka.evaluate with the index: its own recorder and executors, the same engine
-        result.runs.append(run_rag_task(
-            name, model, index=index, k=k, metrics=metrics, judge=judge, judge_options=judge_options,
-            store=the_store, cache=the_cache if the_cache is not None else False, limit=limit, seed=seed,
-            prices=table, progress=progress(name) if progress else None,
-            **({"max_tokens": max_tokens} if max_tokens else {}), **({"judge_max_tokens": judge_max_tokens}
-                                                                     if judge_max_tokens else {}),
-            **model_options))
+    for name in rag_tasks:  # hyouka.evaluate with the index, on this run's backends and budget
+        result.runs.append(run_rag_task(name, metered, progress=progress(name) if progress else None,
+                                        **rag_options))
     for task, suite in built:
         task_name = task.name
         result.runs.append(
@@ -272,6 +268,33 @@ def run(
             )
         )
     return _after_model_work(result, started)
+
+
+def _metered_judge(judge: str | Model | None, options: dict[str, Any] | None, table: PriceTable,
+                   budget: Budget, ready: bool = True) -> MeteredModel | None:
+    """The run's judge, loaded once and charged to the run's budget (``None`` without one); ``ready``: checked
+    able to call (a dry run needs no key)."""
+    if judge is None:
+        return None
+    backend = load_model(judge, **(options or {})) if isinstance(judge, str) else judge
+    if ready:
+        check_ready(backend)
+    spec = judge if isinstance(judge, str) else f"{type(judge).__name__}:{judge.name}"
+    price = table.lookup(spec, backend.identity())
+    return MeteredModel(backend, price.price if price else None, budget, spec=spec)
+
+
+def _rag_options(index: Any, k: int | None, metrics: Any, judge: MeteredModel | None, judge_options: Any,
+                 num_fewshot: int | None, store: Store, cache: ResponseCache | None, limit: int | None, seed: int,
+                 table: PriceTable, max_tokens: int | None, judge_max_tokens: int | None,
+                 model_options: dict[str, Any]) -> dict[str, Any]:
+    """What each ``rag:`` task's :func:`hyouka.evaluate` is given, to run it and to price it alike (few-shot
+    examples: other rows of its file, without their chunks)."""
+    return {"index": index, "k": k, "metrics": metrics, "judge": judge, "judge_options": judge_options,
+            "num_fewshot": num_fewshot, "store": store, "cache": cache if cache is not None else False,
+            "limit": limit, "seed": seed, "prices": table,
+            **({"max_tokens": max_tokens} if max_tokens else {}),
+            **({"judge_max_tokens": judge_max_tokens} if judge_max_tokens else {}), **model_options}
 
 
 def _task_to_resume(
@@ -351,11 +374,23 @@ def estimate(
     store: Store | str | None = None,
     cache: ResponseCache | str | Path | bool = True,
     prices: str | Path | PriceTable | None = None,
+    judge: str | Model | None = None,
+    judge_options: dict[str, Any] | None = None,
+    judge_max_tokens: int | None = None,
+    index: Any = None,
+    k: int | None = None,
+    metrics: str | Sequence[Any] | None = None,
     **model_options: Any,
 ) -> RunEstimate:
-    """The calls, tokens and (upper) cost that :func:`run` with the same arguments would take; calls nothing."""
+    """The calls, tokens and (upper) cost that :func:`run` with the same arguments would take; calls nothing.
+
+    A ``rag:`` task's rows are its model's calls, each judge's (``judge ...``) and its questions'
+    embeddings (``embed ...``), priced by :func:`hyouka.evaluation.estimate.estimate_evaluate`; their
+    ``note`` says whether its prompts are exact or bounded (see :mod:`hyouka.rag.plan`).
+    """
     check_mode(mode)
     check_limit(limit)
+    tasks, rag_tasks = split_rag_tasks(tasks, index)
     planned = expand(tasks)
     if isinstance(model, str):
         parse_spec(model)
@@ -371,6 +406,15 @@ def estimate(
         price=load_prices(prices).lookup(spec_name, backend.identity()), mode=mode, limit=limit,
         max_tokens=max_tokens, use_chat=chat, model_options=_recordable(model_options),
     )
+    if rag_tasks:
+        table = load_prices(prices)
+        the_cache = _open_cache(cache)
+        judged_by = _metered_judge(judge, judge_options, table, Budget(), ready=False)
+        spec_backend = MeteredModel(backend, None, Budget(), spec=spec_name)
+        options = _rag_options(index, k, metrics, judged_by, judge_options, num_fewshot, the_store, the_cache, limit,
+                               seed, table, max_tokens, judge_max_tokens, model_options)
+        for name in rag_tasks:
+            out.tasks += estimate_rag_task(name, spec_backend, **options)
     out.skipped = skipped
     return out
 

@@ -40,6 +40,25 @@ def _parse_data_files(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _k_options(num_fewshot: int | None, top_k: int | None, short_k: int | None, index: str | None
+               ) -> tuple[int | None, int | None]:
+    """``(num_fewshot, top_k)`` from ``--num-fewshot``, ``--top-k`` and ``-k``, which is the first without
+    ``--index`` and the second with it (``hyouka run --index blog -k 4``: four chunks per question)."""
+    if top_k is not None and index is None:
+        fail("--top-k counts the chunks of rag:<data file> tasks, which need --index (see `hyouka index list`)")
+    if short_k is None:
+        return num_fewshot, top_k
+    if index is None:
+        if num_fewshot is not None and num_fewshot != short_k:
+            fail(f"-k is --num-fewshot: give one of them (-k {short_k}, --num-fewshot {num_fewshot})")
+        return short_k, top_k
+    if top_k is not None and top_k != short_k:
+        fail(f"with --index, -k is --top-k: give one of them (-k {short_k}, --top-k {top_k})")
+    if short_k < 1:
+        fail("with --index, -k is --top-k, the chunks per question: give 1 or more")
+    return num_fewshot, short_k
+
+
 @app.command()
 def run(
     model: Annotated[str | None, typer.Option(
@@ -51,9 +70,13 @@ def run(
     mode: Annotated[str, typer.Option(
         help="how multiple-choice tasks are scored: auto, loglikelihood or generate")] = "auto",
     num_fewshot: Annotated[int | None, typer.Option(
-        "--num-fewshot", "-k", min=0, help="solved examples put before each question (default: the task's own); "
-        "with --index, the chunks retrieved per question of rag: tasks (default 4)"
+        "--num-fewshot", min=0, help="solved examples put before each question (default: the task's own; rag: "
+        "tasks: none, else other rows of their data file, without their chunks)"
     )] = None,
+    top_k: Annotated[int | None, typer.Option(
+        "--top-k", min=1, help="with --index: chunks retrieved per question of rag: tasks (default 4)")] = None,
+    short_k: Annotated[int | None, typer.Option(
+        "-k", min=0, help="--num-fewshot; with --index, --top-k instead (as `hyouka index search -k`)")] = None,
     prompt_family: Annotated[str | None, typer.Option(
         "--prompt-family", help="prompt layout: plain (答え：), alpaca (### 指示 / 入力 / 応答), raw (lm-eval's: "
         "the task's own text) or llm-jp-eval (its wording of the JGLUE tasks); default: the task's own, else plain",
@@ -133,15 +156,17 @@ def run(
         "gpu_memory_utilization": gpu_memory_utilization,
         "max_model_len": max_model_len,
     }
+    num_fewshot, top_k = _k_options(num_fewshot, top_k, short_k, index)
     rag: dict[str, Any] = {}
-    if index is not None:  # rag: tasks take no solved examples: -k counts the chunks retrieved instead
-        rag, num_fewshot = {"index": index, "k": num_fewshot, "metrics": metrics}, None
+    if index is not None:
+        rag = {"index": index, "k": top_k, "metrics": metrics}
     elif metrics is not None:
         fail("--metrics scores rag:<data file> tasks, which need --index (see `hyouka index list`)")
     if dry_run:  # accounting: estimate only (see _dry_run below)
         _dry_run(model, resume, output, tasks=tasks, mode=mode, num_fewshot=num_fewshot, prompt_family=prompt_family,
                  seed=seed, limit=limit, data_dir=data_dir, data_files=_parse_data_files(data_file),
-                 max_tokens=max_tokens, chat=chat, store=store, cache=not no_cache, prices=prices,
+                 max_tokens=max_tokens, chat=chat, store=store, cache=not no_cache, prices=prices, judge=judge,
+                 judge_options=judge_backend_options(judge_base_url), judge_max_tokens=judge_max_tokens, **rag,
                  **{k: v for k, v in options.items() if v is not None})
         return
     try:
@@ -309,6 +334,9 @@ def _dry_run(model: str | None, resume: str | None, output: Path | None, **kwarg
         version = f" ({escape(price['version'])})" if price["version"] else ""
         console.print(f"price: {escape(price['key'])} from {escape(price['source'])}{version}; completions are "
                       "counted at their max_tokens, so the cost is an upper estimate")
+    for t in plan.tasks:  # rag: tasks: whether their prompts are exact or bounded, an unpriced judge or embedder
+        if t.note:
+            console.print(f"{escape(t.task)} ({escape(t.mode)}): {escape(t.note)}")
     for task, reason in plan.skipped.items():
         err.print(f"[yellow]skipped {task}:[/] {escape(reason)}")
     if output:

@@ -33,7 +33,7 @@ app = typer.Typer()  # this module's commands, registered by name in hyouka.cli.
 # the Python API's keywords, as each command spells them (an API error names the flag to give)
 _EVAL_FLAGS = {"targets": "--targets-column", "predictions": "--predictions-column", "inputs": "--inputs-column",
                "context": "--context-column", "id": "--id-column", "id_column": "--id-column", "model": "--model",
-               "judge": "--judge"}
+               "judge": "--judge", "index": "--index", "k": "--top-k", "relevant": "--relevant-column"}
 _PAIRWISE_FLAGS = {**_EVAL_FLAGS, "predictions": "--predictions", "model": "--models"}
 
 _OPENAI_OPTIONS = ("base_url", "api_key_env", "concurrency")
@@ -102,6 +102,14 @@ def eval_cmd(
     device: Annotated[str | None, typer.Option(help="hf: auto, cpu, cuda")] = None,
     judge_base_url: JudgeBaseUrlOpt = None,
     judge_max_tokens: JudgeMaxTokensOpt = None,
+    index: Annotated[str | None, typer.Option(
+        "--index", help="answer each question from this index's chunks (`hyouka index list`); they become its "
+                        "context")] = None,
+    top_k: Annotated[int | None, typer.Option(
+        "--top-k", "-k", min=1, help="with --index: chunks retrieved per question (default 4)")] = None,
+    relevant_column: Annotated[str | None, typer.Option(
+        "--relevant-column", help="with --index: each question's relevant document ids, for retrieval metrics "
+                                  "(default: relevant_doc_ids)")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the response cache")] = False,
     store: StoreOpt = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the results as JSON")] = None,
@@ -115,6 +123,9 @@ def eval_cmd(
 
     if not model and predictions_column is None:
         fail("give --model (repeatable) or --predictions-column with the answers to judge")
+    if index is None and (top_k is not None or relevant_column is not None):
+        fail("--top-k and --relevant-column are for retrieval: give --index (see `hyouka index list`)")
+    rag = {"index": index, "k": top_k, "relevant": relevant_column} if index is not None else {}
     options = {"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency, "dtype": dtype,
                "device": device}
     results = []
@@ -126,7 +137,7 @@ def eval_cmd(
                     context=context_column, id_column=id_column, metrics=metrics, judge=judge, language=language,
                     max_tokens=max_tokens, system_prompt=system_prompt, limit=limit, store=store,
                     cache=not no_cache, progress=progress(spec or str(data.name)),
-                    judge_options=judge_backend_options(judge_base_url), encoding=encoding,
+                    judge_options=judge_backend_options(judge_base_url), encoding=encoding, **rag,
                     **({"judge_max_tokens": judge_max_tokens} if judge_max_tokens else {}),
                     **(_options_for(spec, options) if spec else {}),
                 ))

@@ -47,8 +47,9 @@ def request_text(request: Request) -> str:
         return request.context + request.continuation
     if isinstance(request, GenerateRequest):
         return request.prompt
-    assert isinstance(request, ChatRequest)
-    return "\n".join(m.content for m in request.messages)
+    if isinstance(request, ChatRequest):
+        return "\n".join(m.content for m in request.messages)
+    return str(request.text)  # type: ignore[attr-defined]  # an embedding request (hyouka.rag.calls)
 
 
 def fill_tokens(request: Request, response: Response, count: TokenCounter) -> Response:

@@ -76,7 +76,8 @@ class Budget:
 def estimated_tokens(request: Request, count: TokenCounter) -> tuple[int, int]:
     """(prompt tokens, at most this many completion tokens) of one request."""
     prompt = count(request_text(request))
-    completion = 1 if request.kind == "loglikelihood" else request.params.max_tokens  # type: ignore[union-attr]
+    params = getattr(request, "params", None)  # an embedding has none: it completes nothing
+    completion = 1 if request.kind == "loglikelihood" else (params.max_tokens if params is not None else 0)
     return prompt, completion
 
 
@@ -93,7 +94,10 @@ def estimated_cost(
 
 
 class MeteredModel:
-    """A backend wrapper that fills token counts, charges a :class:`Budget` and stops at its ceiling."""
+    """A backend wrapper that fills token counts, charges a :class:`Budget` and stops at its ceiling.
+
+    ``spec`` is the spec it was loaded from (``openai:gpt-4o-mini``): the name runs record for it.
+    """
 
     def __init__(
         self,
@@ -101,8 +105,10 @@ class MeteredModel:
         price: Price | None = None,
         budget: Budget | None = None,
         counter: TokenCounter | None = None,
+        spec: str | None = None,
     ) -> None:
         self.inner = inner
+        self.spec = spec
         self.name: str = inner.name
         self.capabilities: Capabilities = inner.capabilities
         self.price = price
@@ -125,6 +131,10 @@ class MeteredModel:
 
     def chat(self, requests: Sequence[Any]) -> Iterator[tuple[int, Response]]:
         return self._serve("chat", requests)
+
+    def embed(self, requests: Sequence[Any]) -> Iterator[tuple[int, Response]]:
+        """An embedder's calls (the queries of a RAG run), charged like a model's."""
+        return self._serve("embed", requests)  # type: ignore[arg-type]
 
     def _serve(self, kind: RequestKind, requests: Sequence[Request]) -> Iterator[tuple[int, Response]]:
         start = 0

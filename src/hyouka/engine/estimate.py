@@ -38,6 +38,7 @@ class TaskEstimate:
     prompt_tokens: int
     max_completion_tokens: int
     cost_usd: float | None
+    note: str | None = None  # what the estimate rests on, where it is not the runner's exact plan (rag: tasks)
 
 
 @dataclass

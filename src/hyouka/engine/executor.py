@@ -2,10 +2,15 @@
 
 The executor is the one door to a model: benchmark requests and judge prompts
 alike pass through it, so they share deduplication, caching and call counts.
+It also keeps the answers an interrupted run has paid for: :meth:`Executor.close`
+(called by the run's :class:`~hyouka.engine.recorder.RunRecorder` when the run stops
+on Ctrl-C, SIGTERM or the budget) closes every stream still open, so the backend stops
+sending, waits for the calls in flight and hands their answers back to be cached.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -32,6 +37,7 @@ class Executor:
         self.cache = cache
         self.stats = CallStats()
         self._identity = identity_digest(model.identity())
+        self._open: weakref.WeakSet[Iterator[tuple[int, Response]]] = weakref.WeakSet()
 
     def key(self, request: Request) -> str:
         return request_key(self._identity, request)
@@ -41,8 +47,28 @@ class Executor:
 
         Identical requests are sent once and their answer fanned out; the copies are marked
         ``cached`` (served without a call of their own), so accounting pays for the call once.
-        Answers stream back as the backend produces them, in any order.
+        Answers stream back as the backend produces them, in any order. The stream stays known
+        to :meth:`close` until it ends.
         """
+        stream = self._execute(requests)
+        self._open.add(stream)
+        return stream
+
+    def close(self) -> None:
+        """Close the streams of :meth:`execute` still open (a run that stops: Ctrl-C, SIGTERM, the budget).
+
+        Each one closes its backend's stream, which sends nothing more and waits for the calls in
+        flight; their answers, and those finished but not yet read, are cached (they were paid for).
+        Streams being read in another thread are left to that thread.
+        """
+        for stream in list(self._open):
+            try:
+                stream.close()  # type: ignore[attr-defined]
+            except ValueError:  # "generator already executing": another thread reads it and closes it
+                continue
+        self.flush()
+
+    def _execute(self, requests: Sequence[Request]) -> Iterator[tuple[int, Response]]:
         self.stats.requested += len(requests)
         keys = request_keys(self._identity, requests)
         first: dict[str, int] = {}  # key -> position of its first request

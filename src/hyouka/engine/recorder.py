@@ -7,9 +7,10 @@ and a heartbeat are in the run's row, so a second process with the same command 
 gone. Samples are written in small groups (the response cache is flushed first, so every
 recorded sample's calls are cached); each write refreshes the heartbeat in the same
 transaction, and a timer refreshes it while no sample finishes. Leaving the ``with`` block on an
-exception writes what is buffered and marks the run ``interrupted`` (Ctrl-C, SIGTERM, the
-budget) or ``failed``, with the error; a run that finishes with failed samples stays open, so
-the same command completes it.
+exception closes the executors' open streams (the calls in flight are waited for and cached, see
+:meth:`~hyouka.engine.executor.Executor.close`), writes what is buffered and marks the run
+``interrupted`` (Ctrl-C, SIGTERM, the budget) or ``failed``, with the error; a run that finishes
+with failed samples stays open, so the same command completes it.
 """
 
 from __future__ import annotations
@@ -302,6 +303,11 @@ class RunRecorder:
         if isinstance(exc, RunOwnershipError):
             return  # the run is another process's now: touch nothing
         error = f"{type(exc).__name__}: {exc}"
+        for executor in self.executors:  # calls in flight are waited for and cached: they were paid for
+            try:
+                executor.close()
+            except Exception as close_exc:
+                log.warning("run %s: closing the calls in flight failed: %s", self.run_id, close_exc)
         try:
             self.flush()
         except BaseException as flush_exc:

@@ -7,7 +7,6 @@ continues it without calling the model for them again.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,24 +259,23 @@ def _execute(
         progress(completed, len(docs))
     # llmjp: metrics compare the output with the gold text, which the document gives
     kept = _KEPT_FOR_SUMMARY + (("output", "extracted", "doc") if task.scores_texts(mode) else ())
-    # closed at once, on an interruption too: the calls in flight are cached before the run stops
-    with contextlib.closing(executor.execute(requests)) as answered:
-        for position, response in answered:
-            index, slot = plan[position]
-            answers[index][slot] = response
-            pending[index] -= 1
-            if pending[index]:
-                continue
-            responses = [r for r in answers.pop(index) if r is not None]
-            scored = task.score(docs[index], mode, responses)
-            record = sample_record(index, docs[index], prompts[index], per_sample[index], responses, scored)
-            record["cost_usd"] = sample_cost(price, responses)
-            recorder.add(record)
-            # what aggregates and accounting read; the rest of the record is freed once written
-            written.append({key: record[key] for key in kept})
-            completed += 1
-            if progress:
-                progress(completed, len(docs))
+    # on an interruption the recorder closes the executor's stream: the calls in flight are cached
+    for position, response in executor.execute(requests):
+        index, slot = plan[position]
+        answers[index][slot] = response
+        pending[index] -= 1
+        if pending[index]:
+            continue
+        responses = [r for r in answers.pop(index) if r is not None]
+        scored = task.score(docs[index], mode, responses)
+        record = sample_record(index, docs[index], prompts[index], per_sample[index], responses, scored)
+        record["cost_usd"] = sample_cost(price, responses)
+        recorder.add(record)
+        # what aggregates and accounting read; the rest of the record is freed once written
+        written.append({key: record[key] for key in kept})
+        completed += 1
+        if progress:
+            progress(completed, len(docs))
     recorder.flush()
     # a fresh run scores what it just wrote; a resumed one reads back the earlier samples too
     samples = recorder.store.samples(recorder.run_id) if done else sorted(written, key=lambda r: r["sample_index"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hyouka.engine.budget import MeteredModel
 from hyouka.engine.cache import ResponseCache
 from hyouka.models.base import Model
 from hyouka.models.registry import check_ready, load_model
@@ -13,8 +14,13 @@ __all__ = ["open_cache", "resolve_model", "spec_name"]
 
 
 def spec_name(model: str | Model) -> str:
-    """The name a run records for a model: its spec, or ``<Backend>:<name>`` for a built backend."""
-    return model if isinstance(model, str) else f"{type(model).__name__}:{model.name}"
+    """The name a run records for a model: its spec (a metered backend's too), or ``<Backend>:<name>`` for a
+    built backend."""
+    if isinstance(model, str):
+        return model
+    if isinstance(model, MeteredModel):
+        return model.spec or spec_name(model.inner)
+    return f"{type(model).__name__}:{model.name}"
 
 
 def resolve_model(model: str | Model, options: dict[str, Any] | None = None) -> Model:

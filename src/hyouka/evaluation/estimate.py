@@ -6,13 +6,18 @@ prompt holds the answer, unknown before it is made: where the answer is cached t
 request is priced (and found in the cache or not); elsewhere the answer is taken as
 ``max_tokens`` tokens long. Completion tokens count at each request's ``max_tokens``, so costs are
 upper estimates, as :mod:`hyouka.engine.estimate`'s.
+
+With ``index`` (a RAG evaluation) each question's prompt is planned by :func:`hyouka.rag.plan.plan_retrieval`:
+exact where the retrieval is cached or free to run (BM25, a cached query vector), else built from the
+index's ``k`` longest chunks (an upper bound), with the questions' embeddings priced apart
+(``retrieval``); ``retrieval.method`` says which.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,7 @@ from hyouka.engine.budget import estimated_cost, estimated_tokens
 from hyouka.engine.cache import ResponseCache
 from hyouka.engine.executor import Executor
 from hyouka.evaluation.backends import open_cache, resolve_model, spec_name
-from hyouka.evaluation.core import _judge_fields, _Judges, _split_metrics, answer_request
+from hyouka.evaluation.core import _judge_fields, _Judges, _rag_step, _split_metrics, answer_request
 from hyouka.evaluation.data import load_table
 from hyouka.evaluation.fewshot import pick_fewshot
 from hyouka.judge.grading import call_request
@@ -69,10 +74,16 @@ class EvalEstimate:
     n_rows: int
     model: CallEstimate
     judges: list[CallEstimate] = field(default_factory=list)
+    retrieval: Any = None  # a RAG evaluation's hyouka.rag.plan.RetrievalPlan: how prompts were found, embeddings
 
     @property
     def n_calls(self) -> int:
         return self.model.n_calls + sum(j.n_calls for j in self.judges)
+
+    @property
+    def embedding_cost_usd(self) -> float | None:
+        """The questions' embeddings (a dense or hybrid index); 0 without; ``None``: the embedder has no price."""
+        return 0.0 if self.retrieval is None else self.retrieval.embed_cost_usd
 
     @property
     def judge_cost_usd(self) -> float | None:
@@ -81,7 +92,8 @@ class EvalEstimate:
 
     def to_dict(self) -> dict[str, Any]:
         return {"n_rows": self.n_rows, "n_calls": self.n_calls, "model": asdict(self.model),
-                "judges": [asdict(j) for j in self.judges], "judge_cost_usd": self.judge_cost_usd}
+                "judges": [asdict(j) for j in self.judges], "judge_cost_usd": self.judge_cost_usd,
+                "retrieval": self.retrieval.to_dict() if self.retrieval is not None else None}
 
 
 def estimate_evaluate(
@@ -105,23 +117,39 @@ def estimate_evaluate(
     prices: PriceTable | str | Path | None = None,
     encoding: str = "utf-8",
     num_fewshot: int = 0,
+    index: Any = None,
+    k: int | None = None,
+    rag_prompt: str | Path | None = None,
+    relevant: str | None = None,
     **model_options: Any,
 ) -> EvalEstimate:
-    """The calls :func:`hyouka.evaluation.evaluate` with these arguments would make, priced; calls nothing."""
+    """The calls :func:`hyouka.evaluation.evaluate` with these arguments would make, priced; calls nothing
+    that costs money (a BM25 index is searched: it is local)."""
     table = load_table(data, inputs=inputs, targets=targets, context=context, id_column=id_column, limit=limit,
                        encoding=encoding)
     shots = pick_fewshot(table.rows, num_fewshot, seed) if num_fewshot else {}
-    _, judged = _split_metrics(metrics, None, language, table.columns["targets"] is not None, True)
     the_cache = open_cache(cache)
+    rag, metrics, _, _ = _rag_step(index, k, table, model, metrics, None, rag_prompt, language, the_cache, relevant,
+                                   prices)
+    _, judged = _split_metrics(metrics, None, language, table.columns["targets"] is not None, True)
+    plan = None
+    rows = table.rows
+    asked = rows
+    if rag is not None:  # the model answers each question's RAG prompt; judges read its chunks as the context
+        from hyouka.rag.plan import plan_retrieval
+
+        plan = plan_retrieval(rag, table.rows)
+        asked = [replace(row, inputs=plan.rows[row.index].prompt) for row in rows]
+        rows = [replace(row, context=plan.rows[row.index].context or None) for row in rows]
     backend = resolve_model(model, model_options)
     table_prices = load_prices(prices)
     name = spec_name(model)
-    out = EvalEstimate(n_rows=len(table.rows), model=CallEstimate(name))
+    out = EvalEstimate(n_rows=len(table.rows), model=CallEstimate(name), retrieval=plan)
     price = table_prices.lookup(name, backend.identity())
     out.model.priced = price is not None
     executor = Executor(backend, the_cache)
     params = GenerationParams(max_tokens=max_tokens, temperature=0.0)
-    requests = [answer_request(row, backend, params, system_prompt, shots.get(row.index, ())) for row in table.rows]
+    requests = [answer_request(row, backend, params, system_prompt, shots.get(row.index, ())) for row in asked]
     keys = [executor.key(r) for r in requests]
     answers = the_cache.get_many(keys) if the_cache is not None else {}
     count = token_counter(backend)
@@ -135,7 +163,7 @@ def estimate_evaluate(
         judge_price = table_prices.lookup(spec, judge_exec.model.identity())
         part = CallEstimate(spec, priced=judge_price is not None)
         judge_count = token_counter(judge_exec.model)
-        for row, key in zip(table.rows, keys, strict=True):
+        for row, key in zip(rows, keys, strict=True):
             answer = answers.get(key)
             prediction = answer.text if answer is not None and answer.ok else _PLACEHOLDER * max_tokens
             for metric in (m for m in judged if judges.by_metric[m.name] == spec):

@@ -17,6 +17,7 @@ measures the time to the first token (``Response.ttft_s``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -250,9 +251,10 @@ class OpenAIModel:
             prefix=special_prefix(tokenizer),
             max_length=tokenizer_max_length(tokenizer) - 1,  # the whole sequence is the prompt
         )
-        return self._score_groups(pairs, [r.context for r in requests])
+        return self._score_groups(pairs, [r.context for r in requests], requests)
 
-    def _score_groups(self, pairs: list[EncodedPair], contexts: list[str]) -> Iterator[tuple[int, Response]]:
+    def _score_groups(self, pairs: list[EncodedPair], contexts: list[str], requests: Sequence[Any] = ()
+                      ) -> Iterator[tuple[int, Response]]:
         by_context: dict[str, list[int]] = {}
         for i, (pair, context) in enumerate(zip(pairs, contexts, strict=True)):
             if pair.error is not None:
@@ -272,8 +274,11 @@ class OpenAIModel:
         if groups and self._has_prompt_logprobs is None:  # the first request alone tells if the endpoint can
             yield from _fan_out(groups[0], call(0))
             start = 1
-        for k, result in self._pool(range(start, len(groups)), call, stop):
-            yield from _fan_out(groups[k], result)
+        if not requests:
+            for k, result in self._pool(range(start, len(groups)), call, stop):
+                yield from _fan_out(groups[k], result)
+            return
+        yield from self._pool_groups(requests, groups, range(start, len(groups)), call, stop)
 
     def scoring_tokenizer(self) -> Any:
         """The tokenizer log-likelihood requests are split with: ``tokenizer=``, else the server's ``/tokenize``."""
@@ -371,6 +376,30 @@ class OpenAIModel:
     def _abandon(self, request: Any, response: Response) -> None:
         with self._abandoned_lock:
             self._abandoned.append((request, response))
+
+    def _pool_groups(
+        self, requests: Sequence[Any], groups: Sequence[list[int]], indices: Iterable[int],
+        call: Callable[[int], Any], stop: threading.Event,
+    ) -> Iterator[tuple[int, Response]]:
+        """:meth:`_pool` over groups of requests (one call answers a group: log-likelihoods, embeddings), each
+        member's answer yielded with its request's index. Closed early, the answers of the calls in flight and
+        those of a group not yet all read are kept with their requests (see :meth:`take_abandoned`)."""
+
+        def keep(k: int, result: Any) -> None:
+            for i, response in _fan_out(groups[k], result):
+                self._abandon(requests[i], response)
+
+        with contextlib.closing(self._pool(indices, call, stop, keep=keep)) as results:
+            for k, result in results:
+                members = list(_fan_out(groups[k], result))
+                read = 0
+                try:
+                    for member in members:
+                        read += 1  # handed over: the caller has it
+                        yield member
+                finally:
+                    for i, response in members[read:]:  # the caller stopped inside the group
+                        self._abandon(requests[i], response)
 
     def take_abandoned(self) -> list[tuple[Any, Response]]:
         """Answers that arrived after the caller stopped reading (an interrupted run), with their requests.

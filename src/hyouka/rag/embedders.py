@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from hyouka.models.base import Response
-from hyouka.models.openai_api import OpenAIModel, _fan_out, public_url
+from hyouka.models.openai_api import OpenAIModel, public_url
 from hyouka.models.openai_retry import MalformedResponseError
 from hyouka.rag.calls import EmbedRequest, RetrievalCapabilities, encode_vector
 
@@ -68,8 +68,8 @@ class OpenAIEmbedder(OpenAIModel):
             texts = [requests[i].text for i in groups[k]]
             return self._send(lambda: self._embed_once(texts), stop)  # type: ignore[arg-type,return-value]
 
-        for k, result in self._pool(range(len(groups)), call, stop):
-            yield from _fan_out(groups[k], result)
+        # interrupted, the batches in flight are kept (take_abandoned) and cached by the executor: they were paid for
+        yield from self._pool_groups(requests, groups, range(len(groups)), call, stop)
 
     def _embed_once(self, texts: list[str]) -> list[Response]:
         client = self.client
@@ -99,13 +99,16 @@ class SentenceTransformerEmbedder:
         self.capabilities = RetrievalCapabilities(embed=True)
         self.batch_size = batch_size
         self._model = SentenceTransformer(model, device=device or "cpu")
-        self._fingerprint = _folder_fingerprint(model)
+        first = self._model[0] if len(self._model) else None
+        self._revision = weights_revision(model, getattr(getattr(first, "auto_model", None), "config", None))
         self._lock = threading.Lock()
 
     def identity(self) -> dict[str, Any]:
+        """As ``hf:`` models identify themselves: the name, and the revision of the weights (the hub commit,
+        else the content fingerprint of a local folder)."""
         from importlib import metadata
 
-        return {"backend": "sentence-transformers", "model": self.name, "weights": self._fingerprint,
+        return {"backend": "sentence-transformers", "model": self.name, "revision": self._revision,
                 "sentence_transformers": metadata.version("sentence-transformers"), "normalized": True}
 
     def embed(self, requests: Sequence[EmbedRequest]) -> Iterator[tuple[int, Response]]:
@@ -123,12 +126,13 @@ class SentenceTransformerEmbedder:
                                        latency_s=share)
 
 
-def _folder_fingerprint(name: str) -> str | None:
-    if not Path(name).expanduser().is_dir():
-        return None
-    from hyouka.models.fingerprint import folder_fingerprint
+def weights_revision(name: str, config: Any) -> str | None:
+    """The revision of a sentence-transformers model's weights, as ``hf:`` models record theirs
+    (:func:`~hyouka.models.checkpoint.weights_fingerprint`: the hub commit its transformers ``config``
+    came from, else the content fingerprint of a local folder)."""
+    from hyouka.models.checkpoint import weights_fingerprint
 
-    return folder_fingerprint(Path(name).expanduser())
+    return weights_fingerprint(str(Path(name).expanduser()), config, None)
 
 
 def load_embedder(spec: str, **options: Any) -> Embedder:

@@ -166,6 +166,7 @@ class Index:
         self._vectors: VectorStore | None = None
         self._executor: Executor | None = None
         self._reranker: Any = None
+        self._embedder_options: dict[str, Any] | None = None  # overrides of the recorded ones (a moved server)
         self.last_build: BuildReport | None = None
 
     # -- what it is ------------------------------------------------------------------------------
@@ -191,8 +192,20 @@ class Index:
         return int(self.manifest["n_chunks"])
 
     def identity(self) -> dict[str, Any]:
-        """What a retrieval result depends on: part of the key of every cached retrieval."""
-        return {"backend": "rag-index", "name": self.name, "hash": self.hash, "config": self.config}
+        """What a retrieval result depends on: part of the key of every cached retrieval.
+
+        The embedder's identity holds its endpoint, as an ``openai:`` model's does (a name served at
+        another URL may be another model). Queries embedded through a server other than the one the
+        index was built with (``embedder_options``) are therefore other retrievals: their embedder's
+        identity is added, so a moved server neither reuses nor overwrites the first one's results.
+        """
+        out = {"backend": "rag-index", "name": self.name, "hash": self.hash, "config": self.config}
+        recorded = self.config.get("embedder") or {}
+        if self._embedder_options and self.embeds_queries:
+            live = self.embedder.identity()
+            if live != recorded.get("identity"):
+                out["query_embedder"] = live
+        return out
 
     def describe(self) -> dict[str, Any]:
         """What a run records of the index it retrieved from."""
@@ -234,7 +247,7 @@ class Index:
             raise RagIndexError(f"index {path} has format {manifest.get('format')}; this hyouka reads {FORMAT}: "
                               "build it again")
         index = cls(path, manifest, cache=_open_cache(cache))
-        index._embedder_options = embedder_options  # type: ignore[attr-defined]
+        index._embedder_options = embedder_options
         return index
 
     @classmethod
@@ -354,9 +367,15 @@ class Index:
             recorded = self.config.get("embedder")
             if not recorded:
                 raise RagIndexError(f"index {self.name} has no embedder (retriever {self.retriever_kind})")
-            options = {**(recorded.get("options") or {}), **(getattr(self, "_embedder_options", None) or {})}
+            options = {**(recorded.get("options") or {}), **(self._embedder_options or {})}
             self._embedder = load_embedder(recorded["spec"], **options)
         return self._embedder
+
+    def use_embedder(self, embedder: Embedder) -> None:
+        """Embed queries with ``embedder`` from now on: the recorded one wrapped (a run's budget metering it),
+        or one built with other options."""
+        self._embedder = embedder
+        self._executor = None
 
     def _embed(self, texts: Sequence[str]) -> tuple[np.ndarray, list[Response]]:
         """Vectors of ``texts`` through the executor (cached by embedder identity and text); a failed call raises."""

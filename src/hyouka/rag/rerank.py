@@ -24,9 +24,11 @@ class CrossEncoderReranker:
         self._lock = threading.Lock()
 
     def identity(self) -> dict[str, Any]:
-        from hyouka.rag.embedders import _folder_fingerprint
+        """The name and the revision of the weights, as embedders and ``hf:`` models record them."""
+        from hyouka.rag.embedders import weights_revision
 
-        return {"backend": "cross-encoder", "model": self.name, "weights": _folder_fingerprint(self.name)}
+        config = getattr(getattr(self._model, "model", None), "config", None)
+        return {"backend": "cross-encoder", "model": self.name, "revision": weights_revision(self.name, config)}
 
     def scores(self, query: str, passages: Sequence[str]) -> list[float]:
         if not passages:

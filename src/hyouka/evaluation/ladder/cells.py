@@ -196,6 +196,8 @@ class CellEstimate:
     cost_usd: float | None
     judge_calls: int = 0
     judge_cost_usd: float | None = 0.0
+    retrieval: str | None = None  # how a retrieval rung's prompts were priced (exact, or bounded)
+    embedding_calls: int = 0
 
 
 def estimate_cell(settings: CellSettings, line: Line, rung: Rung) -> CellEstimate:
@@ -210,15 +212,16 @@ def estimate_cell(settings: CellSettings, line: Line, rung: Rung) -> CellEstimat
                             task.max_completion_tokens, task.cost_usd)
     from hyouka.evaluation.estimate import estimate_evaluate
 
-    kwargs = _data_kwargs(settings, rung)
-    if rung.rag is not None:
-        raise LadderError(f"rung {rung.name}: a dry run does not price retrieval rungs yet (their prompts hold "
-                          "the chunks, known once the index is searched)")
-    kwargs.pop("index", None)
-    data = estimate_evaluate(line.model, settings.task.name, **kwargs, **line.options)
+    data = estimate_evaluate(line.model, settings.task.name, **_data_kwargs(settings, rung), **line.options)
+    cost = data.model.cost_usd if data.model.priced else None
+    embedding = data.embedding_cost_usd
+    if cost is not None and embedding is not None:  # the questions' embeddings are the answer's cost, as measured
+        cost += embedding
+    plan = data.retrieval
     return CellEstimate(data.n_rows, data.model.n_calls, data.model.n_cached, data.model.prompt_tokens,
-                        data.model.max_completion_tokens, data.model.cost_usd if data.model.priced else None,
-                        judge_calls=sum(j.n_calls for j in data.judges), judge_cost_usd=data.judge_cost_usd)
+                        data.model.max_completion_tokens, cost, judge_calls=sum(j.n_calls for j in data.judges),
+                        judge_cost_usd=data.judge_cost_usd, retrieval=plan.method if plan is not None else None,
+                        embedding_calls=plan.embed_calls if plan is not None else 0)
 
 
 @dataclass

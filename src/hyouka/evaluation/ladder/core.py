@@ -263,7 +263,8 @@ def _estimate(settings: CellSettings, lines: list[Line], goal: Goal) -> LadderRe
                 cell.estimate = estimate_cell(settings, line, rung).__dict__
             except LadderError as exc:  # a rung this dry run cannot price: said, the others priced
                 cell.status = f"not priced: {exc}"
-    notes = [_estimate_note(cells), *(f"{c.label}: {c.status}" for c in cells if c.estimate is None)]
+    notes = [_estimate_note(cells), *(f"{c.label}: {c.status}" for c in cells if c.estimate is None),
+             *(f"{c.label}: {c.estimate['retrieval']}" for c in cells if (c.estimate or {}).get("retrieval"))]
     rec = Recommendation(goal.situation, goal, None, "A dry run makes no call: no cell has a score yet.")
     return LadderResult(task=settings.task.label, metric=settings.metric, goal=goal, cells=cells, recommendation=rec,
                         dry_run=True, notes=notes)

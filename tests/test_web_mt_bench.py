@@ -144,3 +144,23 @@ def test_pairwise_runs_are_shown_with_their_win_rates(mt_bench_dir: Path, tmp_pa
     assert pair["tie_rate"]["value"] == 0.0 and pair["win_rate_a"]["n_scored"] == len(judged) == 6
     html = client.get("/mt-bench").text
     assert 'id="mt-bench-pairwise"' in html and "recorded:stablelm" in html and run.run_id in html
+    # A's wins, ties and losses per category, counted by hand from the answers (a longer A wins in both orders)
+    expected: dict[str, list[int]] = {}
+    for s in samples:
+        if s["status"] == "ok":
+            a, b = len(s["details"]["answer_a"]), len(s["details"]["answer_b"])
+            counts = expected.setdefault(s["doc"]["category"], [0, 0, 0])
+            counts[0 if a > b else 1 if a == b else 2] += 1
+    assert {c["category"]: [c["a"], c["tie"], c["b"]] for c in pair["categories"]} == expected
+    assert pair["turns"] == [{"turn": "1", "a": a_longer, "tie": sum(v[1] for v in expected.values()),
+                              "b": sum(v[2] for v in expected.values()), "n": 6}]
+    # one question's judgment: both answers, each order's verdict and the judge's own text
+    first = samples[0]
+    question = client.get(f"/api/mt-bench/pairwise/{run.run_id}/questions/{first['doc']['question_id']}").json()
+    (turn,) = question["turns"]
+    assert turn["answer_a"] == first["details"]["answer_a"] and turn["winner"] == first["details"]["pair"]["winner"]
+    assert [o["raw"] for o in turn["orders"]] == [first["details"]["pair"]["ab"]["raw"],
+                                                  first["details"]["pair"]["ba"]["raw"]]
+    page = client.get("/mt-bench", params={"pair": run.run_id, "pair_question": first["doc"]["question_id"]}).text
+    assert 'id="mt-pair-question"' in page and "A shown first" in page and turn["orders"][1]["raw"] in page
+    assert client.get(f"/api/mt-bench/pairwise/{run.run_id}/questions/nope").status_code == 404

@@ -16,7 +16,7 @@ from hyouka.report.leaderboard import MT_BENCH_TASK, subject_model
 if TYPE_CHECKING:
     from hyouka.store.store import Store
 
-__all__ = ["mt_bench_pairwise", "mt_bench_question", "mt_bench_questions", "mt_bench_results"]
+__all__ = ["mt_bench_pair_question", "mt_bench_pairwise", "mt_bench_question", "mt_bench_questions", "mt_bench_results"]
 
 MAX_RUNS = 50
 
@@ -127,9 +127,8 @@ def mt_bench_question(store: Store, question_id: str, run_ids: list[str] | None 
 PAIR_METRICS = ("win_rate_a", "win_rate_b", "tie_rate", "inconsistency_rate")
 
 
-def mt_bench_pairwise(store: Store) -> list[dict[str, Any]]:
-    """The newest completed pairwise MT-Bench run of each (model A, model B, judge): its win, tie and
-    inconsistency rates (ties count half a win), as the run stored them (:mod:`hyouka.judge.mt_bench.pairwise`)."""
+def _pair_runs(store: Store) -> list[dict[str, Any]]:
+    """The newest completed pairwise MT-Bench run of each (model A, model B, judge)."""
     from hyouka.store.queries import runs_page
 
     found = runs_page(store, task=MT_BENCH_TASK, status="completed", kind="pairwise", limit=MAX_RUNS * 4).items
@@ -138,8 +137,84 @@ def mt_bench_pairwise(store: Store) -> list[dict[str, Any]]:
         config = run.get("config") or {}
         if run.get("mode") == "pairwise":
             newest.setdefault((str(config.get("model_a")), str(config.get("model_b")), run["model"]), run)
-    runs = list(newest.values())[:MAX_RUNS]
-    aggregates = store.all_aggregates([r["id"] for r in runs])
-    return [{"run_id": r["id"], "model_a": (r.get("config") or {}).get("model_a"),
-             "model_b": (r.get("config") or {}).get("model_b"), "judge": r["model"],
-             **{m: _agg(aggregates.get(r["id"], {}), m) for m in PAIR_METRICS}} for r in runs]
+    return list(newest.values())[:MAX_RUNS]
+
+
+def _tally(run_ids: list[str], store: Store) -> dict[tuple[str, str, str], dict[str, int]]:
+    """Wins of A, ties and wins of B per run, category and turn, over the items judged, from the per-item rates
+    the run stores (``win_rate_a`` is 1, ½ or 0 and ``tie_rate`` 1 on a tie; their means in SQL)."""
+    from hyouka.store.queries import group_scores
+
+    ties = {(r["run_id"], str(r["category"]), str(r["turn"])): r
+            for r in group_scores(store, run_ids, "tie_rate", ("category", "turn"))}
+    out = {}
+    for row in group_scores(store, run_ids, "win_rate_a", ("category", "turn")):
+        key = (row["run_id"], str(row["category"]), str(row["turn"]))
+        n = int(row["n_scored"])
+        tie = round(n * (ties[key]["mean"] or 0.0)) if n else 0
+        wins = round(n * (row["mean"] or 0.0) - tie / 2) if n else 0
+        out[key] = {"a": wins, "tie": tie, "b": n - wins - tie, "n": n}
+    return out
+
+
+def _add(total: dict[str, int] | None, counts: dict[str, int]) -> dict[str, int]:
+    return {k: (total or {}).get(k, 0) + v for k, v in counts.items()}
+
+
+def mt_bench_pairwise(store: Store) -> list[dict[str, Any]]:
+    """The newest completed pairwise MT-Bench run of each (model A, model B, judge): its win, tie and
+    inconsistency rates (ties count half a win) as the run stored them (:mod:`hyouka.judge.mt_bench.pairwise`),
+    and A's wins, ties and losses against B per turn and per category (every category any pair has, n 0 where
+    this pair has none)."""
+    runs = _pair_runs(store)
+    ids = [r["id"] for r in runs]
+    aggregates = store.all_aggregates(ids)
+    tally = _tally(ids, store)
+    seen = {c for (_, c, _) in tally}
+    categories = [c for c in CATEGORIES if c in seen] + sorted(seen - set(CATEGORIES))
+    out = []
+    for r in runs:
+        config = r.get("config") or {}
+        per_category: dict[str, dict[str, int]] = {}
+        per_turn: dict[str, dict[str, int]] = {}
+        for (run_id, category, turn), counts in tally.items():
+            if run_id == r["id"]:
+                per_category[category] = _add(per_category.get(category), counts)
+                per_turn[turn] = _add(per_turn.get(turn), counts)
+        out.append({"run_id": r["id"], "model_a": config.get("model_a"), "model_b": config.get("model_b"),
+                    "judge": r["model"], **{m: _agg(aggregates.get(r["id"], {}), m) for m in PAIR_METRICS},
+                    "categories": [{"category": c, **per_category.get(c, {"a": 0, "tie": 0, "b": 0, "n": 0})}
+                                   for c in categories],
+                    "turns": [{"turn": t, **per_turn[t]} for t in sorted(per_turn)]})
+    return out
+
+
+def mt_bench_pair_question(store: Store, run_id: str, question_id: str) -> dict[str, Any]:
+    """One question of a pairwise run: per turn both answers, the winner, each order's verdict and the judge's
+    text for each order (A shown first, then B shown first)."""
+    from hyouka.store.queries import documents
+
+    run = store.get_run(run_id)
+    if run.get("kind") != "pairwise" or run["task"] != MT_BENCH_TASK:
+        raise LookupError(f"run {run['id']} is not a pairwise MT-Bench run")
+    found = documents(store, [run["id"]], [f"{question_id}:1", f"{question_id}:2"])
+    if not found:
+        raise LookupError(f"no MT-Bench question {question_id!r} in run {run['id']}")
+    config = run.get("config") or {}
+    turns, doc = [], {}
+    for turn in (1, 2):
+        sample = found.get(f"{question_id}:{turn}", {}).get(run["id"])
+        if sample is None:
+            continue
+        doc = sample.get("doc") or doc
+        details = sample.get("details") or {}
+        pair = details.get("pair") or {}
+        orders = [{"order": order, "verdict": pair.get(f"verdict_{order}"),
+                   "justification": (pair.get(order) or {}).get("justification"),
+                   "raw": (pair.get(order) or {}).get("raw")} for order in ("ab", "ba")]
+        turns.append({"turn": turn, "status": sample["status"], "error": sample.get("error"),
+                      "winner": pair.get("winner"), "consistent": pair.get("consistent"),
+                      "answer_a": details.get("answer_a"), "answer_b": details.get("answer_b"), "orders": orders})
+    return {"run_id": run["id"], "model_a": config.get("model_a"), "model_b": config.get("model_b"),
+            "judge": run["model"], "question_id": str(question_id), "category": doc.get("category"),
+            "questions": list(doc.get("turns") or []), "turns": turns}

@@ -8,7 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from hyouka.report.mt_bench import mt_bench_pairwise, mt_bench_question, mt_bench_questions, mt_bench_results
+from hyouka.report.mt_bench import (
+    mt_bench_pair_question,
+    mt_bench_pairwise,
+    mt_bench_question,
+    mt_bench_questions,
+    mt_bench_results,
+)
 from hyouka.store.store import RunNotFoundError, Store
 
 Runs = Annotated[list[str] | None, Query()]
@@ -48,19 +54,30 @@ def mt_bench_router(db: Store, page: Callable[..., Response]) -> APIRouter:
     def api_pairwise() -> dict[str, Any]:
         return {"pairs": mt_bench_pairwise(db)}
 
+    @router.get("/api/mt-bench/pairwise/{run_id}/questions/{question_id}")
+    def api_pair_question(run_id: str, question_id: str) -> dict[str, Any]:
+        return call(lambda: mt_bench_pair_question(db, run_id, question_id))
+
     @router.get("/api/mt-bench/questions/{question_id}")
     def api_question(question_id: str, runs: Runs = None) -> dict[str, Any]:
         return call(lambda: mt_bench_question(db, question_id, runs))
 
     @router.get("/mt-bench")
-    def results_page(request: Request, runs: Runs = None, question: str | None = None) -> Response:
+    def results_page(request: Request, runs: Runs = None, question: str | None = None, pair: str | None = None,
+                     pair_question: str | None = None) -> Response:
         results = api_results(runs)
         ids = [m["run_id"] for m in results["models"]]
         questions = mt_bench_questions(db, ids[0]) if ids else []
         chosen = question or (questions[0]["question_id"] if questions else None)
         shown = api_question(chosen, ids) if chosen else None
         charts = [_bars(results, t) for t in ("1", "2")] if ids else []
+        pairs = api_pairwise()["pairs"]
+        pair = pair or (pairs[0]["run_id"] if pairs else None)
+        pair_questions = call(lambda: mt_bench_questions(db, pair)) if pair else []
+        pair_question = pair_question or (pair_questions[0]["question_id"] if pair_questions else None)
+        pair_shown = api_pair_question(pair, pair_question) if pair and pair_question else None
         return page(request, "mt_bench.html", results=results, charts=charts, questions=questions, shown=shown,
-                    chosen=chosen, runs=runs or [], pairs=api_pairwise()["pairs"], nav="mt-bench")
+                    chosen=chosen, runs=runs or [], pairs=pairs, pair=pair, pair_questions=pair_questions,
+                    pair_question=pair_question, pair_shown=pair_shown, nav="mt-bench")
 
     return router

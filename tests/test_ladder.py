@@ -385,3 +385,79 @@ def test_the_ladder_command(setup: Setup) -> None:
 
     bad = runner.invoke(app, [*common, "--rungs", "zero-shot,few-shot:x"])
     assert bad.exit_code == 2 and "few-shot takes a number of solved examples" in bad.output
+
+
+def test_a_ladder_is_stored_and_read_back_as_it_ran_and_served(setup: Setup) -> None:
+    """Stored with its cells' runs and its prices: read back (and on the dashboard, its JSON twin and page)
+    it measures and recommends as it did, without the price file it ran with."""
+    from hyouka.evaluation.ladder import list_ladders, load_ladder
+
+    models = setup.models("small", "large")
+    result = hyouka.ladder(models, "jsquad", rungs=RUNGS, target=0.55, **setup.bench())
+    assert result.ladder_id is not None
+    back = load_ladder(result.ladder_id, store=setup.store)  # the default price table: no price for these models
+    made_now = ("model_calls", "cache_hits", "reused")
+    assert [{k: v for k, v in c.to_dict().items() if k not in made_now} for c in back.cells] == [
+        {k: v for k, v in c.to_dict().items() if k not in made_now} for c in result.cells]
+    assert back.recommendation.to_dict() == result.recommendation.to_dict()
+    assert back.cell("small", "few-shot:3").cost_per_1k == pytest.approx(expected_cost_per_1k(*PRICES["small"], 3))
+    again = hyouka.ladder(models, "jsquad", rungs=RUNGS, target=0.55, **setup.bench())
+    budget = hyouka.ladder(models, "jsquad", rungs=RUNGS, budget=0.30, **setup.bench())
+    assert again.ladder_id == result.ladder_id and budget.ladder_id != result.ladder_id
+    listed = list_ladders(setup.store)
+    assert [row["ladder_id"] for row in listed] == [budget.ladder_id, result.ladder_id]
+    assert listed[1]["models"] == ["openai:small", "openai:large"] and listed[1]["n_run"] == 6
+
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from hyouka.web.app import create_app
+
+    store = hyouka.Store(setup.store)
+    client = TestClient(create_app(store))
+    assert [row["ladder_id"] for row in client.get("/api/ladders").json()["ladders"]] == [budget.ladder_id,
+                                                                                        result.ladder_id]
+    shown = client.get(f"/api/ladders/{result.ladder_id}").json()
+    assert shown["recommendation"] == json.loads(json.dumps(result.recommendation.to_dict()))
+    assert [c["run_id"] for c in shown["cells"]] == [c.run_id for c in result.cells]
+    html = client.get(f"/ladders/{result.ladder_id[:6]}").text
+    assert "openai:small + few-shot:3 is the cheapest cell whose 95% interval reaches 0.55" in html
+    assert html.count('class="chosen"') == 1 and result.ladder_id in client.get("/ladders").text
+    if shown["charts"]:  # the report extra draws them
+        assert [c["key"] for c in shown["charts"]] == ["ladder_cost", "ladder_latency"]
+        png = client.get(shown["charts"][0]["url"])
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert client.get("/api/ladders/nope").status_code == 404
+    store.delete_run(result.cells[0].run_id)  # a cell's run gone: said, and left out of the choice
+    gone = load_ladder(result.ladder_id, store=setup.store)
+    assert gone.cells[0].status.startswith("not measured: no run") and gone.recommendation.cell is not None
+
+
+@pytest.mark.slow
+def test_a_ladder_is_stored_and_served_on_postgres(setup: Setup) -> None:
+    """The ladders table on a real PostgreSQL server: recorded, listed, read back with the same recommendation."""
+    from tests import postgres
+
+    reason = postgres.missing()
+    if reason:
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from hyouka.evaluation.ladder import load_ladder
+    from hyouka.web.app import create_app
+
+    with postgres.postgres_server() as url:
+        result = hyouka.ladder(setup.models("small", "large"), "jsquad", rungs=RUNGS, target=0.55,
+                               **setup.bench(store=url))
+        again = hyouka.ladder(setup.models("small", "large"), "jsquad", rungs=RUNGS, target=0.55,
+                              **setup.bench(store=url))
+        assert again.ladder_id == result.ladder_id
+        back = load_ladder(result.ladder_id[:5], store=url)
+        assert back.recommendation.to_dict() == result.recommendation.to_dict()
+        store = hyouka.Store(url)
+        client = TestClient(create_app(store))
+        assert [row["ladder_id"] for row in client.get("/api/ladders").json()["ladders"]] == [result.ladder_id]
+        shown = client.get(f"/api/ladders/{result.ladder_id}").json()
+        assert shown["recommendation"] == json.loads(json.dumps(result.recommendation.to_dict()))
+        store.close()

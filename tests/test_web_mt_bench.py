@@ -115,3 +115,32 @@ def test_a_question_shows_each_models_answers_and_the_judgment_text(site: dict[s
     assert page.text.count('<rect class="bar m') == judged
     assert latest[MODELS[0]]["judgment"][:30] in page.text
     assert client.get("/api/mt-bench/questions/99999").status_code == 404
+
+
+def test_pairwise_runs_are_shown_with_their_win_rates(mt_bench_dir: Path, tmp_path: Path) -> None:
+    """A pairwise MT-Bench run's rates on the page: counted by hand from the answers the judge compared."""
+    from hyouka.judge.mt_bench.pairwise import run_pairwise
+    from hyouka.models.recorded import RecordedModel
+
+    def longer(messages: Any) -> str:
+        text = prompt_of(messages)
+        a = text.split("[アシスタントAの回答の開始]")[1].split("[アシスタントAの回答の終了]")[0]
+        b = text.split("[アシスタントBの回答の開始]")[1].split("[アシスタントBの回答の終了]")[0]
+        return "[[A]]" if len(a) > len(b) else "[[B]]"
+
+    store = Store(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    answers = mt_bench_dir / "model_answer"
+    gpt4 = RecordedModel(answers / "gpt-4.jsonl")
+    small = RecordedModel(answers / "japanese-stablelm-instruct-alpha-7b.jsonl")
+    run = run_pairwise(gpt4, "recorded:gpt-4", small, "recorded:stablelm", ScriptedJudge(longer), "longer",
+                       store=store, data_dir=mt_bench_dir, limit=6, turns=[1])
+    samples = store.samples(run.run_id)
+    judged = [s["details"] for s in samples if s["status"] == "ok"]
+    a_longer = sum(1 for d in judged if len(d["answer_a"]) > len(d["answer_b"]))
+    client = TestClient(create_app(store))
+    (pair,) = client.get("/api/mt-bench/pairwise").json()["pairs"]
+    assert (pair["model_a"], pair["model_b"], pair["run_id"]) == ("recorded:gpt-4", "recorded:stablelm", run.run_id)
+    assert pair["win_rate_a"]["value"] == pytest.approx(a_longer / len(judged))
+    assert pair["tie_rate"]["value"] == 0.0 and pair["win_rate_a"]["n_scored"] == len(judged) == 6
+    html = client.get("/mt-bench").text
+    assert 'id="mt-bench-pairwise"' in html and "recorded:stablelm" in html and run.run_id in html

@@ -179,6 +179,8 @@ def ladder_cmd(
                       f"{escape(result.recommendation.reason)}", soft_wrap=True)
     for note in result.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    if result.ladder_id:
+        err.print(f"ladder {result.ladder_id} stored: `hyouka serve` shows it at /ladders/{result.ladder_id}")
 
 
 def _write_report(result: Any, path: Path, store: str | None, prices: Path | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Annotated
 
@@ -38,6 +39,10 @@ def serve(
         fail(f"the dashboard needs the server extra: pip install 'hyouka[server]' ({exc})")
         return
     application = create_app(store, token=token, prices=prices)
+    # what the server holds from start-up (modules, the app, the store's engine) lives as long as it does: frozen,
+    # the collector's full passes stop scanning it, which took pages' tail latency from ~75 ms to ~200 ms
+    gc.collect()
+    gc.freeze()
     shown = f"[{host}]" if ":" in host else host
     console.print(f"hyouka dashboard on http://{shown}:{port}/" + (" (token required)" if token else ""))
     uvicorn.run(application, host=host, port=port, log_level="warning")

@@ -16,7 +16,7 @@ from hyouka.report.leaderboard import MT_BENCH_TASK, subject_model
 if TYPE_CHECKING:
     from hyouka.store.store import Store
 
-__all__ = ["mt_bench_question", "mt_bench_questions", "mt_bench_results"]
+__all__ = ["mt_bench_pairwise", "mt_bench_question", "mt_bench_questions", "mt_bench_results"]
 
 MAX_RUNS = 50
 
@@ -122,3 +122,24 @@ def mt_bench_question(store: Store, question_id: str, run_ids: list[str] | None 
         answers.append({"run_id": run["id"], "model": _name(run), "judge": run["model"], "turns": turns})
     return {"question_id": str(question_id), "category": doc.get("category"), "turns": list(doc.get("turns") or []),
             "answers": answers}
+
+
+PAIR_METRICS = ("win_rate_a", "win_rate_b", "tie_rate", "inconsistency_rate")
+
+
+def mt_bench_pairwise(store: Store) -> list[dict[str, Any]]:
+    """The newest completed pairwise MT-Bench run of each (model A, model B, judge): its win, tie and
+    inconsistency rates (ties count half a win), as the run stored them (:mod:`hyouka.judge.mt_bench.pairwise`)."""
+    from hyouka.store.queries import runs_page
+
+    found = runs_page(store, task=MT_BENCH_TASK, status="completed", kind="pairwise", limit=MAX_RUNS * 4).items
+    newest: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for run in found:  # newest first
+        config = run.get("config") or {}
+        if run.get("mode") == "pairwise":
+            newest.setdefault((str(config.get("model_a")), str(config.get("model_b")), run["model"]), run)
+    runs = list(newest.values())[:MAX_RUNS]
+    aggregates = store.all_aggregates([r["id"] for r in runs])
+    return [{"run_id": r["id"], "model_a": (r.get("config") or {}).get("model_a"),
+             "model_b": (r.get("config") or {}).get("model_b"), "judge": r["model"],
+             **{m: _agg(aggregates.get(r["id"], {}), m) for m in PAIR_METRICS}} for r in runs]

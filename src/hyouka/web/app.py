@@ -18,6 +18,7 @@ from hyouka.store.queries import results_signature, run_choices, runs_page
 from hyouka.store.store import RunNotFoundError, Store
 from hyouka.store.studies import StudyStore
 from hyouka.web.data import compare_data, leaderboard_data, run_data, runs_data, samples_data
+from hyouka.web.ladders import ladder_router
 from hyouka.web.mt_bench import mt_bench_router
 from hyouka.web.rate import rater_router
 from hyouka.web.security import SecurityMiddleware
@@ -107,6 +108,7 @@ def create_app(store: Store | str | None = None, *, token: str | None = None, pr
     app.include_router(rater_router(studies, page))
     app.include_router(study_router(studies, page))
     app.include_router(mt_bench_router(db, page))
+    app.include_router(ladder_router(db, page, prices))
 
     @app.get("/fonts.css", include_in_schema=False)
     def fonts() -> Response:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from hyouka.report.mt_bench import mt_bench_question, mt_bench_questions, mt_bench_results
+from hyouka.report.mt_bench import mt_bench_pairwise, mt_bench_question, mt_bench_questions, mt_bench_results
 from hyouka.store.store import RunNotFoundError, Store
 
 Runs = Annotated[list[str] | None, Query()]
@@ -44,6 +44,10 @@ def mt_bench_router(db: Store, page: Callable[..., Response]) -> APIRouter:
     def api_results(runs: Runs = None) -> dict[str, Any]:
         return call(lambda: mt_bench_results(db, runs))
 
+    @router.get("/api/mt-bench/pairwise")
+    def api_pairwise() -> dict[str, Any]:
+        return {"pairs": mt_bench_pairwise(db)}
+
     @router.get("/api/mt-bench/questions/{question_id}")
     def api_question(question_id: str, runs: Runs = None) -> dict[str, Any]:
         return call(lambda: mt_bench_question(db, question_id, runs))
@@ -57,6 +61,6 @@ def mt_bench_router(db: Store, page: Callable[..., Response]) -> APIRouter:
         shown = api_question(chosen, ids) if chosen else None
         charts = [_bars(results, t) for t in ("1", "2")] if ids else []
         return page(request, "mt_bench.html", results=results, charts=charts, questions=questions, shown=shown,
-                    chosen=chosen, runs=runs or [], nav="mt-bench")
+                    chosen=chosen, runs=runs or [], pairs=api_pairwise()["pairs"], nav="mt-bench")
 
     return router

@@ -54,6 +54,7 @@ class LadderResult:
     stop_at_goal: bool = False
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
+    ladder_id: str | None = None  # the ladder as stored (hyouka.store.ladders), for the dashboard's /ladders
 
     @property
     def table(self) -> pd.DataFrame:
@@ -81,7 +82,7 @@ class LadderResult:
                 "target": self.goal.target, "budget": self.goal.budget, "stop_at_goal": self.stop_at_goal,
                 "dry_run": self.dry_run, "cells": [c.to_dict() for c in self.cells],
                 "frontier": [c.label for c in self.frontier], "recommendation": self.recommendation.to_dict(),
-                "notes": self.notes}
+                "notes": self.notes, "ladder_id": self.ladder_id}
 
 
 def _models(models: ModelsArg) -> list[tuple[Any, dict[str, Any]]]:
@@ -193,11 +194,8 @@ def ladder(
                 cell.status = skip_reason
                 continue
             made = run_cell(settings, line, rung, progress(cell.label) if progress else None)
-            measured = measure_cell(settings.store, made.run_id, settings.metric, settings.prices)
-            cell.run_id, cell.model_calls, cell.cache_hits, cell.reused = (made.run_id, made.model_calls,
-                                                                          made.cache_hits, made.reused)
-            for name, value in measured.__dict__.items():
-                setattr(cell, name, value)
+            cell.model_calls, cell.cache_hits, cell.reused = made.model_calls, made.cache_hits, made.reused
+            fill_cell(cell, settings.store, made.run_id, settings.prices)
             if not stop_at_goal:
                 continue
             if goal.target is not None and goal.met_by(cell):  # a budget alone is met by every cheap rung: climb on
@@ -207,8 +205,25 @@ def ladder(
                 skip_reason = f"not run: {rung.name} has no price to hold to the budget"
             elif goal.budget is not None and cell.cost_per_1k > goal.budget:  # type: ignore[operator]
                 skip_reason = f"not run: {rung.name} already costs more than the budget"
+    result = conclude(settings.task.label, settings.metric, goal, cells, seed=seed, stop_at_goal=stop_at_goal)
+    from hyouka.evaluation.ladder.stored import record_ladder
+
+    result.ladder_id = record_ladder(settings, lines, result, seed=seed)
+    return result
+
+
+def fill_cell(cell: CellResult, store: Store, run_id: str, prices: PriceTable) -> None:
+    """A cell's numbers, measured from its run in the store."""
+    cell.run_id = run_id
+    for name, value in measure_cell(store, run_id, cell.metric, prices).__dict__.items():
+        setattr(cell, name, value)
+
+
+def conclude(task: str, metric: str, goal: Goal, cells: list[CellResult], *, seed: int = 0,
+             stop_at_goal: bool = False) -> LadderResult:
+    """The measured cells' steps, frontier and recommendation, as a ladder run now or read back from the store."""
     analyse(cells, goal, seed=seed)
-    return LadderResult(task=settings.task.label, metric=settings.metric, goal=goal, cells=cells,
+    return LadderResult(task=task, metric=metric, goal=goal, cells=cells,
                         recommendation=recommend(cells, goal, seed=seed), stop_at_goal=stop_at_goal,
                         notes=_notes(cells))
 

@@ -67,3 +67,44 @@ def test_rag_options_are_checked_before_any_call(tmp_path: Path) -> None:
     with pytest.raises(ArgumentError, match="relevant document ids: give relevant="):
         hyouka.evaluate(EchoModel(), [{"question": "q"}], index=index, metrics=["mrr"],
                         store=f"sqlite:///{tmp_path / 's.sqlite'}", cache=False)
+
+
+def test_index_eval_scores_retrieval_against_gold_ids(tmp_path: Path, hyouka_home: Path) -> None:
+    import math
+
+    docs, indexes = _docs(tmp_path / "docs"), str(tmp_path / "indexes")
+    assert runner.invoke(app, ["index", "build", str(docs), "--name", "blog", "--root", indexes]).exit_code == 0
+    queries = [("ネットワークの冗長化とは？", ["net.md"]), ("夜行性の動物は？", ["cat.txt"]),
+               ("猫とネットワーク", ["net.md", "cat.txt"]), ("二重化する機器", ["cat.txt"])]
+    data = tmp_path / "queries.jsonl"
+    data.write_text("".join(json.dumps({"qid": f"q{i}", "query": q, "gold_doc_ids": g}, ensure_ascii=False) + "\n"
+                            for i, (q, g) in enumerate(queries)), encoding="utf-8")
+    out = runner.invoke(app, ["index", "eval", "blog", str(data), "-k", "2", "--root", indexes, "--format", "json"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.output)
+    assert [r["id"] for r in result["rows"]] == ["q0", "q1", "q2", "q3"]
+    # by hand, from the rankings `hyouka index search` gives
+    expected: dict[str, list[float]] = {m: [] for m in ("hit_at_2", "recall_at_1", "recall_at_2", "mrr", "ndcg_at_2")}
+    for query, gold in queries:
+        found = runner.invoke(app, ["index", "search", "blog", query, "-k", "2", "--root", indexes, "--format", "json"])
+        ranked = [h["doc_id"] for h in json.loads(found.output)]
+        relevant = [d in gold for d in ranked]
+        expected["hit_at_2"].append(float(any(relevant)))
+        expected["recall_at_1"].append(sum(relevant[:1]) / len(gold))
+        expected["recall_at_2"].append(sum(relevant) / len(gold))
+        expected["mrr"].append(next((1 / (i + 1) for i, r in enumerate(relevant) if r), 0.0))
+        ideal = sum(1 / math.log2(i + 2) for i in range(min(len(gold), 2)))
+        expected["ndcg_at_2"].append(sum(1 / math.log2(i + 2) for i, r in enumerate(relevant) if r) / ideal)
+    assert list(result["aggregates"]) == list(expected)  # the defaults at k=2: recall@5 and @20 are deeper than k
+    for name, values in expected.items():
+        agg = result["aggregates"][name]
+        assert agg["value"] == pytest.approx(sum(values) / len(values)) and agg["n_scored"] == 4
+        assert [r["scores"][name] for r in result["rows"]] == pytest.approx(values)
+    assert 0 < expected["mrr"].count(1.0) < 4  # the case is not trivial: some query misses its first rank
+    table = runner.invoke(app, ["index", "eval", "blog", str(data), "-k", "2", "--root", indexes,
+                                "--metrics", "mrr,precision@1"])
+    assert table.exit_code == 0, table.output
+    assert "mrr" in table.output and "precision_at_1" in table.output and "95% CI" in table.output
+    assert "4 retrievals (4 from the cache)" in table.output  # the first evaluation cached them
+    bad = runner.invoke(app, ["index", "eval", "blog", str(data), "--root", indexes, "--relevant-column", "nope"])
+    assert bad.exit_code == 2 and "no relevant ids column 'nope'" in bad.output

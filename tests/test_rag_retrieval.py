@@ -16,6 +16,7 @@ import pytest
 
 from hyouka.rag.analyzers import morphemes, whitespace
 from hyouka.rag.documents import Document
+from hyouka.rag.evaluate import evaluate_retrieval
 from hyouka.rag.index import Index, rrf
 from hyouka.testing.openai_server import ServerStats, hashed_embedding, serve_openai
 
@@ -51,10 +52,16 @@ def _bm25s_direct(docs, queries: list[str], analyzer, k: int) -> list[list[str]]
     return [[getattr(docs[int(p)], "doc_id", None) or docs[int(p)].id for p in row] for row in positions]
 
 
-def test_bm25_on_morphemes_equals_bm25s_called_directly(jsquad, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def bm25_index(jsquad, tmp_path_factory: pytest.TempPathFactory) -> Index:
+    """The JSQuAD paragraphs in a BM25 index on morphemes, 512-morpheme chunks."""
+    return Index.build(jsquad[0], "jsquad", root=tmp_path_factory.mktemp("indexes"), chunk_size=512,
+                       chunk_overlap=64, unit="tokens", retriever="bm25", analyzer="morphemes", cache=False)
+
+
+def test_bm25_on_morphemes_equals_bm25s_called_directly(jsquad, bm25_index: Index, tmp_path: Path) -> None:
     docs, questions = jsquad
-    index = Index.build(docs, "jsquad", root=tmp_path, chunk_size=512, chunk_overlap=64, unit="tokens",
-                        retriever="bm25", analyzer="morphemes", cache=False)
+    index = bm25_index
     assert len(docs) <= index.n_chunks < len(docs) + 5  # nearly every paragraph is under 512 morphemes
     queries, gold = [q for q, _ in questions], [g for _, g in questions]
     ours = _recall_and_mrr([[h.chunk.doc_id for h in hits] for hits in index.search_many(queries, 20)], gold)
@@ -62,7 +69,7 @@ def test_bm25_on_morphemes_equals_bm25s_called_directly(jsquad, tmp_path: Path) 
     assert ours == direct
     assert ours["recall@1"] > 0.8 and ours["recall@5"] > 0.9  # JSQuAD questions reuse their paragraph's words
     # reopened from disk, it answers the same
-    again = Index.open("jsquad", root=tmp_path, cache=False)
+    again = Index.open(index.path, cache=False)
     assert [h.chunk.id for h in again.search(queries[0], 5)] == [h.chunk.id for h in index.search(queries[0], 5)]
 
     spaced = Index.build(docs, "jsquad-ws", root=tmp_path, retriever="bm25", analyzer="whitespace", cache=False)
@@ -156,3 +163,49 @@ def test_a_moved_embedding_server_is_another_model_as_for_chat_models(jsquad, tm
         assert calls == len(queries) and moved.by_path["embeddings"] == 1
         assert again == first  # the same model behind both: the same chunks
     assert built.by_path["embeddings"] == 2  # the corpus, and the first queries; nothing again
+
+
+@pytest.mark.filterwarnings("ignore:``mlflow.metrics.ndcg_at_k`` is deprecated:FutureWarning")
+def test_retrieval_alone_scored_against_gold_ids_equals_bm25s_and_mlflow(jsquad, bm25_index: Index,
+                                                                        tmp_path: Path) -> None:
+    import pandas as pd
+
+    from hyouka.metrics.bootstrap import bootstrap
+
+    mlflow_metrics = pytest.importorskip("mlflow.metrics")
+    _, questions = jsquad
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text("".join(json.dumps({"id": f"q{i}", "question": q, "relevant_doc_ids": [g]}, ensure_ascii=False)
+                               + "\n" for i, (q, g) in enumerate(questions)), encoding="utf-8")
+    result = bm25_index.evaluate(queries, k=20, cache=tmp_path / "cache.sqlite")
+    assert list(result.aggregates) == ["hit_at_20", "recall_at_1", "recall_at_5", "recall_at_20", "mrr", "ndcg_at_20"]
+    # the reference: bm25s called on the same chunks and terms, scored by hand, nDCG by MLflow's own metric
+    gold = [g for _, g in questions]
+    direct = _bm25s_direct(bm25_index.chunks, [q for q, _ in questions], morphemes, 20)
+    by_hand = _recall_and_mrr(direct, gold)
+    ndcg = mlflow_metrics.ndcg_at_k(20).eval_fn(pd.Series(direct), pd.Series([[g] for g in gold])).scores
+    expected = {"recall_at_1": by_hand["recall@1"], "recall_at_5": by_hand["recall@5"],
+                "recall_at_20": by_hand["recall@20"], "hit_at_20": by_hand["recall@20"], "mrr": by_hand["mrr"],
+                "ndcg_at_20": sum(ndcg) / len(ndcg)}
+    assert result.metrics == pytest.approx(expected, abs=1e-12)
+    assert [row["scores"]["ndcg_at_20"] for row in result.rows] == pytest.approx(ndcg, abs=1e-9)
+    for name, agg in result.aggregates.items():
+        assert agg["n_scored"] == agg["n_total"] == len(questions)
+        scores = np.array([row["scores"][name] for row in result.rows])
+        # the interval is metrics/bootstrap.py's over the per-query scores, close to the normal one at n = 4,442
+        boot = bootstrap(lambda x: np.mean(x, axis=-1), scores, seed=0, vectorized=True)
+        assert (agg["ci_low"], agg["ci_high"]) == pytest.approx((boot.ci_low, boot.ci_high))
+        half = 1.96 * scores.std(ddof=1) / np.sqrt(len(scores))
+        assert agg["ci_low"] == pytest.approx(agg["value"] - half, abs=0.004)
+        assert agg["ci_high"] == pytest.approx(agg["value"] + half, abs=0.004)
+    # retrievals are engine calls: a second evaluation takes them from the cache
+    again = bm25_index.evaluate(queries, k=20, cache=tmp_path / "cache.sqlite")
+    assert again.calls["calls"]["model_calls"] == 0 and again.metrics == result.metrics
+    # gold chunk ids count as chunks; a query without gold ids is not scored (said in the note)
+    first = bm25_index.search(questions[0][0], 5)
+    rows = [{"query": questions[0][0], "gold": json.dumps([first[1].chunk.id])}, {"query": "梅雨", "gold": ""}]
+    mixed = evaluate_retrieval(bm25_index, rows, 5, relevant="gold", metrics="mrr,recall@5", cache=False)
+    assert mixed.metrics == {"mrr": 0.5, "recall_at_5": 1.0}
+    assert mixed.aggregates["mrr"]["n_scored"] == 1 and "1 rows name no relevant ids" in mixed.aggregates["mrr"]["note"]
+    with pytest.raises(ValueError, match="deeper than the 5 chunks"):
+        evaluate_retrieval(bm25_index, rows, 5, relevant="gold", metrics="recall@20", cache=False)

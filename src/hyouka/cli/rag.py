@@ -1,4 +1,4 @@
-"""Retrieval index commands: ``hyouka index build | search | list``."""
+"""Retrieval index commands: ``hyouka index build | search | eval | list``."""
 
 # no `from __future__ import annotations`: Typer would compile every string annotation at each start
 from pathlib import Path
@@ -6,12 +6,13 @@ from typing import Annotated, Any
 
 import typer
 
-from hyouka.cli._app import Format, console, emit, fail, fmt
+from hyouka.cli._app import Format, console, emit, fail, fmt, usd
 from hyouka.cli.text_table import TextTable, clean
 
 app = typer.Typer()  # this module's commands, registered by name in hyouka.cli.COMMANDS
 
-index_app = typer.Typer(help="Retrieval indexes for RAG: chunk and index documents, search them.",
+index_app = typer.Typer(help="Retrieval indexes for RAG: chunk and index documents, search them, score "
+                                     "their retrieval against gold ids.",
                         no_args_is_help=True)
 app.add_typer(index_app, name="index")
 
@@ -115,6 +116,61 @@ def search_cmd(
         table.add_row(h.rank, fmt(h.score, 3), h.chunk.doc_id, h.chunk.title, h.chunk.id,
                       text if len(text) <= 60 else text[:60] + "…")
     table.print()
+
+
+@index_app.command("eval")
+def eval_cmd(
+    name: Annotated[str, typer.Argument(help="the index's name (`hyouka index list`) or folder")],
+    queries: Annotated[Path, typer.Argument(
+        help="JSONL/CSV/Parquet file: a question per row and its relevant document (or chunk) ids")],
+    k: Annotated[int, typer.Option("-k", "--top-k", min=1, help="chunks retrieved per query")] = 20,
+    metrics: Annotated[str | None, typer.Option(
+        "--metrics", help="comma-separated retrieval metrics (default: hit_at_K, recall_at_1/5/20 up to K, mrr, "
+                          "ndcg_at_K; also precision_at_N, recall@N)")] = None,
+    question_column: Annotated[str | None, typer.Option(
+        "--question-column", help="the question column (default: question, query, inputs…)")] = None,
+    relevant_column: Annotated[str | None, typer.Option(
+        "--relevant-column", help="the gold ids column: a list, a JSON list or one id per row (default: "
+                                  "relevant_doc_ids, gold_doc_ids…)")] = None,
+    id_column: Annotated[str | None, typer.Option("--id-column", help="query ids (default: id, qid…)")] = None,
+    limit: Annotated[int | None, typer.Option(help="evaluate only the first N queries", min=1)] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="openai: embedder: the endpoint, if moved")
+                        ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read or write the retrieval and embedding "
+                                                              "cache")] = False,
+    root: RootOpt = None,
+    format: Format = "table",
+) -> None:
+    """Score an index's retrieval against gold ids: hit@k, recall@1/5/20, MRR, nDCG@k with 95% intervals; no model."""
+    from hyouka.rag.evaluate import evaluate_retrieval
+
+    try:
+        result = evaluate_retrieval(
+            name, queries, k, metrics=metrics, question=question_column, relevant=relevant_column,
+            id_column=id_column, limit=limit, root=root, cache=not no_cache,
+            embedder_options={"base_url": base_url} if base_url else None)
+    except _ERRORS as exc:
+        fail(str(exc))
+        return
+    if format != "table":
+        emit(result.to_dict(), format, lines=result.rows)
+        return
+    table = TextTable(("metric", "value", "95% CI", "n"), title=f"retrieval: {clean(result.index)} (k={k})",
+                      right=("value", "n"))
+    for metric, agg in result.aggregates.items():
+        ci = f"[{fmt(agg['ci_low'], 3)}, {fmt(agg['ci_high'], 3)}]" if agg["ci_low"] is not None else ""
+        table.add_row(metric, fmt(agg["value"]), ci, f"{agg['n_scored']}/{agg['n_total']}")
+    table.print()
+    calls = result.calls
+    line = (f"{calls['calls']['requested']} retrievals ({calls['calls']['cache_hits']} from the cache), latency p50 "
+            f"{fmt(calls['latency_s']['p50'], 4)} s")
+    if calls["prompt_tokens"] or calls.get("price"):  # a dense or hybrid index embeds its queries
+        line += f"; {calls['prompt_tokens']:,} embedding tokens, cost {usd(calls.get('cost_usd'))}"
+    console.print(line)
+    for agg in result.aggregates.values():
+        if agg.get("note"):
+            console.print(f"note: {clean(agg['note'])}")
+            break
 
 
 @index_app.command("list")

@@ -133,7 +133,8 @@ def _folder(root: Path) -> Iterator[Document]:
         yield _file_document(path, path.relative_to(root).as_posix())
 
 
-def _frame(path: Path) -> Any:
+def read_table(path: Path) -> Any:
+    """A JSONL, JSON, CSV/TSV or Parquet table as a DataFrame (text cells kept as text)."""
     import pandas as pd
 
     suffix = path.suffix.lower()
@@ -169,7 +170,7 @@ def _pick(columns: Sequence[str], given: str | None, candidates: Sequence[str], 
 
 
 def _table(path: Path, text_column: str | None, title_column: str | None, id_column: str | None) -> Iterator[Document]:
-    frame = _frame(path)
+    frame = read_table(path)
     columns = [str(c) for c in frame.columns]
     text_col = _pick(columns, text_column, TEXT_COLUMNS, "text", path)
     if text_col is None:

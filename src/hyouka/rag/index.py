@@ -487,6 +487,13 @@ class Index:
         scores = self._reranker.scores(query, [_passage(self.chunks[p]) for p in positions])
         return sorted(zip(positions, scores, strict=True), key=lambda ps: -ps[1])
 
+    def evaluate(self, queries: Any, k: int = 20, **options: Any) -> Any:
+        """Retrieval scored against each query's gold ids (hit@k, recall@1/5/20, MRR, nDCG@k, 95% intervals), no
+        model: see :func:`hyouka.rag.evaluate.evaluate_retrieval`, which takes the ``options``."""
+        from hyouka.rag.evaluate import evaluate_retrieval
+
+        return evaluate_retrieval(self, queries, k, **options)
+
     def retriever(self) -> IndexRetriever:
         """This index as an engine backend answering :class:`~hyouka.rag.calls.RetrieveRequest`."""
         from hyouka.rag.retriever import IndexRetriever

@@ -316,3 +316,12 @@ def test_cli_rating_study_and_agreement_with_graded_judge_runs(url: str) -> None
     shown_cli = runner.invoke(app, ["human", "agreement", "grades", "--judge-run", graded[0], "--judge-run",
                                     graded[1], "--store", url])
     assert shown_cli.exit_code == 0 and "spearman" in shown_cli.stdout
+
+
+def test_a_study_over_judged_runs_is_named_after_the_answers_not_the_judge(url: str) -> None:
+    judged = [evaluate(None, TABLE, predictions=column, targets="gold", inputs="question", id_column="question_id",
+                       metrics="answer_correctness", judge=ScriptedJudge(_grade), store=url, cache=False).run_id
+              for column in ("x", "y")]
+    study = new_study("judged", judged, store=url)
+    names = sorted(study["models"])
+    assert names == ["predictions:DataFrame:x", "predictions:DataFrame:y"], names

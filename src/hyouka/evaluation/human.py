@@ -24,6 +24,7 @@ from typing import Any
 from hyouka.ratings.votes import normalize_winner
 from hyouka.store.store import Store
 from hyouka.store.studies import StudyStore
+from hyouka.store.subject import subject_model
 
 __all__ = ["Assignment", "invite", "new_study", "next_pair", "open_studies", "progress", "record_vote"]
 
@@ -121,7 +122,8 @@ def _load_gold(path: Path, kind: str) -> list[dict[str, Any]]:
 
 
 def _run_names(runs: Sequence[dict[str, Any]]) -> list[str]:
-    names = [str(r["config"].get("subject_name") or r["model"]) for r in runs]
+    # a judge run's model is its judge: the answers rated are the subject's
+    names = [str(r["config"].get("subject_name") or subject_model(r)) for r in runs]
     repeated = {n for n, c in Counter(names).items() if c > 1}
     return [f"{n} ({r['id'][:8]})" if n in repeated else n for n, r in zip(names, runs, strict=True)]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,15 @@ def hyouka_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "hyouka-home"
     monkeypatch.setenv("HYOUKA_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[str]:
+    """A real PostgreSQL server for one test module (tests/postgres.py), or a skip saying why there is none."""
+    from tests import postgres
+
+    reason = postgres.missing()
+    if reason:
+        pytest.skip(f"PostgreSQL tests skipped: {reason}")
+    with postgres.postgres_server() as url:
+        yield url

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,6 @@ from tests import postgres
 from tests.fakes import ScriptedModel
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[str]:
-    reason = postgres.missing()
-    if reason:
-        pytest.skip(f"PostgreSQL tests skipped: {reason}")
-    with postgres.postgres_server() as url:
-        yield url
 
 
 @pytest.fixture()

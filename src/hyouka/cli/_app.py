@@ -30,7 +30,7 @@ from hyouka.cli._output import (
 
 __all__ = ["FORMAT_HELP", "STORE_HELP", "BoardFormat", "Format", "JudgeBaseUrlOpt", "JudgeMaxTokensOpt", "JudgeOpt",
            "OutputFormat", "StoreOpt", "api_error", "console", "emit", "err", "escape", "export_to_mlflow", "fail",
-           "fmt", "judge_backend_options", "print_error", "progress_bars", "usd"]
+           "fmt", "judge_backend_options", "parse_data_files", "print_error", "progress_bars", "usd"]
 
 Format = Annotated[OutputFormat, typer.Option("--format", help=FORMAT_HELP)]
 StoreOpt = Annotated[str | None, typer.Option("--store", help=STORE_HELP)]
@@ -46,6 +46,17 @@ JudgeMaxTokensOpt = Annotated[int | None, typer.Option(
 def fail(message: str) -> None:
     print_error(message)
     raise typer.Exit(code=2)
+
+
+def parse_data_files(items: list[str]) -> dict[str, str]:
+    """``--data-file TASK=PATH`` options as ``{task: path}``; anything else fails naming the option."""
+    out = {}
+    for item in items:
+        task, sep, path = item.partition("=")
+        if not sep:
+            fail(f"--data-file takes TASK=PATH, got {item!r}")
+        out[task] = path
+    return out
 
 
 def judge_backend_options(base_url: str | None) -> dict[str, Any]:

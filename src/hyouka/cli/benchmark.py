@@ -22,22 +22,13 @@ from hyouka.cli._app import (
     fail,
     fmt,
     judge_backend_options,
+    parse_data_files,
     progress_bars,
     usd,
 )
 from hyouka.cli.text_table import TextTable, clean
 
 app = typer.Typer()  # this module's commands, registered by name in hyouka.cli.COMMANDS
-
-
-def _parse_data_files(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        task, sep, path = item.partition("=")
-        if not sep:
-            fail(f"--data-file takes TASK=PATH, got {item!r}")
-        out[task] = path
-    return out
 
 
 def _k_options(num_fewshot: int | None, top_k: int | None, short_k: int | None, index: str | None
@@ -164,7 +155,7 @@ def run(
         fail("--metrics scores rag:<data file> tasks, which need --index (see `hyouka index list`)")
     if dry_run:  # accounting: estimate only (see _dry_run below)
         _dry_run(model, resume, output, tasks=tasks, mode=mode, num_fewshot=num_fewshot, prompt_family=prompt_family,
-                 seed=seed, limit=limit, data_dir=data_dir, data_files=_parse_data_files(data_file),
+                 seed=seed, limit=limit, data_dir=data_dir, data_files=parse_data_files(data_file),
                  max_tokens=max_tokens, chat=chat, store=store, cache=not no_cache, prices=prices, judge=judge,
                  judge_options=judge_backend_options(judge_base_url), judge_max_tokens=judge_max_tokens, **rag,
                  **{k: v for k, v in options.items() if v is not None})
@@ -181,7 +172,7 @@ def run(
                 seed=seed,
                 limit=limit,
                 data_dir=data_dir,
-                data_files=_parse_data_files(data_file),
+                data_files=parse_data_files(data_file),
                 max_tokens=max_tokens,
                 chat=chat,
                 store=store,

@@ -17,8 +17,8 @@ from hyouka.cli._app import (
     escape,
     fail,
     judge_backend_options,
+    parse_data_files,
 )
-from hyouka.cli.benchmark import _parse_data_files
 from hyouka.cli.text_table import TextTable, clean
 
 app = typer.Typer()  # this module's commands, registered by name in hyouka.cli.COMMANDS
@@ -107,7 +107,7 @@ def submit(
                              **_options(option)}
             spec = make_spec(model=model, model_options=model_options, tasks=tasks, mode=mode, num_fewshot=num_fewshot,
                              prompt_family=prompt_family, seed=seed, limit=limit, data_dir=data_dir,
-                             data_files=_parse_data_files(data_file), max_tokens=max_tokens, chat=chat,
+                             data_files=parse_data_files(data_file), max_tokens=max_tokens, chat=chat,
                              max_cost=max_cost, cache=not no_cache, judge=judge,
                              judge_options=judge_backend_options(judge_base_url), judge_max_tokens=judge_max_tokens,
                              prices=frozen_prices(prices))

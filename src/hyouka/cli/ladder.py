@@ -22,9 +22,9 @@ from hyouka.cli._app import (
     fail,
     fmt,
     judge_backend_options,
+    parse_data_files,
     progress_bars,
 )
-from hyouka.cli.benchmark import _parse_data_files
 from hyouka.cli.text_table import TextTable, clean
 
 app = typer.Typer()  # this module's commands, registered by name in hyouka.cli.COMMANDS
@@ -145,7 +145,7 @@ def ladder_cmd(
         "rungs": rungs, "metric": metric, "target": target, "budget": budget, "judge": judge,
         "judge_options": judge_backend_options(judge_base_url), "judge_max_tokens": judge_max_tokens,
         "index": index, "limit": limit, "seed": seed, "mode": mode, "max_tokens": max_tokens, "chat": chat,
-        "data_dir": data_dir, "data_files": _parse_data_files(data_file), "language": language,
+        "data_dir": data_dir, "data_files": parse_data_files(data_file), "language": language,
         "columns": {"inputs": inputs_column, "targets": targets_column}, "store": store, "cache": not no_cache,
         "prices": prices, **options,
     }
